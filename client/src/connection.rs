@@ -1,0 +1,365 @@
+//! One connection to a TNLM server.
+//!
+//! [`Connection::open`] connects (socket options applied before the handshake),
+//! starts a receiver thread named `tnlm-receiver` and waits for the server's
+//! hello. The receiver thread owns the read side: it reads up to 8 KiB at a
+//! time, feeds the streaming [`Decoder`] and passes every whole frame on as an
+//! [`Event`], ending with [`Event::Closed`] and the reason. The caller's thread
+//! owns the write side: [`Connection::send`] and [`Connection::send_batch`]
+//! number the requests 1, 2, 3, … and [`wait_response`] matches the answers by
+//! request id, handing indications that arrive meanwhile to a callback.
+//!
+//! Events go either to a private channel ([`Inbox`], for the commands) or to a
+//! caller-provided sink (the menu merges them with stdin lines in one channel);
+//! anything that can wait for the next event implements [`EventSource`].
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use socket2::SockRef;
+use tnlm_core::message::Hello;
+use tnlm_core::sockopt::{Effective, SocketOptions};
+use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
+
+use crate::error::ClientError;
+pub use crate::error::CloseReason;
+
+/// How many bytes the receiver thread asks for per `read`.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// The largest payload accepted from the server. Larger than the request
+/// limit because an `L` response grows with the number of clients (about 50
+/// bytes each: 10,000 clients make ~500 KB); still a fixed bound.
+pub const MAX_RESPONSE_PAYLOAD: u32 = 16 * 1024 * 1024;
+
+/// What the receiver thread reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A whole frame from the server.
+    Frame(Frame),
+    /// A frame that could not be decoded but was skipped; the stream goes on.
+    Skipped(DecodeError),
+    /// The connection ended; always the last event.
+    Closed(CloseReason),
+}
+
+/// Where the receiver thread delivers events. It returns `false` once nobody
+/// listens any more, and the thread then stops.
+pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+
+/// Anything that can wait for the next event of one connection.
+pub trait EventSource {
+    /// The next event, or `None` when `deadline` passes first (`None` deadline:
+    /// wait as long as it takes) or no more events can come.
+    fn next_event(&mut self, deadline: Option<Instant>) -> Option<Event>;
+}
+
+/// The private event channel of a connection opened with [`Connection::open`].
+#[derive(Debug)]
+pub struct Inbox {
+    events: Receiver<Event>,
+}
+
+impl EventSource for Inbox {
+    fn next_event(&mut self, deadline: Option<Instant>) -> Option<Event> {
+        match deadline {
+            Some(deadline) => self.events.recv_deadline(deadline).ok(),
+            None => self.events.recv().ok(),
+        }
+    }
+}
+
+/// An open connection; see the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    receiver: Option<JoinHandle<()>>,
+    closing: Arc<AtomicBool>,
+    hello: Hello,
+    peer: SocketAddr,
+    local: SocketAddr,
+    next_id: u32,
+}
+
+impl Connection {
+    /// Connects to `target` (`host:port`), waits up to `timeout` for the TCP
+    /// handshake and then for the server's hello. Events arrive in the
+    /// returned [`Inbox`].
+    pub fn open(target: &str, options: &SocketOptions, timeout: Duration) -> Result<(Connection, Inbox), ClientError> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut inbox = Inbox { events: rx };
+        let sink: Sink = Box::new(move |event| tx.send(event).is_ok());
+        let connection = Connection::open_with(target, options, timeout, sink, &mut inbox)?;
+        Ok((connection, inbox))
+    }
+
+    /// Like [`open`](Self::open), but events go to `sink`, and the hello is
+    /// awaited through `source` (which must see what `sink` is given).
+    pub fn open_with(
+        target: &str,
+        options: &SocketOptions,
+        timeout: Duration,
+        sink: Sink,
+        source: &mut impl EventSource,
+    ) -> Result<Connection, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let connect_error = |source| ClientError::Connect { target: target.to_string(), source };
+        let (stream, warnings) = tnlm_core::net::connect(target, options, timeout).map_err(connect_error)?;
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!("socket options in effect: {}", Effective::read(SockRef::from(&stream)));
+        }
+        stream.set_write_timeout(Some(timeout)).map_err(connect_error)?;
+        let peer = stream.peer_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
+        let local = stream.local_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
+        let closing = Arc::new(AtomicBool::new(false));
+        let receiver = spawn_receiver(&stream, Arc::clone(&closing), sink).map_err(connect_error)?;
+        let mut connection = Connection {
+            stream,
+            receiver: Some(receiver),
+            closing,
+            hello: placeholder_hello(),
+            peer,
+            local,
+            next_id: 1,
+        };
+        match await_hello(source, deadline) {
+            Ok(hello) => {
+                tracing::debug!(id = hello.client_id, server = %hello.server, "connected to {peer} from {local}");
+                connection.hello = hello;
+                Ok(connection)
+            }
+            Err(problem) => {
+                connection.shutdown();
+                Err(ClientError::Handshake { target: target.to_string(), problem })
+            }
+        }
+    }
+
+    /// The server's hello: our id, its name and protocol version.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// The id the server assigned to this client.
+    pub fn id(&self) -> u32 {
+        self.hello.client_id
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// This end's address (as the server lists it, on loopback).
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends one request and returns its request id.
+    pub fn send(&mut self, message: impl Into<Message>) -> Result<u32, ClientError> {
+        let ids = self.send_batch([message.into()])?;
+        Ok(ids[0])
+    }
+
+    /// Encodes every message into one buffer and writes it with a single
+    /// `write_all`: the frames leave back to back, with no pause between them.
+    /// Returns their request ids in order.
+    pub fn send_batch(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<Vec<u32>, ClientError> {
+        let mut buffer = Vec::new();
+        let mut ids = Vec::new();
+        for message in messages {
+            let id = self.next_request_id();
+            Frame::new(id, message).encode_into(&mut buffer, self.hello.max_payload)?;
+            ids.push(id);
+        }
+        (&self.stream).write_all(&buffer).map_err(ClientError::Send)?;
+        tracing::trace!(frames = ids.len(), bytes = buffer.len(), "sent");
+        Ok(ids)
+    }
+
+    /// Shuts the socket down and waits for the receiver thread to finish.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(receiver) = self.receiver.take() else {
+            return;
+        };
+        self.closing.store(true, Ordering::SeqCst);
+        if let Err(err) = self.stream.shutdown(Shutdown::Both) {
+            tracing::debug!("shutdown: {err}");
+        }
+        if receiver.join().is_err() {
+            tracing::error!("the receiver thread panicked");
+        }
+    }
+
+    fn next_request_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Why [`wait_response`] returned without a response.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The deadline passed.
+    Timeout,
+    /// The connection ended first.
+    Closed(CloseReason),
+    /// The response arrived but could not be decoded.
+    Undecodable(DecodeError),
+}
+
+impl WaitError {
+    /// The user-facing error for a wait on a `what` request that gave up after `timeout`.
+    pub fn into_client_error(self, what: &'static str, timeout: Duration) -> ClientError {
+        match self {
+            WaitError::Timeout => ClientError::Timeout { what, timeout },
+            WaitError::Closed(reason) => ClientError::Closed(reason),
+            WaitError::Undecodable(err) => {
+                ClientError::Failed(format!("the server's answer to the {what} request was undecodable: {err}"))
+            }
+        }
+    }
+}
+
+/// Waits until `deadline` for the response to `request_id` and returns it
+/// (an error frame with that id, or with id 0, counts as the response).
+/// Indications that arrive meanwhile go to `on_indication`; stray responses
+/// (to requests already given up on) are logged and dropped.
+pub fn wait_response(
+    source: &mut impl EventSource,
+    request_id: u32,
+    deadline: Instant,
+    mut on_indication: impl FnMut(&Frame),
+) -> Result<Frame, WaitError> {
+    loop {
+        match source.next_event(Some(deadline)) {
+            None => return Err(WaitError::Timeout),
+            Some(Event::Closed(reason)) => return Err(WaitError::Closed(reason)),
+            Some(Event::Skipped(err)) if err.request_id() == request_id => return Err(WaitError::Undecodable(err)),
+            Some(Event::Skipped(err)) => tracing::warn!("skipped an undecodable frame: {err}"),
+            Some(Event::Frame(frame)) if is_indication(&frame) => on_indication(&frame),
+            Some(Event::Frame(frame)) if answers(&frame, request_id) => return Ok(frame),
+            Some(Event::Frame(frame)) => tracing::debug!("ignoring stray {}", frame.summary()),
+        }
+    }
+}
+
+/// True for frames the server pushes unasked.
+pub fn is_indication(frame: &Frame) -> bool {
+    frame.message.kind().1 == Class::Indication
+}
+
+fn answers(frame: &Frame, request_id: u32) -> bool {
+    frame.request_id == request_id || (frame.request_id == 0 && matches!(frame.message, Message::Error(_)))
+}
+
+/// Stands in until the real hello has arrived (never visible to callers).
+fn placeholder_hello() -> Hello {
+    Hello { client_id: 0, server: String::new(), version: VERSION, max_payload: DEFAULT_MAX_PAYLOAD }
+}
+
+/// Waits for the hello the server sends first on every connection.
+fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello, String> {
+    let frame = match source.next_event(Some(deadline)) {
+        None => return Err("the server sent no hello in time".into()),
+        Some(Event::Closed(reason)) => return Err(format!("the connection closed before the hello: {reason}")),
+        Some(Event::Skipped(err)) => return Err(format!("its first frame was undecodable: {err}")),
+        Some(Event::Frame(frame)) => frame,
+    };
+    match frame.message {
+        Message::Hello(hello) => {
+            if hello.version != VERSION {
+                tracing::warn!("the server speaks protocol version {}, this client {VERSION}", hello.version);
+            }
+            Ok(hello)
+        }
+        Message::Error(body) => Err(format!("the server refused: {} ({})", body.text, body.code.name())),
+        Message::Shutdown(notice) => Err(format!("the server is shutting down: {}", notice.reason)),
+        _ => Err(format!("it sent {} instead of a hello", frame.summary())),
+    }
+}
+
+fn spawn_receiver(stream: &TcpStream, closing: Arc<AtomicBool>, sink: Sink) -> io::Result<JoinHandle<()>> {
+    let stream = stream.try_clone()?;
+    thread::Builder::new().name("tnlm-receiver".into()).spawn(move || receive(stream, &closing, sink))
+}
+
+/// Why the receive loop stopped.
+enum Stop {
+    Closed(CloseReason),
+    NobodyListens,
+}
+
+/// The receiver thread: read, decode, deliver, until the stream ends.
+fn receive(mut stream: TcpStream, closing: &AtomicBool, mut sink: Sink) {
+    if let Stop::Closed(reason) = read_until_stop(&mut stream, closing, &mut sink) {
+        tracing::debug!("receiver stops: {reason}");
+        sink(Event::Closed(reason));
+    }
+}
+
+fn read_until_stop(stream: &mut TcpStream, closing: &AtomicBool, sink: &mut Sink) -> Stop {
+    let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
+    let mut buffer = vec![0u8; READ_BUFFER];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Stop::Closed(end_of_stream(&decoder, closing)),
+            Ok(n) => {
+                decoder.feed(&buffer[..n]);
+                if let Err(stop) = deliver_frames(&mut decoder, sink) {
+                    return stop;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) if closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
+            Err(err) => return Stop::Closed(CloseReason::Io(err)),
+        }
+    }
+}
+
+fn end_of_stream(decoder: &Decoder, closing: &AtomicBool) -> CloseReason {
+    if closing.load(Ordering::SeqCst) {
+        return CloseReason::Local;
+    }
+    match decoder.finish() {
+        Ok(()) => CloseReason::Eof,
+        Err(err) => CloseReason::Decode(err),
+    }
+}
+
+/// Passes on every whole frame buffered in `decoder`.
+fn deliver_frames(decoder: &mut Decoder, sink: &mut Sink) -> Result<(), Stop> {
+    loop {
+        let event = match decoder.next_frame() {
+            Ok(None) => return Ok(()),
+            Ok(Some(frame)) => {
+                tracing::trace!("received {}", frame.summary());
+                Event::Frame(frame)
+            }
+            Err(err) if err.is_fatal() => return Err(Stop::Closed(CloseReason::Decode(err))),
+            Err(err) => Event::Skipped(err),
+        };
+        if !sink(event) {
+            return Err(Stop::NobodyListens);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The connection API used directly: request ids, one-write batches,
+//! indications handed to the callback while waiting, clean close.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{start_server, target};
+use tnlm_client::connection::{wait_response, WaitError};
+use tnlm_client::{CloseReason, Connection, Event, EventSource};
+use tnlm_core::message::{DeliveryStatus, SendRequest, TimeRequest};
+use tnlm_core::sockopt::SocketOptions;
+use tnlm_core::Message;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn open(addr: &str) -> (Connection, tnlm_client::Inbox) {
+    Connection::open(addr, &SocketOptions::default(), TIMEOUT).unwrap()
+}
+
+#[test]
+fn request_ids_count_up_from_one_and_batches_are_answered() {
+    let server = start_server();
+    let (mut connection, mut inbox) = open(&target(&server));
+    assert_eq!(connection.hello().server, common::SERVER_NAME);
+    assert_eq!(connection.send(TimeRequest).unwrap(), 1);
+    let batch = connection.send_batch((0..50).map(|_| Message::from(TimeRequest))).unwrap();
+    assert_eq!(batch, (2..=51).collect::<Vec<u32>>());
+    let deadline = Instant::now() + TIMEOUT;
+    for id in 1..=51 {
+        let frame = wait_response(&mut inbox, id, deadline, |f| panic!("unexpected {f:?}")).unwrap();
+        assert_eq!(frame.request_id, id);
+    }
+    connection.close();
+}
+
+#[test]
+fn indications_reach_the_callback_while_waiting() {
+    let server = start_server();
+    let (mut receiver, mut receiver_inbox) = open(&target(&server));
+    let (mut sender, mut sender_inbox) = open(&target(&server));
+    let to = receiver.id();
+    let id = sender.send(SendRequest { to, text: "x\ny".into() }).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let delivery = wait_response(&mut sender_inbox, id, deadline, |_| {}).unwrap();
+    let Message::Delivery(delivery) = delivery.message else { panic!("{delivery:?}") };
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+
+    let mut seen = Vec::new();
+    let time_id = receiver.send(TimeRequest).unwrap();
+    wait_response(&mut receiver_inbox, time_id, deadline, |f| seen.push(f.clone())).unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let Message::Forwarded(message) = &seen[0].message else { panic!("{seen:?}") };
+    assert_eq!((message.from, message.text.as_str()), (sender.id(), "x\ny"));
+    assert_eq!(message.from_port, sender.local().port());
+}
+
+#[test]
+fn a_wait_times_out_and_a_server_close_is_reported() {
+    let server = start_server();
+    let (_connection, mut inbox) = open(&target(&server));
+    let soon = Instant::now() + Duration::from_millis(50);
+    assert!(matches!(wait_response(&mut inbox, 99, soon, |_| {}), Err(WaitError::Timeout)));
+
+    server.shutdown();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut notices = 0;
+    let result = wait_response(&mut inbox, 99, deadline, |_| notices += 1);
+    assert!(matches!(result, Err(WaitError::Closed(CloseReason::Eof | CloseReason::Io(_)))), "{result:?}");
+    assert_eq!(notices, 1);
+}
+
+#[test]
+fn close_joins_the_receiver_and_reports_a_local_close() {
+    let server = start_server();
+    let (connection, mut inbox) = open(&target(&server));
+    connection.close();
+    let event = inbox.next_event(Some(Instant::now() + TIMEOUT));
+    assert!(matches!(event, Some(Event::Closed(CloseReason::Local))), "{event:?}");
+    assert!(inbox.next_event(Some(Instant::now() + TIMEOUT)).is_none());
+}
+
+#[test]
+fn an_oversize_message_is_refused_before_sending() {
+    let server = start_server();
+    let (mut connection, _inbox) = open(&target(&server));
+    let max = connection.hello().max_payload as usize;
+    let err = connection.send(SendRequest { to: 1, text: "x".repeat(max) }).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+}

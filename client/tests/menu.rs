@@ -1,0 +1,103 @@
+//! The interactive menu, driven through stdin end to end as a real process.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{refused_target, start_server, target, Client, SERVER_NAME};
+
+const NOT_CONNECTED: &str = "not connected — choose 1 first";
+
+#[test]
+fn a_scripted_session_does_everything() {
+    let server = start_server();
+    let port = server.local_addr().port();
+    let mut listener = Client::spawn(&["--connect", &target(&server), "--json", "listen", "--count", "1"]);
+    let listener_id = listener.wait_json("hello")["id"].as_u64().unwrap();
+
+    let text = "hi #1 * 你好";
+    let script = format!("3\n1\n127.0.0.1\n{port}\n3\n4\n5\n6\n{listener_id}\n{text}\n2\n7\n");
+    let out = Client::spawn_with_input(&[], &script).finish();
+    out.assert_code(0);
+    let stdout = &out.stdout;
+    let position = |needle: &str| stdout.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{stdout}"));
+
+    assert!(stdout.starts_with("Please input the operation number:\n+-------+"), "{stdout}");
+    assert!(position(NOT_CONNECTED) < position("connected to 127.0.0.1:"));
+    assert!(position("server time: 20") > position("you are client"));
+    position(&format!("server name: {SERVER_NAME}"));
+    position("2 clients connected:");
+    position("(you)");
+    position(&format!("message delivered to client {listener_id}"));
+    position(&format!("disconnected from 127.0.0.1:{port}"));
+    assert!(stdout.ends_with("bye\n"), "{stdout}");
+
+    let received = listener.finish();
+    assert_eq!(received.assert_code(0).json_of("message")[0]["text"], text);
+}
+
+#[test]
+fn indications_are_printed_while_the_menu_waits_for_input() {
+    let server = start_server();
+    let mut menu = Client::spawn_interactive(&["--connect", &target(&server)]);
+    let hello = menu.wait_line("hello", |l| l.contains("you are client"));
+    let id = hello.rsplit(' ').next().unwrap().to_string();
+
+    common::run(&["--connect", &target(&server), "send", &id, "ping"]).assert_code(0);
+    let line = menu.wait_line("the message", |l| l.starts_with("[message from "));
+    assert!(line.ends_with(")] ping"), "{line}");
+
+    menu.send_line("7");
+    let out = menu.finish();
+    assert!(out.assert_code(0).stdout.ends_with("bye\n"));
+}
+
+#[test]
+fn a_server_shutdown_returns_the_menu_to_disconnected() {
+    let server = start_server();
+    let mut menu = Client::spawn_interactive(&["--connect", &target(&server)]);
+    menu.wait_line("hello", |l| l.contains("you are client"));
+    server.shutdown();
+    menu.wait_line("the shutdown notice", |l| l.starts_with("[the server is shutting down"));
+    menu.wait_line("the close", |l| l.starts_with("connection to ") && l.contains("closed"));
+    menu.send_line("3");
+    menu.wait_line("not connected", |l| l == NOT_CONNECTED);
+    menu.close_stdin();
+    let out = menu.finish();
+    assert!(out.assert_code(0).stdout.contains("end of input"));
+}
+
+#[test]
+fn bad_input_gets_a_message_and_the_menu_again() {
+    let out = Client::spawn_with_input(&[], "9\nfoo\n4\n6\n").finish();
+    out.assert_code(0);
+    assert!(out.stdout.contains("invalid choice \"9\": type a number from 1 to 7"), "{}", out.stdout);
+    assert!(out.stdout.contains("invalid choice \"foo\""));
+    assert_eq!(out.stdout.matches(NOT_CONNECTED).count(), 2);
+    assert_eq!(out.stdout.matches("| 7     | Exit.").count(), 3, "{}", out.stdout);
+}
+
+#[test]
+fn a_refused_connect_keeps_the_menu_running() {
+    let addr = refused_target();
+    let script = format!("1\n{}\n{}\n7\n", addr.ip(), addr.port());
+    let out = Client::spawn_with_input(&[], &script).finish();
+    out.assert_code(0);
+    assert!(out.stdout.contains(&format!("error: cannot connect to {addr}: connection refused")), "{}", out.stdout);
+
+    let out = Client::spawn_with_input(&["--connect", &addr.to_string()], "").finish();
+    out.assert_code(0);
+    assert!(out.stdout.contains("connection refused"));
+}
+
+#[test]
+fn connect_defaults_come_from_the_connect_flag() {
+    let server = start_server();
+    let port = server.local_addr().port();
+    let out = Client::spawn_with_input(&["--connect", &target(&server)], "2\n1\n\n\n4\n").finish();
+    out.assert_code(0);
+    assert!(out.stdout.contains(&format!("server port [{port}]:")), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("you are client").count(), 2, "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("server name: {SERVER_NAME}")));
+    assert!(out.stdout.contains("end of input"));
+}

@@ -1,0 +1,165 @@
+//! The client against a scripted fake server on 127.0.0.1: error frames,
+//! garbage, a missing hello, frames split into single bytes and responses
+//! coalesced out of order. The client must report each clearly and never panic.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+
+use common::run;
+use tnlm_core::message::{ErrorBody, Hello, TimeResponse};
+use tnlm_core::{Decoder, ErrorCode, Frame, DEFAULT_MAX_PAYLOAD};
+
+/// A one-connection fake server running `script` on the accepted socket.
+fn fake_server(script: impl FnOnce(TcpStream) + Send + 'static) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_nodelay(true).unwrap();
+        script(stream);
+    });
+    (addr, thread)
+}
+
+fn hello() -> Frame {
+    Frame::indication(Hello {
+        client_id: 7,
+        server: "fake".into(),
+        version: tnlm_core::VERSION,
+        max_payload: DEFAULT_MAX_PAYLOAD,
+    })
+}
+
+fn write_frames(stream: &mut TcpStream, frames: &[Frame]) {
+    let mut bytes = Vec::new();
+    for frame in frames {
+        frame.encode_into(&mut bytes, DEFAULT_MAX_PAYLOAD).unwrap();
+    }
+    stream.write_all(&bytes).unwrap();
+}
+
+/// Reads until `n` whole request frames have arrived.
+fn read_requests(stream: &mut TcpStream, n: usize) -> Vec<Frame> {
+    let mut decoder = Decoder::default();
+    let mut frames = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while frames.len() < n {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "client closed early");
+        decoder.feed(&buffer[..read]);
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+/// Waits for the client to close its end.
+fn drain(stream: &mut TcpStream) {
+    let _ = stream.read_to_end(&mut Vec::new());
+}
+
+#[test]
+fn an_error_frame_is_printed_and_fails() {
+    let (addr, server) = fake_server(|mut stream| {
+        write_frames(&mut stream, &[hello()]);
+        let request = read_requests(&mut stream, 1).remove(0);
+        let body = ErrorBody { code: ErrorCode::UnknownType, text: "no such thing".into() };
+        write_frames(&mut stream, &[Frame::new(request.request_id, body)]);
+        drain(&mut stream);
+    });
+    let out = run(&["--connect", &addr, "--json", "name"]);
+    out.assert_code(1);
+    let error = &out.json()[0];
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], 5);
+    assert_eq!(error["text"], "no such thing");
+    assert!(out.stderr.starts_with("error: the server answered the name request with an error"), "{out:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn garbage_from_the_server_is_a_clear_failure() {
+    let (addr, server) = fake_server(|mut stream| {
+        write_frames(&mut stream, &[hello()]);
+        read_requests(&mut stream, 1);
+        stream.write_all(b"GARBAGE, not a frame").unwrap();
+        drain(&mut stream);
+    });
+    let out = run(&["--connect", &addr, "time"]);
+    out.assert_code(1);
+    assert!(out.stderr.starts_with("error: the server broke the protocol: bad magic"), "{out:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn a_server_that_never_says_hello_is_reported() {
+    let (addr, server) = fake_server(drop);
+    let out = run(&["--connect", &addr, "time"]);
+    out.assert_code(1);
+    assert!(out.stderr.starts_with(&format!("error: connected to {addr}, but the connection closed")), "{out:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn frames_split_into_single_bytes_decode() {
+    let (addr, server) = fake_server(|mut stream| {
+        let request = {
+            let mut bytes = Vec::new();
+            hello().encode_into(&mut bytes, DEFAULT_MAX_PAYLOAD).unwrap();
+            for byte in bytes {
+                stream.write_all(&[byte]).unwrap();
+            }
+            read_requests(&mut stream, 1).remove(0)
+        };
+        let response = Frame::new(request.request_id, TimeResponse { time: "2026-01-01T00:00:00+00:00".into() });
+        for byte in response.to_bytes().unwrap() {
+            stream.write_all(&[byte]).unwrap();
+        }
+        drain(&mut stream);
+    });
+    let out = run(&["--connect", &addr, "time"]);
+    assert_eq!(out.assert_code(0).stdout, "server time: 2026-01-01T00:00:00+00:00\n");
+    server.join().unwrap();
+}
+
+#[test]
+fn coalesced_responses_in_any_order_are_matched_by_id() {
+    let (addr, server) = fake_server(|mut stream| {
+        write_frames(&mut stream, &[hello()]);
+        let requests = read_requests(&mut stream, 100);
+        let responses: Vec<Frame> = requests
+            .iter()
+            .rev()
+            .map(|r| Frame::new(r.request_id, TimeResponse { time: format!("t{}", r.request_id) }))
+            .collect();
+        write_frames(&mut stream, &responses);
+        drain(&mut stream);
+    });
+    let out = run(&["--connect", &addr, "--json", "time", "--repeat", "100"]);
+    let summary = out.assert_code(0).json().pop().unwrap();
+    assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(100), Some(100)));
+    server.join().unwrap();
+}
+
+#[test]
+fn a_burst_with_missing_responses_fails_after_the_timeout() {
+    let (addr, server) = fake_server(|mut stream| {
+        write_frames(&mut stream, &[hello()]);
+        let requests = read_requests(&mut stream, 10);
+        let responses: Vec<Frame> =
+            requests[..9].iter().map(|r| Frame::new(r.request_id, TimeResponse { time: "t".into() })).collect();
+        write_frames(&mut stream, &responses);
+        drain(&mut stream);
+    });
+    let out = run(&["--connect", &addr, "--timeout", "0.5", "--json", "time", "--repeat", "10"]);
+    let summary = out.assert_code(1).json().pop().unwrap();
+    assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(9), Some(9)));
+    assert!(out.stderr.contains("only 9 of 10"), "{out:?}");
+    server.join().unwrap();
+}

@@ -1,0 +1,178 @@
+//! Typed errors: what can go wrong decoding or encoding a frame, and the
+//! error codes a peer sends back in an error frame.
+
+use serde_repr::{Deserialize_repr, Serialize_repr};
+
+/// The code carried by an error frame (`E`), telling the peer what it did wrong.
+///
+/// The numeric values are part of the wire format and never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The first four bytes of a frame were not the magic `TNLM`.
+    BadMagic = 1,
+    /// The header's version byte names a protocol version this peer does not speak.
+    UnsupportedVersion = 2,
+    /// The header's length field exceeds the receiver's payload limit.
+    Oversize = 3,
+    /// The payload could not be decoded as the layout its type and class call for.
+    MalformedPayload = 4,
+    /// The type code (or the type and class together) is not one this peer knows.
+    UnknownType = 5,
+    /// A reserved header field was not zero.
+    InvalidHeader = 6,
+    /// A well-formed frame that this peer does not accept in this direction
+    /// (for example a client sending a response or an indication).
+    UnexpectedFrame = 7,
+    /// The stream ended in the middle of a frame.
+    Truncated = 8,
+}
+
+impl ErrorCode {
+    /// Every code, in numeric order (for documentation and the dissector).
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadMagic,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::Oversize,
+        ErrorCode::MalformedPayload,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidHeader,
+        ErrorCode::UnexpectedFrame,
+        ErrorCode::Truncated,
+    ];
+
+    /// A stable snake_case name, used in JSON output and the dissector.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::BadMagic => "bad_magic",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Oversize => "oversize",
+            ErrorCode::MalformedPayload => "malformed_payload",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::UnexpectedFrame => "unexpected_frame",
+            ErrorCode::Truncated => "truncated",
+        }
+    }
+
+    /// The numeric value on the wire.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// True for errors after which the sender closes the connection, because
+    /// the stream's framing can no longer be trusted.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, ErrorCode::BadMagic | ErrorCode::UnsupportedVersion | ErrorCode::Oversize | ErrorCode::Truncated)
+    }
+}
+
+/// Why bytes from the network could not be turned into a frame.
+///
+/// Errors for which [`DecodeError::is_fatal`] is true mean the stream has lost
+/// its framing (the length field cannot be trusted): the receiver reports the
+/// error and closes. The others concern one frame whose bytes have already been
+/// skipped, so the stream can go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame did not start with the magic bytes.
+    #[error("bad magic {found:02x?} (expected \"TNLM\"): not a TNLM stream or framing lost")]
+    BadMagic {
+        /// The bytes found where the magic should be (as many as had arrived).
+        found: Vec<u8>,
+    },
+    /// The version byte is not one this implementation speaks.
+    #[error("unsupported protocol version {0} (this peer speaks version {v})", v = crate::VERSION)]
+    UnsupportedVersion(u8),
+    /// The length field exceeds the payload limit.
+    #[error("frame payload of {length} bytes exceeds the limit of {max} bytes")]
+    Oversize {
+        /// The length the header claimed.
+        length: u32,
+        /// The receiver's limit.
+        max: u32,
+    },
+    /// A reserved header byte was not zero.
+    #[error("reserved header byte is {0:#04x}, must be 0")]
+    InvalidHeader(u8),
+    /// The type code and class do not name a known message.
+    #[error("unknown frame type {type_code:#04x} ({printable}) with class {class}", printable = printable(*type_code))]
+    UnknownType {
+        /// The header's type byte.
+        type_code: u8,
+        /// The header's class byte.
+        class: u8,
+        /// The header's request id, so an error reply can echo it.
+        request_id: u32,
+    },
+    /// The payload did not decode as its type's layout.
+    #[error("malformed {what} payload: {detail}")]
+    MalformedPayload {
+        /// Which message the header announced.
+        what: &'static str,
+        /// What the payload decoder said.
+        detail: String,
+        /// The header's request id, so an error reply can echo it.
+        request_id: u32,
+    },
+    /// The stream ended with part of a frame buffered.
+    #[error("connection closed in the middle of a frame ({buffered} bytes buffered)")]
+    Truncated {
+        /// How many bytes of the incomplete frame had arrived.
+        buffered: usize,
+    },
+}
+
+fn printable(byte: u8) -> String {
+    if byte.is_ascii_graphic() {
+        format!("'{}'", byte as char)
+    } else {
+        "not printable".to_string()
+    }
+}
+
+impl DecodeError {
+    /// True when framing is lost and the connection must be closed.
+    pub fn is_fatal(&self) -> bool {
+        self.code().is_fatal()
+    }
+
+    /// The error code to send back to the peer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::BadMagic { .. } => ErrorCode::BadMagic,
+            DecodeError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            DecodeError::Oversize { .. } => ErrorCode::Oversize,
+            DecodeError::InvalidHeader(_) => ErrorCode::InvalidHeader,
+            DecodeError::UnknownType { .. } => ErrorCode::UnknownType,
+            DecodeError::MalformedPayload { .. } => ErrorCode::MalformedPayload,
+            DecodeError::Truncated { .. } => ErrorCode::Truncated,
+        }
+    }
+
+    /// The request id of the offending frame, when its header could be read.
+    pub fn request_id(&self) -> u32 {
+        match self {
+            DecodeError::UnknownType { request_id, .. } | DecodeError::MalformedPayload { request_id, .. } => {
+                *request_id
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Why a frame could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The payload would exceed the payload limit.
+    #[error("payload of {length} bytes exceeds the limit of {max} bytes")]
+    Oversize {
+        /// The payload size (or a lower bound of it).
+        length: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// bincode refused the value (should not happen for TNLM's types).
+    #[error("cannot encode payload: {0}")]
+    Bincode(#[from] bincode::Error),
+}

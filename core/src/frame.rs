@@ -1,0 +1,267 @@
+//! The frame: a fixed 16-byte header followed by a bincode payload.
+//!
+//! ```text
+//!  0        4     5     6     7     8              12             16
+//!  +--------+-----+-----+-----+-----+--------------+--------------+-------------
+//!  | "TNLM" | ver | type|class|rsvd | request id   | length       | payload …
+//!  +--------+-----+-----+-----+-----+--------------+--------------+-------------
+//!    4 B      u8    u8    u8    u8    u32 LE         u32 LE         length bytes
+//! ```
+//!
+//! Frame boundaries come only from the length field, so any number of frames
+//! in one TCP segment, or one frame over many segments, decode the same.
+
+use crate::error::EncodeError;
+use crate::message::Message;
+
+/// The four bytes every frame starts with (readable in a hex dump).
+pub const MAGIC: [u8; 4] = *b"TNLM";
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// The size of the fixed header in bytes.
+pub const HEADER_LEN: usize = 16;
+/// The default payload limit (64 KiB); both ends may configure another.
+pub const DEFAULT_MAX_PAYLOAD: u32 = 64 * 1024;
+/// The default TCP port of a TNLM server.
+pub const DEFAULT_PORT: u16 = 4579;
+
+/// Byte offsets of the header fields (used by the decoder, docs and dissector).
+pub mod offset {
+    /// Magic, 4 bytes.
+    pub const MAGIC: usize = 0;
+    /// Protocol version, 1 byte.
+    pub const VERSION: usize = 4;
+    /// Type code, 1 byte (ASCII letter).
+    pub const TYPE: usize = 5;
+    /// Class, 1 byte.
+    pub const CLASS: usize = 6;
+    /// Reserved, 1 byte, must be 0.
+    pub const RESERVED: usize = 7;
+    /// Request id, u32 little-endian.
+    pub const REQUEST_ID: usize = 8;
+    /// Payload length, u32 little-endian.
+    pub const LENGTH: usize = 12;
+}
+
+/// What a frame is about: the seed's ASCII letters plus the frames TNLM adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TypeCode {
+    /// `T`: the server's local time.
+    Time = b'T',
+    /// `N`: the server's host name.
+    Name = b'N',
+    /// `L`: the list of connected clients.
+    List = b'L',
+    /// `M`: a text message from one client to another.
+    Message = b'M',
+    /// `H`: the hello the server sends on connect.
+    Hello = b'H',
+    /// `S`: the server is shutting down.
+    Shutdown = b'S',
+    /// `E`: an error report.
+    Error = b'E',
+}
+
+impl TypeCode {
+    /// Every type code, in wire order of first appearance.
+    pub const ALL: [TypeCode; 7] = [
+        TypeCode::Time,
+        TypeCode::Name,
+        TypeCode::List,
+        TypeCode::Message,
+        TypeCode::Hello,
+        TypeCode::Shutdown,
+        TypeCode::Error,
+    ];
+
+    /// The type for a wire byte, if known.
+    pub fn from_byte(byte: u8) -> Option<TypeCode> {
+        TypeCode::ALL.into_iter().find(|t| *t as u8 == byte)
+    }
+
+    /// The ASCII letter on the wire.
+    pub fn letter(self) -> char {
+        self as u8 as char
+    }
+
+    /// A lowercase English name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TypeCode::Time => "time",
+            TypeCode::Name => "name",
+            TypeCode::List => "list",
+            TypeCode::Message => "message",
+            TypeCode::Hello => "hello",
+            TypeCode::Shutdown => "shutdown",
+            TypeCode::Error => "error",
+        }
+    }
+}
+
+/// Whether a frame asks, answers, or is pushed by the server unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Class {
+    /// Client to server; the server answers with a response echoing the request id.
+    Request = 0,
+    /// Answer to a request (same request id).
+    Response = 1,
+    /// Pushed by the server without a request (request id 0).
+    Indication = 2,
+}
+
+impl Class {
+    /// Every class, in numeric order.
+    pub const ALL: [Class; 3] = [Class::Request, Class::Response, Class::Indication];
+
+    /// The class for a wire byte, if known.
+    pub fn from_byte(byte: u8) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| *c as u8 == byte)
+    }
+
+    /// A lowercase English name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Request => "request",
+            Class::Response => "response",
+            Class::Indication => "indication",
+        }
+    }
+}
+
+/// A decoded header. `type_code` and `class` are raw bytes: the header is
+/// checked before its payload is interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Protocol version.
+    pub version: u8,
+    /// Raw type byte.
+    pub type_code: u8,
+    /// Raw class byte.
+    pub class: u8,
+    /// Reserved byte (0 in version 1).
+    pub reserved: u8,
+    /// Request id (0 for indications).
+    pub request_id: u32,
+    /// Payload length in bytes.
+    pub length: u32,
+}
+
+impl Header {
+    /// Reads the header fields from exactly [`HEADER_LEN`] bytes, without checking them.
+    pub fn read(bytes: &[u8; HEADER_LEN]) -> Header {
+        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        Header {
+            version: bytes[offset::VERSION],
+            type_code: bytes[offset::TYPE],
+            class: bytes[offset::CLASS],
+            reserved: bytes[offset::RESERVED],
+            request_id: u32_at(offset::REQUEST_ID),
+            length: u32_at(offset::LENGTH),
+        }
+    }
+
+    /// Writes this header (with the magic) as [`HEADER_LEN`] bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..4].copy_from_slice(&MAGIC);
+        out[offset::VERSION] = self.version;
+        out[offset::TYPE] = self.type_code;
+        out[offset::CLASS] = self.class;
+        out[offset::RESERVED] = self.reserved;
+        out[offset::REQUEST_ID..offset::REQUEST_ID + 4].copy_from_slice(&self.request_id.to_le_bytes());
+        out[offset::LENGTH..offset::LENGTH + 4].copy_from_slice(&self.length.to_le_bytes());
+        out
+    }
+}
+
+/// A whole frame: a request id and the message it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Chosen by the client for requests, echoed in responses; 0 for indications.
+    pub request_id: u32,
+    /// What the frame says; it determines the type code and class.
+    pub message: Message,
+}
+
+impl Frame {
+    /// A frame with the given request id.
+    pub fn new(request_id: u32, message: impl Into<Message>) -> Frame {
+        Frame { request_id, message: message.into() }
+    }
+
+    /// An indication (request id 0).
+    pub fn indication(message: impl Into<Message>) -> Frame {
+        Frame::new(0, message)
+    }
+
+    /// Appends the encoded frame to `out`, failing (and appending nothing) if
+    /// the payload would exceed `max_payload` bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>, max_payload: u32) -> Result<(), EncodeError> {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; HEADER_LEN]);
+        if let Err(err) = self.message.encode_payload(out, u64::from(max_payload)) {
+            out.truncate(start);
+            return Err(match *err {
+                bincode::ErrorKind::SizeLimit => {
+                    EncodeError::Oversize { length: u64::from(max_payload) + 1, max: max_payload }
+                }
+                _ => EncodeError::Bincode(err),
+            });
+        }
+        let length = (out.len() - start - HEADER_LEN) as u32;
+        let (type_code, class) = self.message.kind();
+        let header = Header {
+            version: VERSION,
+            type_code: type_code as u8,
+            class: class as u8,
+            reserved: 0,
+            request_id: self.request_id,
+            length,
+        };
+        out[start..start + HEADER_LEN].copy_from_slice(&header.to_bytes());
+        Ok(())
+    }
+
+    /// The encoded frame as a new vector (payload limited to [`DEFAULT_MAX_PAYLOAD`]).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 32);
+        self.encode_into(&mut out, DEFAULT_MAX_PAYLOAD)?;
+        Ok(out)
+    }
+
+    /// A one-line summary such as `T request #7`, for logs and the client.
+    pub fn summary(&self) -> String {
+        let (type_code, class) = self.message.kind();
+        format!("{} {} #{}", type_code.letter(), class.name(), self.request_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::*;
+
+    #[test]
+    fn header_layout_is_as_documented() {
+        let bytes = Frame::new(7, TimeRequest).to_bytes().unwrap();
+        assert_eq!(bytes, [b'T', b'N', b'L', b'M', 1, b'T', 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn length_field_counts_payload_bytes() {
+        let bytes = Frame::new(1, NameResponse { name: "ab".into() }).to_bytes().unwrap();
+        assert_eq!(&bytes[12..16], &[10, 0, 0, 0]);
+        assert_eq!(bytes.len(), HEADER_LEN + 10);
+    }
+
+    #[test]
+    fn oversize_payload_is_refused_and_nothing_written() {
+        let mut out = vec![9];
+        let big = Frame::new(1, SendRequest { to: 1, text: "x".repeat(100) });
+        let err = big.encode_into(&mut out, 50).unwrap_err();
+        assert!(matches!(err, EncodeError::Oversize { max: 50, .. }));
+        assert_eq!(out, [9]);
+    }
+}

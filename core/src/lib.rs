@@ -1,0 +1,29 @@
+//! # tnlm-core — the TNLM protocol in one place
+//!
+//! TNLM ("Time, Name, List, Message") is a small request/response/indication protocol
+//! over TCP, built for a computer-networks lab. This crate is the single source of truth
+//! for everything both ends (and the Wireshark dissector) must agree on:
+//!
+//! - [`frame`]: the fixed 16-byte header, type codes and classes, and [`Frame`] encoding;
+//! - [`message`]: the payload of every frame as Rust types;
+//! - [`decoder`]: a streaming decoder that turns any split or coalesced byte stream into
+//!   whole frames, with a hard payload limit and typed errors;
+//! - [`schema`]: a machine-readable description of every payload layout, used to
+//!   generate the dissector and the protocol tables;
+//! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
+//!   by both binaries, applied through socket2 with small per-platform modules;
+//! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses).
+
+pub mod codec;
+pub mod decoder;
+pub mod error;
+pub mod frame;
+pub mod message;
+pub mod net;
+pub mod schema;
+pub mod sockopt;
+
+pub use decoder::Decoder;
+pub use error::{DecodeError, EncodeError, ErrorCode};
+pub use frame::{Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, DEFAULT_PORT, HEADER_LEN, MAGIC, VERSION};
+pub use message::Message;

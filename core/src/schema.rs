@@ -1,0 +1,277 @@
+//! A machine-readable description of every payload layout.
+//!
+//! The Wireshark dissector generator and the protocol tables in
+//! `docs/PROTOCOL.md` are produced from this description, and the tests below
+//! check it against the real encoder, so the three can never drift apart.
+
+use crate::frame::{Class, TypeCode};
+
+/// How one field is laid out on the wire (bincode, fixed-width little-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// One byte.
+    U8,
+    /// Two bytes, little-endian.
+    U16,
+    /// Four bytes, little-endian.
+    U32,
+    /// u64 little-endian byte count, then that many bytes of UTF-8.
+    String,
+    /// u32 little-endian variant (0 = IPv4, 1 = IPv6), then 4 or 16 address bytes.
+    IpAddr,
+    /// A [`DeliveryStatus`](crate::message::DeliveryStatus) as u16 little-endian.
+    DeliveryStatus,
+    /// An [`ErrorCode`](crate::ErrorCode) as u16 little-endian.
+    ErrorCode,
+    /// u64 little-endian element count, then each element's fields in order.
+    /// The first item names one element (for display).
+    List(&'static str, &'static [Field]),
+}
+
+impl Wire {
+    /// A short description for the protocol tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Wire::U8 => "u8".into(),
+            Wire::U16 => "u16 LE".into(),
+            Wire::U32 => "u32 LE".into(),
+            Wire::String => "u64 LE length + UTF-8 bytes".into(),
+            Wire::IpAddr => "u32 LE family (0 = IPv4, 1 = IPv6) + 4 or 16 bytes".into(),
+            Wire::DeliveryStatus => "u16 LE delivery status".into(),
+            Wire::ErrorCode => "u16 LE error code".into(),
+            Wire::List(item, _) => format!("u64 LE count + that many `{item}` entries"),
+        }
+    }
+}
+
+/// One named field of a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// The field's name (as in the Rust struct and the JSON output).
+    pub name: &'static str,
+    /// The dissector's display filter name without the `tnlm.` prefix, e.g.
+    /// `msg.text`. Fields that mean the same in several messages share one.
+    pub filter: &'static str,
+    /// Its wire layout.
+    pub wire: Wire,
+}
+
+/// Implemented by every payload type: its fields in wire order.
+pub trait Describe {
+    /// The fields, in the order bincode writes them.
+    const FIELDS: &'static [Field];
+}
+
+/// One message: the header pair that selects it and its payload layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageSchema {
+    /// The header's type code.
+    pub type_code: TypeCode,
+    /// The header's class.
+    pub class: Class,
+    /// The Rust payload type's name.
+    pub payload: &'static str,
+    /// The payload's fields in wire order (empty for requests without payload).
+    pub fields: &'static [Field],
+}
+
+/// Every message TNLM defines.
+pub fn catalog() -> &'static [MessageSchema] {
+    crate::message::CATALOG
+}
+
+/// The message selected by a header's type code and class.
+pub fn lookup(type_code: TypeCode, class: Class) -> Option<&'static MessageSchema> {
+    catalog().iter().find(|m| m.type_code == type_code && m.class == class)
+}
+
+/// A value read by [`walk`]: enough to check a layout, not to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Any unsigned integer field.
+    Uint(u64),
+    /// A string field.
+    Text(String),
+    /// An address field.
+    Ip(std::net::IpAddr),
+    /// A list: one row of values per element.
+    List(Vec<Vec<(String, Value)>>),
+}
+
+/// Reads `bytes` following `fields` only (no serde), returning each field's
+/// name and value. Fails unless the layout consumes exactly all bytes.
+///
+/// This is the same walk the Lua dissector performs, so testing it against the
+/// real encoder proves the description is right.
+pub fn walk(fields: &[Field], bytes: &[u8]) -> Result<Vec<(String, Value)>, String> {
+    let mut cursor = Cursor { bytes, at: 0 };
+    let values = cursor.fields(fields)?;
+    if cursor.at != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - cursor.at));
+    }
+    Ok(values)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("need {n} bytes at offset {}", self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<u64, String> {
+        Ok(self.take(n)?.iter().rev().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
+    }
+
+    fn fields(&mut self, fields: &[Field]) -> Result<Vec<(String, Value)>, String> {
+        fields.iter().map(|f| Ok((f.name.to_string(), self.value(f.wire)?))).collect()
+    }
+
+    fn value(&mut self, wire: Wire) -> Result<Value, String> {
+        Ok(match wire {
+            Wire::U8 => Value::Uint(self.uint(1)?),
+            Wire::U16 | Wire::DeliveryStatus | Wire::ErrorCode => Value::Uint(self.uint(2)?),
+            Wire::U32 => Value::Uint(self.uint(4)?),
+            Wire::String => {
+                let len = usize::try_from(self.uint(8)?).map_err(|e| e.to_string())?;
+                let text = std::str::from_utf8(self.take(len)?).map_err(|e| e.to_string())?;
+                Value::Text(text.to_string())
+            }
+            Wire::IpAddr => match self.uint(4)? {
+                0 => Value::Ip(<[u8; 4]>::try_from(self.take(4)?).map_err(|e| e.to_string())?.into()),
+                1 => Value::Ip(<[u8; 16]>::try_from(self.take(16)?).map_err(|e| e.to_string())?.into()),
+                other => return Err(format!("bad address family {other}")),
+            },
+            Wire::List(_, item) => {
+                let count = self.uint(8)?;
+                let mut rows = Vec::new();
+                for _ in 0..count {
+                    rows.push(self.fields(item)?);
+                }
+                Value::List(rows)
+            }
+        })
+    }
+}
+
+/// One field of the fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderField {
+    /// Field name (the dissector's filter is `tnlm.<name>`).
+    pub name: &'static str,
+    /// Byte offset from the start of the frame.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// What it holds.
+    pub meaning: &'static str,
+}
+
+/// The fixed header, field by field (see [`crate::frame::offset`]).
+pub const HEADER: [HeaderField; 7] = {
+    use crate::frame::offset;
+    [
+        HeaderField { name: "magic", offset: offset::MAGIC, size: 4, meaning: "the ASCII bytes `TNLM`" },
+        HeaderField { name: "version", offset: offset::VERSION, size: 1, meaning: "protocol version, 1" },
+        HeaderField { name: "type", offset: offset::TYPE, size: 1, meaning: "type code, an ASCII letter" },
+        HeaderField {
+            name: "class",
+            offset: offset::CLASS,
+            size: 1,
+            meaning: "0 = request, 1 = response, 2 = indication",
+        },
+        HeaderField { name: "reserved", offset: offset::RESERVED, size: 1, meaning: "must be 0" },
+        HeaderField {
+            name: "request_id",
+            offset: offset::REQUEST_ID,
+            size: 4,
+            meaning: "u32 LE; chosen by the client, echoed by the response, 0 in indications",
+        },
+        HeaderField { name: "length", offset: offset::LENGTH, size: 4, meaning: "u32 LE; payload bytes that follow" },
+    ]
+};
+
+/// The protocol tables of `docs/PROTOCOL.md`, rendered from this description.
+/// A test keeps the document in step with it.
+pub fn markdown_tables() -> String {
+    use crate::message::DeliveryStatus;
+    use crate::ErrorCode;
+    use std::fmt::Write;
+
+    let mut out = String::new();
+    let _ = writeln!(out, "### Header ({} bytes)\n", crate::HEADER_LEN);
+    let _ = writeln!(out, "| offset | size | field | meaning |\n| --- | --- | --- | --- |");
+    for f in HEADER {
+        let _ = writeln!(out, "| {} | {} | `{}` | {} |", f.offset, f.size, f.name, f.meaning);
+    }
+    let _ = writeln!(out, "\n### Messages\n");
+    let _ = writeln!(out, "| type | hex | class | payload | fields |\n| --- | --- | --- | --- | --- |");
+    for m in catalog() {
+        let fields: Vec<&str> = m.fields.iter().map(|f| f.name).collect();
+        let fields = if fields.is_empty() { "(empty)".to_string() } else { fields.join(", ") };
+        let (letter, byte) = (m.type_code.letter(), m.type_code as u8);
+        let _ = writeln!(
+            out,
+            "| `{letter}` {} | 0x{byte:02X} | {} ({}) | `{}` | {fields} |",
+            m.type_code.name(),
+            m.class as u8,
+            m.class.name(),
+            m.payload
+        );
+    }
+    let _ = writeln!(out, "\n### Payload layouts\n");
+    let mut seen: Vec<&str> = Vec::new();
+    for m in catalog().iter().filter(|m| !m.fields.is_empty()) {
+        render_layout(&mut out, m.payload, m.fields, &mut seen);
+    }
+    let _ = writeln!(out, "### Delivery status codes (`M` response)\n");
+    let _ = writeln!(out, "| code | name |\n| --- | --- |");
+    for s in DeliveryStatus::ALL {
+        let _ = writeln!(out, "| {} | `{}` |", s.code(), s.name());
+    }
+    let _ = writeln!(out, "\n### Error codes (`E` response)\n");
+    let _ = writeln!(out, "| code | name | fatal (connection closed) |\n| --- | --- | --- |");
+    for e in ErrorCode::ALL {
+        let _ = writeln!(out, "| {} | `{}` | {} |", e.code(), e.name(), if e.is_fatal() { "yes" } else { "no" });
+    }
+    out
+}
+
+fn render_layout(out: &mut String, name: &str, fields: &[Field], seen: &mut Vec<&'static str>) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "`{name}`:\n\n| offset | field | encoding |\n| --- | --- | --- |");
+    let mut offset = Some(0usize);
+    for f in fields {
+        let at = offset.map_or_else(|| "…".to_string(), |o| o.to_string());
+        let _ = writeln!(out, "| {at} | `{}` | {} |", f.name, f.wire.describe());
+        offset = offset.and_then(|o| f.wire.fixed_size().map(|size| o + size));
+    }
+    let _ = writeln!(out);
+    for f in fields {
+        if let Wire::List(item, item_fields) = f.wire {
+            if !seen.contains(&item) {
+                seen.push(item);
+                render_layout(out, item, item_fields, seen);
+            }
+        }
+    }
+}
+
+impl Wire {
+    /// The size in bytes, if it does not depend on the value.
+    pub fn fixed_size(&self) -> Option<usize> {
+        match self {
+            Wire::U8 => Some(1),
+            Wire::U16 | Wire::DeliveryStatus | Wire::ErrorCode => Some(2),
+            Wire::U32 => Some(4),
+            Wire::String | Wire::IpAddr | Wire::List(..) => None,
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The schema in `tnlm_core::schema` checked against the real encoder and decoder:
+//! one or more sample frames of every catalog entry, their header bytes, a field-by-field
+//! walk of their payloads compared with serde's own view (JSON), and truncated payloads.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde_json::{Map, Value as Json};
+use tnlm_core::frame::offset;
+use tnlm_core::message::{
+    ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
+    NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse,
+};
+use tnlm_core::schema::{self, MessageSchema, Value};
+use tnlm_core::{
+    Class, DecodeError, Decoder, ErrorCode, Frame, Message, TypeCode, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, VERSION,
+};
+
+/// Text that exercises multi-byte UTF-8 of every length, controls and separators.
+const UNICODE: &str = "héllo wörld — 你好, мир! 🦀👩\u{200d}💻 a#b*c\nd\t\0end";
+
+/// Compile-time guard: adding a `Message` variant breaks this match, which is the cue to
+/// add a sample below (the coverage test then checks the catalog too).
+fn variant_index(message: &Message) -> usize {
+    match message {
+        Message::TimeRequest(_) => 0,
+        Message::NameRequest(_) => 1,
+        Message::ListRequest(_) => 2,
+        Message::SendRequest(_) => 3,
+        Message::TimeResponse(_) => 4,
+        Message::NameResponse(_) => 5,
+        Message::ListResponse(_) => 6,
+        Message::Delivery(_) => 7,
+        Message::Forwarded(_) => 8,
+        Message::Hello(_) => 9,
+        Message::Shutdown(_) => 10,
+        Message::Error(_) => 11,
+    }
+}
+const VARIANTS: usize = 12;
+
+fn client(id: u32, ip: IpAddr, port: u16, since: &str) -> ClientInfo {
+    ClientInfo { id, ip, port, since: since.into() }
+}
+
+/// Sample frames: every catalog entry at least once, with edge values.
+fn samples() -> Vec<Frame> {
+    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    let v6: IpAddr = "2001:db8::1:2:3:4".parse().unwrap();
+    let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
+    let mut frames = vec![
+        Frame::new(1, TimeRequest),
+        Frame::new(u32::MAX, NameRequest),
+        Frame::new(0x0102_0304, ListRequest),
+        Frame::new(4, SendRequest { to: 2, text: "Hello world!".into() }),
+        Frame::new(5, SendRequest { to: u32::MAX, text: String::new() }),
+        Frame::new(6, SendRequest { to: 0, text: UNICODE.into() }),
+        Frame::new(7, TimeResponse { time: "2026-11-25T12:00:00.123+08:00".into() }),
+        Frame::new(8, NameResponse { name: "lab-host.example".into() }),
+        Frame::new(9, NameResponse { name: "服务器-Ωmega".into() }),
+        Frame::new(10, ListResponse { clients: Vec::new() }),
+        Frame::new(
+            11,
+            ListResponse { clients: vec![client(1, Ipv4Addr::LOCALHOST.into(), 50000, "2026-01-01T00:00:00+00:00")] },
+        ),
+        Frame::new(
+            12,
+            ListResponse {
+                clients: vec![
+                    client(1, v4, 1, "2026-01-01T00:00:00+00:00"),
+                    client(2, v6, 65535, "2026-01-01T00:00:01.5-05:30"),
+                    client(3, Ipv6Addr::LOCALHOST.into(), 4579, ""),
+                    client(u32::MAX, mapped, 0, "ünïcode"),
+                    client(5, Ipv4Addr::UNSPECIFIED.into(), 80, "x"),
+                ],
+            },
+        ),
+        Frame::indication(Forwarded { from: 3, from_ip: v4, from_port: 40000, text: "Hello world!".into() }),
+        Frame::indication(Forwarded { from: 4, from_ip: v6, from_port: 1, text: UNICODE.into() }),
+        Frame::indication(Forwarded {
+            from: 5,
+            from_ip: Ipv6Addr::LOCALHOST.into(),
+            from_port: 65535,
+            text: String::new(),
+        }),
+        Frame::indication(Hello {
+            client_id: 1,
+            server: "lab-host".into(),
+            version: VERSION,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        }),
+        Frame::indication(Hello {
+            client_id: u32::MAX,
+            server: "日本語サーバ".into(),
+            version: u8::MAX,
+            max_payload: 0,
+        }),
+        Frame::indication(Shutdown { reason: "server is shutting down".into() }),
+        Frame::indication(Shutdown { reason: String::new() }),
+    ];
+    for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
+        let reason = if n % 2 == 0 { status.name().to_string() } else { format!("{} — é", status.name()) };
+        frames.push(Frame::new(100 + n as u32, Delivery { to: n as u32, status, reason }));
+    }
+    for (n, code) in ErrorCode::ALL.into_iter().enumerate() {
+        let text = if n % 2 == 0 { code.name().to_string() } else { format!("{}: ✗ ошибка", code.name()) };
+        frames.push(Frame::new(200 + n as u32, ErrorBody { code, text }));
+    }
+    frames
+}
+
+fn encode(frame: &Frame) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame.encode_into(&mut out, DEFAULT_MAX_PAYLOAD).unwrap();
+    out
+}
+
+fn schema_of(frame: &Frame) -> &'static MessageSchema {
+    let (type_code, class) = frame.message.kind();
+    schema::lookup(type_code, class).unwrap_or_else(|| panic!("{type_code:?}/{class:?} is not in the catalog"))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// The walk's output in JSON form: numbers, strings, IPs as strings, lists as arrays of
+/// objects, keys in wire order (serde_json is built with `preserve_order`).
+fn walked_to_json(values: &[(String, Value)]) -> Json {
+    let mut map = Map::new();
+    for (name, value) in values {
+        let json = match value {
+            Value::Uint(n) => Json::from(*n),
+            Value::Text(text) => Json::from(text.as_str()),
+            Value::Ip(ip) => Json::from(ip.to_string()),
+            Value::List(rows) => Json::Array(rows.iter().map(|row| walked_to_json(row)).collect()),
+        };
+        assert!(map.insert(name.clone(), json).is_none(), "duplicate field {name}");
+    }
+    Json::Object(map)
+}
+
+#[test]
+fn samples_cover_every_catalog_entry_and_variant() {
+    let catalog = schema::catalog();
+    let catalog_keys: BTreeSet<(u8, u8)> = catalog.iter().map(|m| (m.type_code as u8, m.class as u8)).collect();
+    assert_eq!(catalog_keys.len(), catalog.len(), "catalog has duplicate (type, class) pairs");
+    assert_eq!(catalog.len(), VARIANTS, "one catalog row per Message variant");
+
+    let frames = samples();
+    let sample_keys: BTreeSet<(u8, u8)> = frames
+        .iter()
+        .map(|f| {
+            let (t, c) = f.message.kind();
+            (t as u8, c as u8)
+        })
+        .collect();
+    assert_eq!(sample_keys, catalog_keys);
+    let variants: BTreeSet<usize> = frames.iter().map(|f| variant_index(&f.message)).collect();
+    assert_eq!(variants, (0..VARIANTS).collect());
+
+    // Every type code and class is used by some message, and names agree.
+    for type_code in TypeCode::ALL {
+        assert!(catalog.iter().any(|m| m.type_code == type_code), "{type_code:?} unused");
+        assert_eq!(TypeCode::from_byte(type_code as u8), Some(type_code));
+        assert!(type_code.letter().is_ascii_uppercase());
+    }
+    for class in Class::ALL {
+        assert!(catalog.iter().any(|m| m.class == class), "{class:?} unused");
+        assert_eq!(Class::from_byte(class as u8), Some(class));
+    }
+    for frame in &frames {
+        let schema = schema_of(frame);
+        assert_eq!(frame.message.payload_name(), schema.payload);
+        if schema.class == Class::Indication {
+            assert_eq!(frame.request_id, 0, "indications carry request id 0");
+        }
+    }
+}
+
+#[test]
+fn header_bytes_match_the_documented_offsets() {
+    for frame in samples() {
+        let bytes = encode(&frame);
+        let schema = schema_of(&frame);
+        assert!(bytes.len() >= HEADER_LEN);
+        assert_eq!(bytes[offset::MAGIC..offset::MAGIC + 4], MAGIC, "{frame:?}");
+        assert_eq!(bytes[offset::VERSION], VERSION);
+        assert_eq!(bytes[offset::TYPE], schema.type_code as u8);
+        assert_eq!(bytes[offset::TYPE] as char, schema.type_code.letter());
+        assert_eq!(bytes[offset::CLASS], schema.class as u8);
+        assert_eq!(bytes[offset::RESERVED], 0);
+        assert_eq!(u32_at(&bytes, offset::REQUEST_ID), frame.request_id);
+        assert_eq!(u32_at(&bytes, offset::LENGTH) as usize, bytes.len() - HEADER_LEN);
+        assert_eq!(offset::LENGTH + 4, HEADER_LEN);
+        // to_bytes is the same encoding.
+        assert_eq!(frame.to_bytes().unwrap(), bytes);
+        // The summary names the letter, class and id.
+        assert_eq!(
+            frame.summary(),
+            format!("{} {} #{}", schema.type_code.letter(), schema.class.name(), frame.request_id)
+        );
+    }
+}
+
+#[test]
+fn header_table_matches_offsets_and_encoded_bytes() {
+    // The table tiles the header exactly, in order.
+    let mut at = 0;
+    for field in schema::HEADER {
+        assert_eq!(field.offset, at, "{} is not where the previous field ends", field.name);
+        at += field.size;
+    }
+    assert_eq!(at, HEADER_LEN);
+    let expected_offsets = [
+        ("magic", offset::MAGIC, 4),
+        ("version", offset::VERSION, 1),
+        ("type", offset::TYPE, 1),
+        ("class", offset::CLASS, 1),
+        ("reserved", offset::RESERVED, 1),
+        ("request_id", offset::REQUEST_ID, 4),
+        ("length", offset::LENGTH, 4),
+    ];
+    let table: Vec<(&str, usize, usize)> = schema::HEADER.iter().map(|f| (f.name, f.offset, f.size)).collect();
+    assert_eq!(table, expected_offsets);
+
+    // Each field, read from an encoded frame through the table, holds what it should.
+    for frame in samples() {
+        let bytes = encode(&frame);
+        let (type_code, class) = frame.message.kind();
+        for field in schema::HEADER {
+            let raw = &bytes[field.offset..field.offset + field.size];
+            let value = raw.iter().rev().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+            let expected = match field.name {
+                "magic" => {
+                    assert_eq!(raw, MAGIC);
+                    continue;
+                }
+                "version" => u64::from(VERSION),
+                "type" => u64::from(type_code as u8),
+                "class" => u64::from(class as u8),
+                "reserved" => 0,
+                "request_id" => u64::from(frame.request_id),
+                "length" => (bytes.len() - HEADER_LEN) as u64,
+                other => panic!("unexpected header field {other}"),
+            };
+            assert_eq!(value, expected, "{} of {frame:?}", field.name);
+        }
+    }
+}
+
+#[test]
+fn walk_consumes_the_payload_and_agrees_with_serde() {
+    for frame in samples() {
+        let bytes = encode(&frame);
+        let payload = &bytes[HEADER_LEN..];
+        let schema = schema_of(&frame);
+        let walked = schema::walk(schema.fields, payload)
+            .unwrap_or_else(|err| panic!("walk of {} failed: {err}", schema.payload));
+        let names: Vec<&str> = walked.iter().map(|(n, _)| n.as_str()).collect();
+        let schema_names: Vec<&str> = schema.fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, schema_names);
+
+        let serde_view = serde_json::to_value(&frame.message).unwrap();
+        if schema.fields.is_empty() {
+            assert_eq!(serde_view, Json::Null, "{}: unit payload serializes as null", schema.payload);
+            assert!(payload.is_empty(), "{}: unit payload is empty on the wire", schema.payload);
+            assert!(walked.is_empty());
+            continue;
+        }
+        let walked_view = walked_to_json(&walked);
+        assert_eq!(walked_view, serde_view, "{}", schema.payload);
+        // Map equality ignores order; the serialized text does not (preserve_order).
+        assert_eq!(
+            serde_json::to_string(&walked_view).unwrap(),
+            serde_json::to_string(&serde_view).unwrap(),
+            "{}: field order differs",
+            schema.payload
+        );
+    }
+}
+
+#[test]
+fn every_sample_decodes_back_alone_and_all_together() {
+    let frames = samples();
+    let mut stream = Vec::new();
+    for frame in &frames {
+        let bytes = encode(frame);
+        let mut decoder = Decoder::default();
+        decoder.feed(&bytes);
+        assert_eq!(decoder.next_frame().unwrap().as_ref(), Some(frame));
+        assert_eq!(decoder.next_frame().unwrap(), None);
+        assert_eq!(decoder.buffered(), 0);
+        stream.extend_from_slice(&bytes);
+    }
+    let mut decoder = Decoder::default();
+    decoder.feed(&stream);
+    let decoded: Vec<Frame> = std::iter::from_fn(|| decoder.next_frame().unwrap()).collect();
+    assert_eq!(decoded, frames);
+    assert!(decoder.finish().is_ok());
+}
+
+/// A frame with `frame`'s header but `payload` (length fixed up) and request id `id`.
+fn reframe(frame: &[u8], payload: &[u8], id: u32) -> Vec<u8> {
+    let mut out = frame[..HEADER_LEN].to_vec();
+    out[offset::REQUEST_ID..offset::REQUEST_ID + 4].copy_from_slice(&id.to_le_bytes());
+    out[offset::LENGTH..offset::LENGTH + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn assert_malformed_then_next(bad: &[u8], id: u32, what: &str, next: &Frame) {
+    let mut decoder = Decoder::default();
+    decoder.feed(bad);
+    decoder.feed(&encode(next));
+    let err = decoder.next_frame().unwrap_err();
+    match &err {
+        DecodeError::MalformedPayload { what: w, request_id, .. } => {
+            assert_eq!((*w, *request_id), (what, id), "{err}");
+        }
+        other => panic!("{what}: expected MalformedPayload, got {other:?}"),
+    }
+    assert!(!err.is_fatal());
+    assert_eq!(err.code(), ErrorCode::MalformedPayload);
+    assert_eq!(err.request_id(), id);
+    assert_eq!(decoder.next_frame().unwrap().as_ref(), Some(next), "{what}: frame after the bad one");
+    assert_eq!(decoder.next_frame().unwrap(), None);
+    assert!(decoder.finish().is_ok());
+}
+
+#[test]
+fn truncated_payloads_are_malformed_and_decoding_goes_on() {
+    let frames = samples();
+    let mut checked = 0;
+    for (n, frame) in frames.iter().enumerate() {
+        let bytes = encode(frame);
+        let payload = &bytes[HEADER_LEN..];
+        let schema = schema_of(frame);
+        // The frame after the bad one: the next sample, so every kind follows some bad frame.
+        let next = &frames[(n + 1) % frames.len()];
+        for cut in 0..payload.len() {
+            let id = 0xA000_0000 | (n as u32) << 16 | cut as u32;
+            assert!(
+                schema::walk(schema.fields, &payload[..cut]).is_err(),
+                "{}: walk accepted {cut} bytes",
+                schema.payload
+            );
+            assert_malformed_then_next(&reframe(&bytes, &payload[..cut], id), id, schema.payload, next);
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "only {checked} truncations checked");
+}
+
+#[test]
+fn trailing_bytes_are_malformed_and_decoding_goes_on() {
+    let frames = samples();
+    for (n, frame) in frames.iter().enumerate() {
+        let bytes = encode(frame);
+        let schema = schema_of(frame);
+        let next = &frames[(n + 1) % frames.len()];
+        for extra in [&[0u8][..], &[0xFF; 9][..]] {
+            let mut payload = bytes[HEADER_LEN..].to_vec();
+            payload.extend_from_slice(extra);
+            let id = 0xB000_0000 | n as u32;
+            assert!(schema::walk(schema.fields, &payload).is_err(), "{}: walk accepted trailing bytes", schema.payload);
+            assert_malformed_then_next(&reframe(&bytes, &payload, id), id, schema.payload, next);
+        }
+    }
+}
+
+#[test]
+fn corrupt_text_and_address_family_are_malformed() {
+    // Invalid UTF-8 in a string field.
+    let frame = Frame::new(3, NameResponse { name: "ab".into() });
+    let mut bytes = encode(&frame);
+    let last = bytes.len() - 1;
+    bytes[last] = 0xC3; // lone lead byte
+    let schema = schema_of(&frame);
+    assert!(schema::walk(schema.fields, &bytes[HEADER_LEN..]).is_err());
+    assert_malformed_then_next(&bytes, 3, "NameResponse", &Frame::new(4, TimeRequest));
+
+    // Address family 2 does not exist.
+    let frame =
+        Frame::indication(Forwarded { from: 1, from_ip: Ipv4Addr::LOCALHOST.into(), from_port: 9, text: "x".into() });
+    let mut bytes = encode(&frame);
+    let family = HEADER_LEN + 4; // after `from: u32`
+    assert_eq!(bytes[family..family + 4], [0, 0, 0, 0]);
+    bytes[family] = 2;
+    let schema = schema_of(&frame);
+    assert!(schema::walk(schema.fields, &bytes[HEADER_LEN..]).is_err());
+    assert_malformed_then_next(&bytes, 0, "Forwarded", &Frame::new(5, ListRequest));
+
+    // Unknown delivery status and error code values.
+    for (frame, at, what) in [
+        (Frame::new(6, Delivery { to: 1, status: DeliveryStatus::Delivered, reason: String::new() }), 4, "Delivery"),
+        (Frame::new(7, ErrorBody { code: ErrorCode::BadMagic, text: String::new() }), 0, "ErrorBody"),
+    ] {
+        let mut bytes = encode(&frame);
+        bytes[HEADER_LEN + at..HEADER_LEN + at + 2].copy_from_slice(&999u16.to_le_bytes());
+        assert_malformed_then_next(&bytes, frame.request_id, what, &Frame::new(8, NameRequest));
+    }
+}
+
+#[test]
+fn string_length_prefix_larger_than_the_payload_is_malformed() {
+    let frame = Frame::new(11, Shutdown { reason: "bye".into() });
+    let mut bytes = encode(&frame);
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_malformed_then_next(&bytes, 11, "Shutdown", &Frame::new(12, TimeRequest));
+    let mut bytes = encode(&Frame::new(13, ListResponse { clients: Vec::new() }));
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    assert_malformed_then_next(&bytes, 13, "ListResponse", &Frame::new(14, TimeRequest));
+}

@@ -1,0 +1,23 @@
+//! # tnlm-server — the TNLM server as a library
+//!
+//! The binary `tnlm-server` is a thin command line over [`Server`]; tests and
+//! examples start the same server in-process with [`Server::spawn`].
+//!
+//! Shape (the lab's design, done right):
+//! - the thread that calls [`Server::run`] accepts connections;
+//! - each client gets a named reader thread (`client-<id>`) that decodes
+//!   requests and answers them, and a writer thread (`client-<id>-tx`) that
+//!   owns the socket's write side and drains a bounded queue, so frames from
+//!   several threads never interleave and a slow client cannot block anyone
+//!   else for long;
+//! - a [`registry`] maps client ids to their queues for `L` and `M`.
+
+pub mod config;
+mod connection;
+mod handler;
+pub mod registry;
+mod server;
+mod writer;
+
+pub use config::Config;
+pub use server::{RunningServer, Server, ShutdownHandle};

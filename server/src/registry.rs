@@ -1,0 +1,147 @@
+//! The registry of connected clients: who is connected, since when, from
+//! where, and the [`Outbox`] to reach each one.
+//!
+//! Ids start at 1 and are never reused within one server run, so a message
+//! addressed to a client that left can never reach a newcomer by mistake.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local, SecondsFormat};
+use tnlm_core::message::ClientInfo;
+
+use crate::writer::Outbox;
+
+/// One connected client.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its id.
+    pub id: u32,
+    /// Its address as the server sees it (IPv4 shown as IPv4).
+    pub addr: SocketAddr,
+    /// When it connected.
+    pub since: DateTime<Local>,
+    /// Where its frames go.
+    pub outbox: Outbox,
+    /// A handle to its socket, to force it closed at shutdown.
+    stream: TcpStream,
+}
+
+/// All connected clients. Shared by every connection thread.
+#[derive(Debug)]
+pub struct Registry {
+    next_id: AtomicU32,
+    clients: Mutex<Clients>,
+    emptied: Condvar,
+}
+
+/// The map and whether it still takes newcomers, under one lock.
+#[derive(Debug, Default)]
+struct Clients {
+    map: BTreeMap<u32, Entry>,
+    closed: bool,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { next_id: AtomicU32::new(1), clients: Mutex::new(Clients::default()), emptied: Condvar::new() }
+    }
+}
+
+impl Registry {
+    /// Takes the next client id (1, 2, 3, …; never reused).
+    pub fn next_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds a client under an id from [`next_id`](Self::next_id). Returns
+    /// false, adding nothing, once the server is shutting down.
+    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: TcpStream) -> bool {
+        let mut clients = self.lock();
+        if clients.closed {
+            return false;
+        }
+        clients.map.insert(id, Entry { id, addr, since: Local::now(), outbox, stream });
+        true
+    }
+
+    /// Stops taking newcomers (shutdown has begun) and calls `f` with the
+    /// outbox of every client still connected, atomically: no client can slip
+    /// in between and miss the shutdown notice.
+    pub fn close(&self, mut f: impl FnMut(&Outbox)) {
+        let mut clients = self.lock();
+        clients.closed = true;
+        for entry in clients.map.values() {
+            f(&entry.outbox);
+        }
+    }
+
+    /// Removes a client (it disconnected).
+    pub fn remove(&self, id: u32) {
+        let mut clients = self.lock();
+        clients.map.remove(&id);
+        if clients.map.is_empty() {
+            self.emptied.notify_all();
+        }
+    }
+
+    /// The outbox of client `id`, if connected.
+    pub fn outbox(&self, id: u32) -> Option<Outbox> {
+        self.lock().map.get(&id).map(|entry| entry.outbox.clone())
+    }
+
+    /// Every connected client, in id order, as sent in an `L` response.
+    pub fn list(&self) -> Vec<ClientInfo> {
+        self.lock()
+            .map
+            .values()
+            .map(|entry| ClientInfo {
+                id: entry.id,
+                ip: entry.addr.ip(),
+                port: entry.addr.port(),
+                since: entry.since.to_rfc3339_opts(SecondsFormat::Secs, false),
+            })
+            .collect()
+    }
+
+    /// How many clients are connected.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// True when no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every client has gone, at most `timeout`; true if they did.
+    pub fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut clients = self.lock();
+        while !clients.map.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            clients = self.emptied.wait_timeout(clients, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+        true
+    }
+
+    /// Cuts every remaining connection (both directions), which wakes their
+    /// threads from blocking reads and writes.
+    pub fn disconnect_all(&self) {
+        for entry in self.lock().map.values() {
+            let _ = entry.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Clients> {
+        // A panic in one connection thread must not take the registry down
+        // with it: the map itself is always left consistent.
+        self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,202 @@
+//! The listening server: accept loop, one thread per client, clean shutdown.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tnlm_core::message::{ClientInfo, Shutdown};
+use tnlm_core::Frame;
+
+use crate::config::Config;
+use crate::connection;
+use crate::registry::Registry;
+
+/// How long clients get to close after the shutdown notice before their
+/// connections are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// State shared by the accept loop and every connection thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    stopping: AtomicBool,
+    /// An address that reaches the listener, to wake a blocking `accept`.
+    wake_addr: SocketAddr,
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// Stops a running server from any thread (Ctrl-C handler, stdin, tests).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// The clients connected right now (as an `L` request would list them).
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.shared.registry.list()
+    }
+
+    /// Asks the server to stop: it notifies every client, joins every thread
+    /// and returns from [`Server::run`]. Calling it again does nothing.
+    pub fn shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // A thread blocked in accept() cannot see the flag: connect to it.
+        if let Err(err) = TcpStream::connect_timeout(&self.shared.wake_addr, Duration::from_secs(1)) {
+            tracing::warn!("could not wake the accept loop: {err}");
+        }
+    }
+}
+
+impl Server {
+    /// Binds the listening socket as `config` says (dual-stack `[::]` unless
+    /// `bind` is given). Warnings about options the OS refused are logged.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let (listener, warnings) = match config.bind {
+            Some(ip) => tnlm_core::net::listen(SocketAddr::new(ip, config.port), &config.socket)?,
+            None => tnlm_core::net::listen_any(config.port, &config.socket)?,
+        };
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            registry: Registry::default(),
+            stopping: AtomicBool::new(false),
+            wake_addr: tnlm_core::net::reachable(local_addr),
+        });
+        Ok(Server { listener, local_addr, shared })
+    }
+
+    /// The address actually bound (with the real port when `port` was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// Accepts clients on the calling thread until shut down, then sends
+    /// every client the shutdown notice and joins all threads.
+    pub fn run(self) -> io::Result<()> {
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut backoff = Duration::ZERO;
+        loop {
+            let accepted = self.listener.accept();
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match accepted {
+                Ok((stream, addr)) => {
+                    backoff = Duration::ZERO;
+                    threads.retain(|t| !t.is_finished());
+                    match self.spawn_client(stream, addr) {
+                        Ok(thread) => threads.push(thread),
+                        Err(err) => tracing::error!("cannot start a thread for {addr}: {err}"),
+                    }
+                }
+                Err(err) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                    tracing::warn!("accept failed: {err}; retrying in {backoff:?}");
+                    thread::sleep(backoff);
+                }
+            }
+        }
+        self.stop_clients(threads);
+        Ok(())
+    }
+
+    /// Runs the server on a background thread (for tests and examples).
+    pub fn spawn(self) -> RunningServer {
+        let local_addr = self.local_addr;
+        let handle = self.shutdown_handle();
+        let thread = thread::Builder::new().name("tnlm-accept".into()).spawn(move || self.run());
+        RunningServer { local_addr, handle, thread: Mutex::new(thread.ok()) }
+    }
+
+    fn spawn_client(&self, stream: TcpStream, addr: SocketAddr) -> io::Result<JoinHandle<()>> {
+        let id = self.shared.registry.next_id();
+        let shared = Arc::clone(&self.shared);
+        thread::Builder::new().name(format!("client-{id}")).spawn(move || connection::serve(shared, id, stream, addr))
+    }
+
+    fn stop_clients(&self, threads: Vec<JoinHandle<()>>) {
+        let registry = &self.shared.registry;
+        tracing::info!("shutting down: notifying {} client(s)", registry.len());
+        let notice = Frame::indication(shutdown_notice());
+        let mut bytes = Vec::new();
+        if notice.encode_into(&mut bytes, u32::MAX).is_ok() {
+            registry.close(|outbox| outbox.shutdown_with(bytes.clone()));
+        }
+        if !registry.wait_empty(SHUTDOWN_GRACE) {
+            tracing::warn!("{} client(s) did not close in time; cutting them off", registry.len());
+            registry.disconnect_all();
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        tracing::info!("all client threads joined");
+    }
+}
+
+/// The notice every client gets when the server stops.
+pub(crate) fn shutdown_notice() -> Shutdown {
+    Shutdown { reason: "server is shutting down".into() }
+}
+
+/// A server running on a background thread; shut down on [`shutdown`](Self::shutdown) or drop.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Mutex<Option<JoinHandle<io::Result<()>>>>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// An address a local client can connect to (loopback for `[::]`/`0.0.0.0`).
+    pub fn connect_addr(&self) -> SocketAddr {
+        tnlm_core::net::reachable(self.local_addr)
+    }
+
+    /// How many clients are connected right now.
+    pub fn client_count(&self) -> usize {
+        self.handle.shared.registry.len()
+    }
+
+    /// Stops the server and waits for all its threads.
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

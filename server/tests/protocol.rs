@@ -1,0 +1,193 @@
+//! The server over real loopback sockets: every request type, forwarding,
+//! bursts, and many clients at once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::thread;
+
+use common::{server, RawClient};
+use tnlm_core::message::*;
+use tnlm_core::{Frame, Message, VERSION};
+
+#[test]
+fn hello_comes_first_with_id_name_and_version() {
+    let server = server();
+    let a = RawClient::connect(server.local_addr());
+    let b = RawClient::connect(server.local_addr());
+    let hello = a.hello.clone().unwrap();
+    assert_eq!((hello.client_id, hello.server.as_str(), hello.version), (1, "test-server", VERSION));
+    assert_eq!(b.id(), 2);
+}
+
+#[test]
+fn time_is_rfc3339_with_offset() {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    let Message::TimeResponse(TimeResponse { time }) = client.request(TimeRequest) else { panic!() };
+    chrono::DateTime::parse_from_rfc3339(&time).unwrap_or_else(|e| panic!("{time:?}: {e}"));
+}
+
+#[test]
+fn name_is_the_configured_name() {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    assert_eq!(client.request(NameRequest), NameResponse { name: "test-server".into() }.into());
+}
+
+#[test]
+fn list_shows_every_client_with_its_address() {
+    let server = server();
+    let mut clients: Vec<RawClient> = (0..10).map(|_| RawClient::connect(server.local_addr())).collect();
+    let ports: Vec<u16> = clients.iter().map(|c| c.stream.local_addr().unwrap().port()).collect();
+    let Message::ListResponse(list) = clients[0].request(ListRequest) else { panic!() };
+    assert_eq!(list.clients.iter().map(|c| c.id).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(list.clients.iter().map(|c| c.port).collect::<Vec<_>>(), ports);
+    for entry in &list.clients {
+        assert_eq!(entry.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        chrono::DateTime::parse_from_rfc3339(&entry.since).unwrap();
+    }
+}
+
+#[test]
+fn list_forgets_clients_that_left_and_ids_are_not_reused() {
+    let server = server();
+    let first = RawClient::connect(server.local_addr());
+    drop(first);
+    let mut second = RawClient::connect(server.local_addr());
+    assert_eq!(second.id(), 2);
+    // The server may still be tearing the first one down: ask until it is gone.
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let Message::ListResponse(list) = second.request(ListRequest) else { panic!() };
+        if list.clients.iter().map(|c| c.id).eq([2]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "client 1 never left the list: {list:?}");
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn message_is_forwarded_with_server_known_sender() {
+    let server = server();
+    let mut alice = RawClient::connect(server.local_addr());
+    let mut bob = RawClient::connect(server.local_addr());
+    let text = "#M*0*haha# — a*b#c\nsecond line\r\n你好, Grüße 🎉";
+    let reply = alice.request(SendRequest { to: bob.id(), text: text.into() });
+    let Message::Delivery(delivery) = reply else { panic!("{reply:?}") };
+    assert_eq!((delivery.to, delivery.status), (bob.id(), DeliveryStatus::Delivered));
+
+    let frame = bob.next_frame();
+    assert_eq!(frame.request_id, 0);
+    let Message::Forwarded(forwarded) = frame.message else { panic!("{frame:?}") };
+    let alice_addr = alice.stream.local_addr().unwrap();
+    assert_eq!(forwarded.from, alice.id());
+    assert_eq!((forwarded.from_ip, forwarded.from_port), (alice_addr.ip(), alice_addr.port()));
+    assert_eq!(forwarded.text, text);
+}
+
+#[test]
+fn message_to_unknown_id_is_not_delivered() {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    let Message::Delivery(delivery) = client.request(SendRequest { to: 999, text: "hi".into() }) else { panic!() };
+    assert_eq!(delivery.status, DeliveryStatus::NoSuchClient);
+    assert!(delivery.reason.contains("999"), "{}", delivery.reason);
+}
+
+#[test]
+fn message_to_a_departed_client_is_not_delivered() {
+    let server = server();
+    let mut alice = RawClient::connect(server.local_addr());
+    let mut bob = RawClient::connect(server.local_addr());
+    let bob_id = bob.id();
+    bob.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    assert!(bob.frames_until_closed().is_empty());
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let Message::Delivery(d) = alice.request(SendRequest { to: bob_id, text: "x".into() }) else { panic!() };
+        if d.status != DeliveryStatus::Delivered {
+            assert!(matches!(d.status, DeliveryStatus::NoSuchClient | DeliveryStatus::TargetGone), "{d:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        thread::yield_now();
+    }
+}
+
+/// The lab report's bug: responses coalesced into few segments broke its
+/// '#'-delimited frames. Here every burst comes back whole and in order.
+fn burst(count: u32) {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    let mut bytes = Vec::new();
+    for id in 1..=count {
+        Frame::new(id, TimeRequest).encode_into(&mut bytes, 1 << 20).unwrap();
+    }
+    client.write_raw(&bytes);
+    for id in 1..=count {
+        let frame = client.next_frame();
+        assert_eq!(frame.request_id, id);
+        assert!(matches!(frame.message, Message::TimeResponse(_)), "{frame:?}");
+    }
+}
+
+#[test]
+fn burst_of_100_time_requests_in_one_write() {
+    burst(100);
+}
+
+#[test]
+fn burst_of_10000_time_requests_in_one_write() {
+    burst(10_000);
+}
+
+#[test]
+fn ten_clients_at_once_each_get_their_own_answers() {
+    let server = server();
+    let addr = server.local_addr();
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut client = RawClient::connect(addr);
+                for _ in 0..50 {
+                    assert!(matches!(client.request(TimeRequest), Message::TimeResponse(_)));
+                    assert!(matches!(client.request(ListRequest), Message::ListResponse(_)));
+                }
+                client.id()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u32> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+}
+
+#[test]
+fn shutdown_notifies_every_client_then_closes() {
+    let server = server();
+    let mut clients: Vec<RawClient> = (0..3).map(|_| RawClient::connect(server.local_addr())).collect();
+    server.shutdown();
+    for client in &mut clients {
+        let frames = client.frames_until_closed();
+        assert!(matches!(frames.last(), Some(Frame { message: Message::Shutdown(_), request_id: 0 })), "{frames:?}");
+    }
+}
+
+#[test]
+fn ipv6_clients_are_listed_with_their_ipv6_address() {
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    drop(probe);
+    let server = common::server_with(|c| c.bind = None);
+    let v4 = RawClient::connect(std::net::SocketAddr::new("127.0.0.1".parse().unwrap(), server.local_addr().port()));
+    let mut v6 = RawClient::connect(std::net::SocketAddr::new("::1".parse().unwrap(), server.local_addr().port()));
+    let _ = v4;
+    let Message::ListResponse(list) = v6.request(ListRequest) else { panic!() };
+    let ips: Vec<String> = list.clients.iter().map(|c| c.ip.to_string()).collect();
+    assert_eq!(ips, ["127.0.0.1", "::1"], "IPv4 peers of [::] must show as plain IPv4");
+}
