@@ -44,6 +44,10 @@ impl Wire {
     }
 }
 
+/// The address families of a [`Wire::IpAddr`]: the u32 variant bincode writes first,
+/// the family's name, and how many address bytes follow (for the dissector).
+pub const IP_FAMILIES: [(u32, &str, usize); 2] = [(0, "IPv4", 4), (1, "IPv6", 16)];
+
 /// One named field of a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {

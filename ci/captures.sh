@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Re-records the sample captures in examples/captures/ (one small pcapng per function)
+# from a real in-process server on loopback, then checks them with the tshark tests.
+# Needs dumpcap with capture rights on `lo` (root, or the wireshark group) and tshark:
+#   apt-get install tshark
+# Usage: bash ci/captures.sh [OUTDIR]   (default: examples/captures)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-examples/captures}"
+cargo run --locked -q -p tnlm-wireshark --example captures -- "$out"
+if [ "$out" = "examples/captures" ]; then
+  TNLM_REQUIRE_TSHARK=1 cargo test --locked -q -p tnlm-wireshark --test tshark example_captures
+fi

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Checks wireshark/tnlm.lua in Wireshark 4.4+ (Debian 13 "trixie": Lua 5.4), in a
+# debootstrap chroot this script builds once (needs root; ~3-6 minutes the first time,
+# cached in $TNLM_TRIXIE_ROOT, default /var/tmp/tnlm-trixie).
+#
+# It checks that the fields register with a clean stderr, and that every sample capture in
+# examples/captures/, and a capture of every message kind (coalesced, split, malformed) made
+# by the text2pcap test, dissect to exactly the same fields and Info column as with the
+# host's tshark (Debian 12: Wireshark 4.0, Lua 5.2).
+#
+# The Debian mirror is taken from this machine's apt sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="${TNLM_TRIXIE_ROOT:-/var/tmp/tnlm-trixie}"
+suite="${TNLM_TRIXIE_SUITE:-trixie}"
+
+if [ ! -x "$root/usr/bin/tshark" ]; then
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
+  mirror=$(grep -rhoE '^URIs: *[^ ]+/debian/?$' /etc/apt/sources.list.d/ 2>/dev/null | head -1 | sed 's/^URIs: *//')
+  if [ -z "$mirror" ]; then
+    mirror=$(grep -hoE '^deb +[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
+  fi
+  [ -n "$mirror" ] || { echo "error: no Debian mirror found in /etc/apt/sources*" >&2; exit 1; }
+  rm -rf "$root"
+  debootstrap --variant=minbase "$suite" "$root" "$mirror"
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | chroot "$root" debconf-set-selections
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tshark
+fi
+
+in_root() { chroot "$root" env HOME=/root "$@"; }
+version=$(in_root tshark --version | head -1)
+echo "== $version"
+
+# As root, Wireshark 4.4+ ignores -X lua_script unless the global init.lua allows it.
+global=$(in_root tshark -G folders | awk -F':[ \t]*' '/^Global Lua Plugins/{print $2}')
+init="$root$global/init.lua"
+if ! grep -qs '^run_user_scripts_when_superuser *= *true' "$init"; then
+  mkdir -p "$(dirname "$init")"
+  echo "run_user_scripts_when_superuser = true" >>"$init"
+fi
+
+work="$root/tmp/tnlm"
+rm -rf "$work" && mkdir -p "$work"
+cp wireshark/tnlm.lua examples/captures/*.pcapng "$work/"
+# Also every message kind, coalesced, split and malformed (built by the text2pcap test).
+TNLM_KEEP_PCAP_DIR="$work" cargo test --locked -q -p tnlm-wireshark --test tshark text2pcap >/dev/null
+lua="lua_script:/tmp/tnlm/tnlm.lua"
+
+fail=0
+errors=$(in_root tshark -G fields -X "$lua" 2>&1 >"$work/fields.txt" | grep -v '^Running as user' || true)
+if [ -n "$errors" ]; then echo "FAIL: tshark -G fields printed: $errors"; fail=1; fi
+count=$(grep -c $'\ttnlm\\.' "$work/fields.txt" || true)
+want=$(tshark -G fields -X lua_script:wireshark/tnlm.lua 2>/dev/null | grep -c $'\ttnlm\\.' || true)
+echo "fields registered: $count (host: $want)"
+[ "$count" -gt 0 ] && [ "$count" = "$want" ] || { echo "FAIL: field registration differs"; fail=1; }
+
+fields=(-e frame.number -e tnlm.type -e tnlm.class -e tnlm.request_id -e tnlm.length -e tnlm.client.id
+        -e tnlm.client.ip -e tnlm.client.port -e tnlm.msg.from -e tnlm.msg.to -e tnlm.msg.text -e tnlm.status
+        -e tnlm.error.code -e tnlm.name -e tnlm.time -e _ws.col.Info -e _ws.malformed -e _ws.lua.error)
+for capture in examples/captures/*.pcapng "$work/samples.pcapng"; do
+  name=$(basename "$capture")
+  new=$(in_root tshark -X "$lua" -r "/tmp/tnlm/$name" -Y tnlm -T fields -E occurrence=a "${fields[@]}" 2>"$work/err.txt")
+  old=$(tshark -X lua_script:wireshark/tnlm.lua -r "$capture" -Y tnlm -T fields -E occurrence=a "${fields[@]}" 2>/dev/null)
+  errors=$(grep -v '^Running as user' "$work/err.txt" || true)
+  if [ -n "$errors" ]; then
+    echo "FAIL $name: stderr: $errors"; fail=1
+  elif [ "$new" != "$old" ]; then
+    echo "FAIL $name: differs from the host's tshark:"; diff <(echo "$old") <(echo "$new") | head -20; fail=1
+  elif [ -z "$new" ]; then
+    echo "FAIL $name: no TNLM packets"; fail=1
+  else
+    echo "ok   $name: $(echo "$new" | wc -l) packets with TNLM, same as $(tshark --version | head -1 | cut -d' ' -f1-3)"
+  fi
+done
+exit "$fail"

@@ -1,0 +1,571 @@
+//! Layer 1: the generated dissector run by mlua inside a mock of Wireshark's Lua API
+//! (`tests/mock/wireshark.lua`), fed frames made by `tnlm-core`'s encoder: every message
+//! kind, coalesced into one segment and split over many, malformed in every way the
+//! decoder knows. Checks every field value against core's own walk of the bytes.
+//!
+//! Built only with one Lua version, in separate runs (mlua allows one per build):
+//! `cargo test -p tnlm-wireshark --features lua52` and `... --features lua54`.
+#![cfg(any(feature = "lua52", feature = "lua54"))]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::Ipv6Addr;
+
+use common::{encode, expected_info, expected_payload_values, reframe, samples};
+use mlua::{Function, Lua, Table, Value};
+use tnlm_core::message::{ListResponse, NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse};
+use tnlm_core::{Frame, HEADER_LEN};
+
+/// One tree item (or expert info) as the mock recorded it.
+#[derive(Debug, Clone)]
+struct Item {
+    depth: usize,
+    abbrev: String,
+    expert: Option<String>,
+    value: Option<String>,
+    shown: Option<String>,
+    text: String,
+}
+
+/// What one segment produced.
+#[derive(Debug)]
+struct Packet {
+    info: String,
+    protocol: String,
+    items: Vec<Item>,
+    experts: Vec<String>,
+    errors: Vec<String>,
+    pending: usize,
+    handled: bool,
+}
+
+impl Packet {
+    fn values(&self, abbrev: &str) -> Vec<String> {
+        self.items.iter().filter(|i| i.abbrev == abbrev).filter_map(|i| i.value.clone()).collect()
+    }
+
+    fn count(&self, abbrev: &str) -> usize {
+        self.items.iter().filter(|i| i.abbrev == abbrev).count()
+    }
+
+    fn has_expert(&self, abbrev: &str) -> bool {
+        self.experts.iter().any(|e| e.starts_with(&format!("{abbrev} |")))
+    }
+
+    /// The TNLM PDUs' root labels ("TNLM Protocol, <info>").
+    fn roots(&self) -> Vec<String> {
+        self.items.iter().filter(|i| i.abbrev == "tnlm" && i.depth == 0).map(|i| i.text.clone()).collect()
+    }
+}
+
+struct Wireshark {
+    lua: Lua,
+    mock: Table,
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Value::Nil => None,
+        other => Some(format!("{other:?}")),
+    }
+}
+
+impl Wireshark {
+    /// A fresh Lua state with the mock and the generated dissector loaded.
+    fn new() -> Wireshark {
+        let lua = Lua::new();
+        let globals = lua.globals();
+        let u64_le = lua
+            .create_function(|_, bytes: mlua::LuaString| {
+                let bytes = bytes.as_bytes();
+                let array: [u8; 8] = bytes[..].try_into().map_err(mlua::Error::external)?;
+                Ok(u64::from_le_bytes(array).to_string())
+            })
+            .unwrap();
+        globals.set("__u64_le", u64_le).unwrap();
+        let ipv6 = lua
+            .create_function(|_, bytes: mlua::LuaString| {
+                let bytes = bytes.as_bytes();
+                let array: [u8; 16] = bytes[..].try_into().map_err(mlua::Error::external)?;
+                Ok(Ipv6Addr::from(array).to_string())
+            })
+            .unwrap();
+        globals.set("__ipv6", ipv6).unwrap();
+        let mock: Table = lua.load(include_str!("mock/wireshark.lua")).set_name("@mock/wireshark.lua").eval().unwrap();
+        lua.load(tnlm_wireshark::generate()).set_name("@tnlm.lua").exec().unwrap();
+        Wireshark { lua, mock }
+    }
+
+    /// Dissects the segments of one connection; `true` marks server-to-client segments.
+    fn stream(&self, segments: &[(bool, Vec<u8>)], opts: &[(&str, Value)]) -> Vec<Packet> {
+        let list = self.lua.create_table().unwrap();
+        for (n, (from_server, data)) in segments.iter().enumerate() {
+            let seg = self.lua.create_table().unwrap();
+            seg.set("from_server", *from_server).unwrap();
+            seg.set("data", self.lua.create_string(data).unwrap()).unwrap();
+            list.set(n + 1, seg).unwrap();
+        }
+        let options = self.lua.create_table().unwrap();
+        for (key, value) in opts {
+            options.set(*key, value.clone()).unwrap();
+        }
+        let dissect: Function = self.mock.get("dissect_stream").unwrap();
+        let records: Table = dissect.call((list, options)).unwrap();
+        records
+            .sequence_values::<Table>()
+            .map(|r| {
+                let r = r.unwrap();
+                let strings = |key: &str| -> Vec<String> {
+                    let t: Table = r.get(key).unwrap();
+                    t.sequence_values::<Value>().map(|v| text(v.unwrap()).unwrap_or_default()).collect()
+                };
+                let items: Table = r.get("items").unwrap();
+                let items = items
+                    .sequence_values::<Table>()
+                    .map(|i| {
+                        let i = i.unwrap();
+                        let depth: i64 = i.get("depth").unwrap();
+                        Item {
+                            depth: depth as usize,
+                            abbrev: text(i.get("abbrev").unwrap()).unwrap_or_default(),
+                            expert: text(i.get("expert").unwrap()),
+                            value: text(i.get("value").unwrap()),
+                            shown: text(i.get("shown").unwrap()),
+                            text: text(i.get("text").unwrap()).unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                let pending: mlua::LuaString = r.get("pending").unwrap();
+                Packet {
+                    info: text(r.get("info").unwrap()).unwrap_or_default(),
+                    protocol: text(r.get("protocol").unwrap()).unwrap_or_default(),
+                    items,
+                    experts: strings("experts"),
+                    errors: strings("errors"),
+                    pending: pending.as_bytes().len(),
+                    handled: r.get("handled").unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    /// One segment from the server (port 4579) to a client.
+    fn one(&self, bytes: &[u8]) -> Packet {
+        self.stream(&[(true, bytes.to_vec())], &[]).pop().unwrap()
+    }
+
+    fn eval<T: mlua::FromLuaMulti>(&self, code: &str) -> T {
+        self.lua.load(code).eval().unwrap()
+    }
+}
+
+fn assert_clean(packet: &Packet) {
+    assert!(packet.errors.is_empty(), "Lua errors: {:?}\n{packet:#?}", packet.errors);
+}
+
+#[test]
+fn registers_fields_port_heuristic_prefs_and_experts() {
+    let ws = Wireshark::new();
+    let port: Value = ws.eval("return __mock.tables['tcp.port'].entries[4579]");
+    assert!(matches!(port, Value::UserData(_) | Value::Table(_)), "tcp.port 4579 is not registered");
+    let name: String = ws.eval("return __mock.tables['tcp.port'].entries[4579].name");
+    assert_eq!(name, "tnlm");
+    let heuristics: i64 = ws.eval("return #(__mock.heuristics.tcp or {})");
+    assert_eq!(heuristics, 1);
+    let (port, max): (i64, i64) = ws.eval("local p = __mock.protos.tnlm.prefs return p.port, p.max_payload");
+    assert_eq!((port, max), (4579, 65536));
+    for field in tnlm_wireshark::fields() {
+        let registered: bool = ws.eval(&format!("return __mock.fields[{:?}] ~= nil", field.abbrev));
+        assert!(registered, "{} not registered", field.abbrev);
+    }
+}
+
+#[test]
+fn every_message_kind_shows_header_payload_and_info() {
+    let ws = Wireshark::new();
+    for frame in samples() {
+        let bytes = encode(&frame);
+        let packet = ws.one(&bytes);
+        assert_clean(&packet);
+        assert!(!packet.has_expert("tnlm.expert.malformed_payload"), "{frame:?}: {:?}", packet.experts);
+        assert_eq!(packet.protocol, "TNLM");
+        assert_eq!(packet.info, expected_info(&frame), "{frame:?}");
+        assert_eq!(packet.roots(), [format!("TNLM Protocol, {}", expected_info(&frame))]);
+        let (type_code, class) = frame.message.kind();
+        assert_eq!(packet.values("tnlm.magic"), ["TNLM"]);
+        assert_eq!(packet.values("tnlm.version"), ["1"]);
+        assert_eq!(packet.values("tnlm.type"), [(type_code as u8).to_string()]);
+        assert_eq!(packet.values("tnlm.class"), [(class as u8).to_string()]);
+        assert_eq!(packet.values("tnlm.reserved"), ["0"]);
+        assert_eq!(packet.values("tnlm.request_id"), [frame.request_id.to_string()]);
+        assert_eq!(packet.values("tnlm.length"), [(bytes.len() - HEADER_LEN).to_string()]);
+        assert_eq!(packet.count("tnlm.header"), 1);
+
+        // Payload values, in wire order, exactly as core's walk reads them.
+        let payload_start = packet.items.iter().position(|i| i.abbrev == "tnlm.payload");
+        let got: Vec<(String, String)> = payload_start
+            .map(|start| {
+                packet.items[start + 1..]
+                    .iter()
+                    .filter(|i| {
+                        i.expert.is_none() && i.abbrev != "tnlm.string.length" && !i.abbrev.ends_with(".family")
+                    })
+                    .filter_map(|i| i.value.clone().map(|v| (i.abbrev.clone(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(got, expected_payload_values(&frame), "{frame:?}");
+        if bytes.len() == HEADER_LEN {
+            assert_eq!(packet.count("tnlm.payload"), 0, "empty payloads have no payload tree");
+        }
+    }
+}
+
+#[test]
+fn string_lengths_ip_families_and_value_strings_are_shown() {
+    let ws = Wireshark::new();
+    let frame = Frame::new(5, SendRequest { to: 3, text: "héllo".into() });
+    let packet = ws.one(&encode(&frame));
+    assert_eq!(packet.values("tnlm.string.length"), ["6"]);
+    let frames = samples();
+    let list =
+        frames.iter().find(|f| matches!(&f.message, tnlm_core::Message::ListResponse(l) if l.clients.len() == 4));
+    let packet = ws.one(&encode(list.unwrap()));
+    assert_eq!(packet.values("tnlm.client.ip.family"), ["0", "1", "1", "1"]);
+    assert_eq!(packet.values("tnlm.client.ip"), ["192.0.2.7"]);
+    assert_eq!(packet.values("tnlm.client.ipv6"), ["2001:db8::1:2:3:4", "::1", "::ffff:10.1.2.3"]);
+    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
+    let packet = ws.one(&encode(delivery));
+    let status = packet.items.iter().find(|i| i.abbrev == "tnlm.status").unwrap();
+    assert_eq!(status.shown.as_deref(), Some("delivered"));
+    let type_item = packet.items.iter().find(|i| i.abbrev == "tnlm.type").unwrap();
+    assert_eq!(type_item.shown.as_deref(), Some("message"));
+}
+
+#[test]
+fn the_client_list_is_one_subtree_per_client() {
+    let ws = Wireshark::new();
+    let frames = samples();
+    let list =
+        frames.iter().find(|f| matches!(&f.message, tnlm_core::Message::ListResponse(l) if l.clients.len() == 4));
+    let packet = ws.one(&encode(list.unwrap()));
+    assert_clean(&packet);
+    let count = packet.items.iter().find(|i| i.abbrev == "tnlm.clients").unwrap();
+    let clients: Vec<&Item> = packet.items.iter().filter(|i| i.abbrev == "tnlm.client").collect();
+    assert_eq!(clients.len(), 4);
+    for client in &clients {
+        assert_eq!(client.depth, count.depth + 1, "each client is a child of the count");
+    }
+    assert_eq!(clients[0].text, "Client 1: 192.0.2.7 port 1, since 2026-01-01T00:00:00+00:00");
+    assert_eq!(clients[2].text, "Client 3: ::1 port 4579, since ");
+    // Each client's fields are children of its subtree.
+    let at = packet.items.iter().position(|i| i.abbrev == "tnlm.client").unwrap();
+    let depth = packet.items[at].depth;
+    let children: Vec<&str> = packet.items[at + 1..]
+        .iter()
+        .take_while(|i| i.depth > depth)
+        .filter(|i| i.depth == depth + 1)
+        .map(|i| i.abbrev.as_str())
+        .collect();
+    assert_eq!(children, ["tnlm.client.id", "tnlm.client.ip", "tnlm.client.port", "tnlm.client.since"]);
+    assert_eq!(packet.info, "L response #9: 4 clients");
+}
+
+#[test]
+fn info_texts_read_as_designed() {
+    let ws = Wireshark::new();
+    let infos: Vec<String> = samples().iter().map(|f| ws.one(&encode(f)).info).collect();
+    for expected in [
+        "T request #7",
+        "L response #9: 4 clients",
+        "L response #14: 1 client",
+        "M indication from 2: Hello world!",
+        "M request #10 to 2: Hello world!",
+        "M response #100: delivered to 0 (delivered é)",
+        "H indication: client 1 on lab-host, version 1, max payload 65536",
+        "S indication: server is shutting down",
+        "E response #200: bad_magic: bad_magic: ✗",
+    ] {
+        assert!(infos.iter().any(|i| i == expected), "no Info {expected:?} in {infos:#?}");
+    }
+}
+
+fn all_samples_stream() -> (Vec<u8>, Vec<String>) {
+    let frames = samples();
+    let stream: Vec<u8> = frames.iter().flat_map(encode).collect();
+    (stream, frames.iter().map(expected_info).collect())
+}
+
+#[test]
+fn coalesced_frames_in_one_segment_all_decode_and_info_appends() {
+    let ws = Wireshark::new();
+    let (stream, infos) = all_samples_stream();
+    let packet = ws.one(&stream);
+    assert_clean(&packet);
+    assert_eq!(packet.pending, 0);
+    let roots: Vec<String> = infos.iter().map(|i| format!("TNLM Protocol, {i}")).collect();
+    assert_eq!(packet.roots(), roots);
+    assert_eq!(packet.info, infos.join(", "));
+}
+
+/// Splits `stream` at the given cut sizes (cycled) into server segments.
+fn split(stream: &[u8], sizes: &[usize]) -> Vec<(bool, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut n = 0;
+    while at < stream.len() {
+        let size = sizes[n % sizes.len()].min(stream.len() - at);
+        out.push((true, stream[at..at + size].to_vec()));
+        at += size;
+        n += 1;
+    }
+    out
+}
+
+#[test]
+fn split_frames_reassemble_whatever_the_segmenting() {
+    let ws = Wireshark::new();
+    let (stream, infos) = all_samples_stream();
+    for sizes in [&[1][..], &[2], &[3, 7], &[15, 16, 17], &[HEADER_LEN], &[5, 100, 1, 33], &[1000]] {
+        let packets = ws.stream(&split(&stream, sizes), &[]);
+        let mut roots = Vec::new();
+        for packet in &packets {
+            assert_clean(packet);
+            roots.extend(packet.roots());
+            if packet.roots().is_empty() {
+                assert!(packet.info.contains("[PSH, ACK]"), "a segment without a PDU keeps TCP's Info");
+            }
+        }
+        let expected: Vec<String> = infos.iter().map(|i| format!("TNLM Protocol, {i}")).collect();
+        assert_eq!(roots, expected, "segment sizes {sizes:?}");
+        assert_eq!(packets.last().unwrap().pending, 0);
+    }
+}
+
+#[test]
+fn a_hundred_responses_in_odd_segments_are_a_hundred_pdus() {
+    let ws = Wireshark::new();
+    let stream: Vec<u8> = (1..=100)
+        .flat_map(|id| encode(&Frame::new(id, TimeResponse { time: "2026-11-25T12:00:00+08:00".into() })))
+        .collect();
+    for sizes in [&[1460][..], &[4096], &[7, 1000]] {
+        let packets = ws.stream(&split(&stream, sizes), &[]);
+        let ids: Vec<String> = packets.iter().flat_map(|p| p.values("tnlm.request_id")).collect();
+        let expected: Vec<String> = (1..=100).map(|id: u32| id.to_string()).collect();
+        assert_eq!(ids, expected);
+        assert!(packets.iter().all(|p| p.errors.is_empty()));
+    }
+}
+
+#[test]
+fn without_reassembly_partial_frames_get_expert_info_not_errors() {
+    let ws = Wireshark::new();
+    let (stream, _) = all_samples_stream();
+    for sizes in [&[1][..], &[10], &[HEADER_LEN + 3], &[50]] {
+        let packets = ws.stream(&split(&stream, sizes), &[("reassemble", Value::Boolean(false))]);
+        for packet in &packets {
+            assert_clean(packet);
+            assert_eq!(packet.pending, 0);
+        }
+        assert!(packets
+            .iter()
+            .any(|p| p.has_expert("tnlm.expert.malformed_payload") || p.has_expert("tnlm.expert.bad_magic")));
+    }
+}
+
+/// The frame after a bad one must still decode (with reassembly the bad one may swallow the
+/// rest of its segment when its header cannot be trusted, so it goes in its own segment).
+fn bad_then_good(ws: &Wireshark, bad: &[u8], expert: &str) -> Vec<Packet> {
+    let good = encode(&Frame::new(77, TimeRequest));
+    let packets = ws.stream(&[(false, bad.to_vec()), (false, good)], &[]);
+    assert_clean(&packets[0]);
+    assert!(packets[0].has_expert(expert), "{expert} missing for {bad:02x?}: {:#?}", packets[0]);
+    assert_eq!(packets[0].pending, 0, "a bad frame must not stall reassembly");
+    assert_clean(&packets[1]);
+    assert_eq!(packets[1].info, "T request #77");
+    packets
+}
+
+#[test]
+fn bad_magic_unsupported_version_and_oversize_are_expert_info() {
+    let ws = Wireshark::new();
+    let good = encode(&Frame::new(3, NameResponse { name: "x".into() }));
+    let mut bad = good.clone();
+    bad[..4].copy_from_slice(b"XNLM");
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.bad_magic");
+    assert!(p[0].info.starts_with("bad magic"), "{}", p[0].info);
+    let p = bad_then_good(&ws, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "tnlm.expert.bad_magic");
+    assert_eq!(p[0].count("tnlm.data"), 1);
+
+    let mut bad = good.clone();
+    bad[4] = 2;
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.unsupported_version");
+    assert!(p[0].info.contains("unsupported version 2"), "{}", p[0].info);
+
+    let mut bad = good.clone();
+    bad[12..16].copy_from_slice(&(65537u32).to_le_bytes());
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.oversize");
+    assert!(p[0].info.contains("oversize"), "{}", p[0].info);
+    let mut bad = good;
+    bad[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    bad_then_good(&ws, &bad, "tnlm.expert.oversize");
+}
+
+#[test]
+fn unknown_type_class_and_reserved_byte_are_flagged() {
+    let ws = Wireshark::new();
+    let good = encode(&Frame::new(3, NameResponse { name: "x".into() }));
+    let mut bad = good.clone();
+    bad[5] = b'X';
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.unknown_type");
+    assert_eq!(p[0].info, "X response #3 [unknown type]");
+    let mut bad = good.clone();
+    bad[6] = 9;
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.unknown_type");
+    assert_eq!(p[0].info, "N class 9 #3 [unknown type]");
+    let mut bad = good.clone();
+    bad[5] = 0;
+    bad_then_good(&ws, &bad, "tnlm.expert.unknown_type");
+    // A set reserved byte is flagged, and the frame still decodes.
+    let mut bad = good;
+    bad[7] = 0x80;
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.invalid_header");
+    assert_eq!(p[0].info, "N response #3: x");
+}
+
+#[test]
+fn every_truncated_or_padded_payload_is_malformed_and_the_next_frame_decodes() {
+    let ws = Wireshark::new();
+    let mut checked = 0;
+    for frame in samples() {
+        let bytes = encode(&frame);
+        let payload = &bytes[HEADER_LEN..];
+        let mut variants: Vec<Vec<u8>> = (0..payload.len()).map(|cut| reframe(&bytes, &payload[..cut])).collect();
+        for extra in [&[0u8][..], &[0xFF; 9][..]] {
+            let mut padded = payload.to_vec();
+            padded.extend_from_slice(extra);
+            variants.push(reframe(&bytes, &padded));
+        }
+        for bad in variants {
+            // Both in one segment: the bad frame's length is trusted, so the next follows.
+            let mut stream = bad.clone();
+            stream.extend_from_slice(&encode(&Frame::new(77, TimeRequest)));
+            let packet = ws.one(&stream);
+            assert_clean(&packet);
+            assert!(packet.has_expert("tnlm.expert.malformed_payload"), "{frame:?} as {bad:02x?}: {packet:#?}");
+            assert!(packet.info.ends_with(", T request #77"), "{}", packet.info);
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "only {checked}");
+}
+
+#[test]
+fn corrupt_values_are_malformed() {
+    let ws = Wireshark::new();
+    let check = |bytes: &[u8], why: &str| {
+        let packet = ws.one(bytes);
+        assert_clean(&packet);
+        let expert = packet.experts.iter().find(|e| e.starts_with("tnlm.expert.malformed_payload"));
+        assert!(expert.is_some_and(|e| e.contains(why)), "{why}: {:?}", packet.experts);
+    };
+    // Invalid UTF-8 (lone lead byte, surrogate, overlong).
+    for bad in [&[0xC3u8][..], &[0xED, 0xA0, 0x80], &[0xC0, 0x80], &[0xF5, 0x80, 0x80, 0x80]] {
+        let mut payload = (bad.len() as u64).to_le_bytes().to_vec();
+        payload.extend_from_slice(bad);
+        check(&reframe(&encode(&Frame::new(1, NameResponse { name: String::new() })), &payload), "UTF-8");
+    }
+    // Unknown address family.
+    let frames = samples();
+    let forwarded = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Forwarded(_))).unwrap();
+    let mut bytes = encode(forwarded);
+    bytes[HEADER_LEN + 4] = 2;
+    check(&bytes, "address family 2");
+    // Unknown delivery status and error code.
+    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
+    let mut bytes = encode(delivery);
+    bytes[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&999u16.to_le_bytes());
+    check(&bytes, "unknown status code 999");
+    let error = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Error(_))).unwrap();
+    let mut bytes = encode(error);
+    bytes[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&0u16.to_le_bytes());
+    check(&bytes, "unknown error code 0");
+    // String length and list count far beyond the payload (u64 high half set, or just big).
+    let mut bytes = encode(&Frame::indication(Shutdown { reason: "bye".into() }));
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    check(&bytes, "string length exceeds");
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&4u64.to_le_bytes());
+    check(&bytes, "string length exceeds");
+    let mut bytes = encode(&Frame::new(13, ListResponse { clients: Vec::new() }));
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    check(&bytes, "count exceeds");
+    bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&1u64.to_le_bytes());
+    check(&bytes, "count exceeds");
+}
+
+#[test]
+fn error_frames_and_undelivered_messages_get_notes() {
+    let ws = Wireshark::new();
+    for frame in samples() {
+        let packet = ws.one(&encode(&frame));
+        match &frame.message {
+            tnlm_core::Message::Error(e) => {
+                assert!(packet.experts.contains(&format!("tnlm.expert.error_frame | Error frame: {}", e.code.name())));
+            }
+            tnlm_core::Message::Delivery(d) => {
+                let note = packet.has_expert("tnlm.expert.undelivered");
+                assert_eq!(note, d.status != tnlm_core::message::DeliveryStatus::Delivered, "{d:?}");
+            }
+            _ => assert!(packet.experts.is_empty(), "{frame:?}: {:?}", packet.experts),
+        }
+    }
+}
+
+#[test]
+fn heuristic_claims_tnlm_on_other_ports_only() {
+    let ws = Wireshark::new();
+    let (stream, infos) = all_samples_stream();
+    let opts = [("server_port", Value::Integer(5555))];
+    let packets = ws.stream(&split(&stream, &[40, 3, 500]), &opts);
+    assert!(packets.iter().all(|p| p.handled));
+    let roots: Vec<String> = packets.iter().flat_map(Packet::roots).collect();
+    assert_eq!(roots.len(), infos.len());
+    let packets = ws.stream(&[(true, b"SSH-2.0-OpenSSH_9.2\r\n".to_vec())], &opts);
+    assert!(!packets[0].handled);
+    assert!(packets[0].items.is_empty());
+    // A TNLM magic with another version is not claimed either.
+    let mut other = encode(&Frame::new(1, TimeRequest));
+    other[4] = 9;
+    let packets = ws.stream(&[(false, other)], &opts);
+    assert!(!packets[0].handled);
+}
+
+#[test]
+fn port_and_max_payload_preferences_apply() {
+    let ws = Wireshark::new();
+    let () = ws.eval("__mock.protos.tnlm.prefs('port', 6000) __mock.protos.tnlm.prefs_changed()");
+    let (old, new): (bool, bool) =
+        ws.eval("local e = __mock.tables['tcp.port'].entries return e[4579] ~= nil, e[6000] ~= nil");
+    assert_eq!((old, new), (false, true));
+    let frame = encode(&Frame::new(1, TimeResponse { time: "x".repeat(20) }));
+    let packets = ws.stream(&[(true, frame.clone())], &[("server_port", Value::Integer(6000))]);
+    assert_eq!(packets[0].roots().len(), 1);
+    let () = ws.eval("__mock.protos.tnlm.prefs('max_payload', 10)");
+    let packet = ws.stream(&[(true, frame)], &[("server_port", Value::Integer(6000))]).pop().unwrap();
+    assert!(packet.has_expert("tnlm.expert.oversize"));
+    let () = ws.eval("__mock.protos.tnlm.prefs('port', 0) __mock.protos.tnlm.prefs_changed()");
+    let none: bool = ws.eval("return next(__mock.tables['tcp.port'].entries) == nil");
+    assert!(none);
+}
+
+#[test]
+fn long_and_control_text_is_tidied_in_info_but_exact_in_the_field() {
+    let ws = Wireshark::new();
+    let text = format!("line1\nline2\t{}", "é".repeat(40));
+    let packet = ws.one(&encode(&Frame::new(4, SendRequest { to: 1, text: text.clone() })));
+    assert_eq!(packet.values("tnlm.msg.text"), std::slice::from_ref(&text));
+    assert_eq!(packet.info, format!("M request #4 to 1: {}", common::shown(&text)));
+    assert!(packet.info.ends_with("..."));
+}

@@ -1,0 +1,393 @@
+//! Layer 2: the committed `wireshark/tnlm.lua` in the real tshark.
+//!
+//! - registration: `tshark -G fields -X lua_script:…` lists every field, stderr is clean;
+//! - a deterministic capture built with `text2pcap` from encoder bytes (every message kind
+//!   one per segment, coalesced, split in odd sizes, then a bad-magic segment) dissects to
+//!   exactly the expected PDUs, Info texts and payload values;
+//! - live captures on loopback (dumpcap) of an in-process server and raw clients: every type
+//!   present, a burst of N requests shows exactly N time responses, the list shows each
+//!   client, messages show from/to/text, errors are flagged but nothing is a Lua error;
+//! - the committed sample captures in `examples/captures/` show what their names say.
+//!
+//! Without tshark, text2pcap or capture rights a test prints `SKIP: …` and passes, unless
+//! `TNLM_REQUIRE_TSHARK=1` (CI), where it fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{encode, expected_info, expected_payload_values, samples};
+use serde_json::Value as Json;
+use support::{column, fields, tshark, CaptureError, Scenario};
+use tnlm_core::message::TimeRequest;
+use tnlm_core::{Class, Frame};
+
+fn required() -> bool {
+    std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1")
+}
+
+/// Returns true (after printing why) when the test should stop here and pass.
+fn skip(reason: &str) -> bool {
+    assert!(!required(), "TNLM_REQUIRE_TSHARK=1 but {reason}");
+    eprintln!("SKIP: {reason} (set TNLM_REQUIRE_TSHARK=1 to make this an error)");
+    true
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn tshark_missing() -> bool {
+    !have("tshark") && skip("tshark is not installed (apt-get install tshark)")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tnlm-tshark-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn registration_lists_every_field_without_errors() {
+    if tshark_missing() {
+        return;
+    }
+    let (version, _) = tshark(&["--version"]).unwrap();
+    eprintln!("{}", version.lines().next().unwrap_or(""));
+    let lua = support::lua_arg();
+    let (out, problems) = tshark(&["-G", "fields", "-X", &lua]).unwrap();
+    assert!(problems.is_empty(), "tshark stderr: {problems:?}");
+    let registered: BTreeSet<&str> =
+        out.lines().filter_map(|l| l.split('\t').nth(2)).filter(|a| a.starts_with("tnlm")).collect();
+    assert!(
+        registered.contains("tnlm"),
+        "the tnlm protocol is not registered; as root on Wireshark 4.4+, set run_user_scripts_when_superuser = true \
+         in the global init.lua (see wireshark/README.md)"
+    );
+    for field in tnlm_wireshark::fields() {
+        assert!(registered.contains(field.abbrev.as_str()), "{} is not registered", field.abbrev);
+    }
+    for expert in ["bad_magic", "unsupported_version", "oversize", "malformed_payload", "unknown_type"] {
+        assert!(registered.contains(format!("tnlm.expert.{expert}").as_str()), "expert {expert} missing");
+    }
+}
+
+/// One segment for text2pcap: `true` = from the server (port 4579) to the client.
+type Segment = (bool, Vec<u8>);
+
+/// Writes a text2pcap hex dump (direction line, then offset lines) and converts it.
+fn text2pcap(segments: &[Segment], dir: &Path) -> PathBuf {
+    let mut dump = String::new();
+    for (from_server, data) in segments {
+        // text2pcap -T CLIENT,SERVER: `I` goes client -> server, `O` server -> client.
+        dump.push_str(if *from_server { "O\n" } else { "I\n" });
+        for (n, line) in data.chunks(16).enumerate() {
+            let _ = write!(dump, "{:06x}", n * 16);
+            for byte in line {
+                let _ = write!(dump, " {byte:02x}");
+            }
+            dump.push('\n');
+        }
+    }
+    let txt = dir.join("stream.txt");
+    let pcap = dir.join("stream.pcapng");
+    std::fs::write(&txt, dump).unwrap();
+    let out = Command::new("text2pcap")
+        .args(["-q", "-D", "-T", "50000,4579", "-F", "pcapng"])
+        .arg(&txt)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "text2pcap failed: {}", String::from_utf8_lossy(&out.stderr));
+    pcap
+}
+
+fn split(stream: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut at, mut n) = (0, 0);
+    while at < stream.len() {
+        let size = sizes[n % sizes.len()].min(stream.len() - at);
+        out.push(stream[at..at + size].to_vec());
+        at += size;
+        n += 1;
+    }
+    out
+}
+
+/// Every `tnlm.*` string value in a tshark JSON tree, grouped by field, in document order.
+fn json_values(json: &Json, out: &mut BTreeMap<String, Vec<String>>) {
+    match json {
+        Json::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Json::String(s) if key.starts_with("tnlm.") => out.entry(key.clone()).or_default().push(s.clone()),
+                    Json::Array(items) if key.starts_with("tnlm.") && items.iter().all(Json::is_string) => {
+                        for item in items {
+                            out.entry(key.clone()).or_default().push(item.as_str().unwrap_or("").to_string());
+                        }
+                    }
+                    other => json_values(other, out),
+                }
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|i| json_values(i, out)),
+        _ => {}
+    }
+}
+
+fn tshark_json(file: &Path) -> Vec<Json> {
+    let lua = support::lua_arg();
+    let file = file.display().to_string();
+    let (out, problems) = tshark(&["-X", &lua, "-r", &file, "-T", "json", "--no-duplicate-keys"]).unwrap();
+    assert!(problems.is_empty(), "tshark stderr: {problems:?}");
+    serde_json::from_str::<Vec<Json>>(&out).unwrap()
+}
+
+#[test]
+fn text2pcap_stream_dissects_exactly() {
+    if tshark_missing() || (!have("text2pcap") && skip("text2pcap is not installed (apt-get install tshark)")) {
+        return;
+    }
+    let dir = temp_dir("text2pcap");
+    let frames = samples();
+    let from_server = |f: &Frame| f.message.kind().1 != Class::Request;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut expected: Vec<&Frame> = Vec::new();
+    // A: one frame per segment.
+    for frame in &frames {
+        segments.push((from_server(frame), encode(frame)));
+        expected.push(frame);
+    }
+    // B: all server frames coalesced into one segment, then all client frames into another.
+    for side in [true, false] {
+        let side_frames: Vec<&Frame> = frames.iter().filter(|f| from_server(f) == side).collect();
+        segments.push((side, side_frames.iter().flat_map(|f| encode(f)).collect()));
+        expected.extend(side_frames);
+    }
+    // C: the server frames again, split into odd segment sizes.
+    let server_frames: Vec<&Frame> = frames.iter().filter(|f| from_server(f)).collect();
+    let stream: Vec<u8> = server_frames.iter().flat_map(|f| encode(f)).collect();
+    for piece in split(&stream, &[1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]) {
+        segments.push((true, piece));
+    }
+    expected.extend(server_frames);
+    // D: a client that does not speak TNLM, then a good frame in its own segment.
+    segments.push((false, b"GET / HTTP/1.1\r\nHost: tnlm\r\n\r\n".to_vec()));
+    let last = Frame::new(4242, TimeRequest);
+    segments.push((false, encode(&last)));
+    let pcap = text2pcap(&segments, &dir);
+    // ci/wireshark-4.4.sh replays this capture in another Wireshark version.
+    if let Some(keep) = std::env::var_os("TNLM_KEEP_PCAP_DIR") {
+        std::fs::copy(&pcap, Path::new(&keep).join("samples.pcapng")).unwrap();
+    }
+
+    let names = ["tnlm.request_id", "tnlm.type", "tnlm.class", "_ws.col.Info", "_ws.malformed", "_ws.lua.error"];
+    let rows = fields(&pcap, "tnlm", &names).unwrap();
+    let mut expected_ids: Vec<String> = expected.iter().map(|f| f.request_id.to_string()).collect();
+    expected_ids.push(last.request_id.to_string());
+    assert_eq!(column(&rows, 0), expected_ids, "request ids of all PDUs, in order");
+    let types: Vec<String> = expected.iter().map(|f| format!("'{}'", f.message.kind().0.letter())).collect();
+    assert_eq!(column(&rows, 1)[..types.len()], types[..]);
+    let classes: Vec<String> = expected.iter().map(|f| (f.message.kind().1 as u8).to_string()).collect();
+    assert_eq!(column(&rows, 2)[..classes.len()], classes[..]);
+    // Info: each packet's PDUs joined with ", ", in order.
+    let mut infos: Vec<String> = expected.iter().map(|f| expected_info(f)).collect();
+    infos.push(expected_info(&last));
+    let shown: Vec<String> = column(&rows, 3).iter().filter(|i| !i.starts_with("bad magic")).cloned().collect();
+    assert_eq!(shown.join(", "), infos.join(", "));
+    assert!(column(&rows, 5).is_empty(), "Lua errors: {:?}", column(&rows, 5));
+    // Only the HTTP segment is malformed (bad magic), with expert info.
+    let malformed = fields(&pcap, "_ws.malformed", &["tnlm.magic", "_ws.expert.message"]).unwrap();
+    assert_eq!(malformed.len(), 1, "{malformed:?}");
+    assert_eq!(malformed[0][0], ["GET "]);
+    assert!(malformed[0][1].iter().any(|m| m.contains("Bad magic")), "{malformed:?}");
+
+    // Payload values in the one-frame-per-segment part, via JSON (--no-duplicate-keys).
+    let packets = tshark_json(&pcap);
+    for (frame, packet) in frames.iter().zip(&packets) {
+        let mut got = BTreeMap::new();
+        json_values(packet, &mut got);
+        let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, value) in expected_payload_values(frame) {
+            want.entry(key).or_default().push(value);
+        }
+        for (key, values) in want {
+            if values.iter().any(|v| v.chars().any(char::is_control)) {
+                continue; // tshark escapes control characters in its output
+            }
+            assert_eq!(got.get(&key), Some(&values), "{key} of {frame:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Captures `scenario` live; `None` (after a skip message) when capturing is not possible here.
+fn live(scenario: &Scenario, dir: &Path) -> Option<(PathBuf, support::Facts)> {
+    if tshark_missing() {
+        return None;
+    }
+    match support::capture(scenario) {
+        Ok((pcap, facts)) => {
+            let file = dir.join(format!("{}.pcapng", scenario.name));
+            std::fs::write(&file, pcap).unwrap();
+            Some((file, facts))
+        }
+        Err(CaptureError::Unavailable(why)) => {
+            skip(&format!("cannot capture on loopback: {why}"));
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Per PDU: (type, class), from a fields run whose first two columns are tnlm.type, tnlm.class.
+fn kinds(rows: &[Vec<Vec<String>>]) -> Vec<(String, String)> {
+    rows.iter().flat_map(|r| r[0].iter().cloned().zip(r[1].iter().cloned()).collect::<Vec<_>>()).collect()
+}
+
+fn count(kinds: &[(String, String)], letter: char, class: Class) -> usize {
+    let (t, c) = (format!("'{letter}'"), (class as u8).to_string());
+    kinds.iter().filter(|(kt, kc)| *kt == t && *kc == c).count()
+}
+
+#[test]
+fn live_capture_of_a_full_session() {
+    let dir = temp_dir("live");
+    let burst = 100;
+    let Some((file, facts)) = live(&Scenario::full(burst), &dir) else { return };
+    let names = [
+        "tnlm.type",
+        "tnlm.class",
+        "tnlm.client.id",
+        "tnlm.client.port",
+        "tnlm.msg.from",
+        "tnlm.msg.to",
+        "tnlm.msg.text",
+        "tnlm.status",
+        "tnlm.error.code",
+        "tnlm.msg.from_ip",
+        "tnlm.msg.from_port",
+        "_ws.lua.error",
+        "tnlm.name",
+        "tnlm.time",
+    ];
+    let rows = fields(&file, "tnlm", &names).unwrap();
+    let kinds = kinds(&rows);
+    let letters: BTreeSet<String> = kinds.iter().map(|(t, _)| t.clone()).collect();
+    for letter in ["'T'", "'N'", "'L'", "'M'", "'H'", "'S'", "'E'"] {
+        assert!(letters.contains(letter), "no {letter} frame in {letters:?}");
+    }
+    // One time request, the burst, one after the malformed frame.
+    assert_eq!(count(&kinds, 'T', Class::Response), burst + 2);
+    assert_eq!(count(&kinds, 'T', Class::Request), burst + 2);
+    assert_eq!(count(&kinds, 'H', Class::Indication), 4, "three clients and the stranger");
+    assert_eq!(count(&kinds, 'S', Class::Indication), 3);
+    let (ids, ports): (Vec<String>, Vec<String>) =
+        facts.clients.iter().map(|(id, port)| (id.to_string(), port.to_string())).unzip();
+    assert_eq!(column(&rows, 2), ids, "the list shows each client");
+    assert_eq!(column(&rows, 3), ports);
+    let (c1, c2) = (&ids[0], &ids[1]);
+    assert_eq!(column(&rows, 4), std::slice::from_ref(c1), "forwarded from client 1");
+    assert_eq!(column(&rows, 5), [c2.clone(), c2.clone(), "999".into(), "999".into(), "1".into()]);
+    let texts = column(&rows, 6);
+    assert_eq!(texts.iter().filter(|t| *t == support::HELLO_TEXT).count(), 2, "{texts:?}");
+    assert_eq!(column(&rows, 7), ["0", "1"], "delivered, then no_such_client");
+    assert_eq!(column(&rows, 8), ["1", "4"], "bad_magic to the stranger, malformed_payload to client 1");
+    assert_eq!(column(&rows, 9), ["127.0.0.1"]);
+    assert_eq!(column(&rows, 10), [ports[0].clone()]);
+    assert!(column(&rows, 11).is_empty(), "Lua errors: {:?}", column(&rows, 11));
+    assert_eq!(column(&rows, 12), [support::SERVER_NAME]);
+    assert_eq!(column(&rows, 13).len(), burst + 2);
+    // Malformed marks only where the frames were bad, each with our expert info.
+    let bad = fields(&file, "_ws.malformed", &["tnlm.magic", "_ws.expert.message"]).unwrap();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    let messages: Vec<String> = column(&bad, 1);
+    assert!(messages.iter().any(|m| m.contains("Bad magic")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("Malformed SendRequest")), "{messages:?}");
+    // JSON with --no-duplicate-keys keeps every coalesced PDU.
+    let mut values = BTreeMap::new();
+    for packet in tshark_json(&file) {
+        json_values(&packet, &mut values);
+    }
+    assert_eq!(values.get("tnlm.type").map(Vec::len), Some(kinds.len()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn live_capture_of_a_10000_request_burst() {
+    let dir = temp_dir("burst");
+    let burst = 10_000;
+    let scenario = Scenario { name: "burst-10000", clients: 1, burst, ..Scenario::default() };
+    let Some((file, _)) = live(&scenario, &dir) else { return };
+    let rows = fields(&file, "tnlm", &["tnlm.type", "tnlm.class", "_ws.lua.error", "_ws.malformed"]).unwrap();
+    let kinds = kinds(&rows);
+    assert_eq!(count(&kinds, 'T', Class::Response), burst);
+    assert_eq!(count(&kinds, 'T', Class::Request), burst);
+    assert!(column(&rows, 2).is_empty() && column(&rows, 3).is_empty());
+    eprintln!("{burst} requests in {} packets with TNLM PDUs", rows.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn example_captures_dissect_as_described() {
+    if tshark_missing() {
+        return;
+    }
+    let captures = workspace().join("examples").join("captures");
+    for scenario in Scenario::all() {
+        let file = captures.join(format!("{}.pcapng", scenario.name));
+        assert!(file.exists(), "{} is missing: run ci/captures.sh", file.display());
+        let names = [
+            "tnlm.type",
+            "tnlm.class",
+            "tnlm.client.id",
+            "tnlm.msg.text",
+            "tnlm.status",
+            "tnlm.error.code",
+            "tnlm.name",
+            "_ws.lua.error",
+            "tnlm.msg.to",
+        ];
+        let rows = fields(&file, "tnlm", &names).unwrap();
+        let kinds = kinds(&rows);
+        let what = scenario.name;
+        assert!(column(&rows, 7).is_empty(), "{what}: Lua errors");
+        assert_eq!(count(&kinds, 'H', Class::Indication), scenario.clients + usize::from(scenario.malformed), "{what}");
+        assert_eq!(count(&kinds, 'S', Class::Indication), scenario.clients, "{what}");
+        let malformed = fields(&file, "_ws.malformed", &["frame.number"]).unwrap();
+        assert_eq!(malformed.is_empty(), !scenario.malformed, "{what}: malformed marks {malformed:?}");
+        match what {
+            "time" => assert_eq!((count(&kinds, 'T', Class::Request), count(&kinds, 'T', Class::Response)), (1, 1)),
+            "name" => assert_eq!(column(&rows, 6), [support::SERVER_NAME]),
+            "list" => {
+                assert_eq!(column(&rows, 2), ["1", "2", "3"]);
+                let lua = support::lua_arg();
+                let file = file.display().to_string();
+                let (verbose, _) = tshark(&["-X", &lua, "-r", &file, "-V", "-Y", "tnlm.clients"]).unwrap();
+                for id in 1..=3 {
+                    assert!(verbose.contains(&format!("Client {id}: 127.0.0.1 port ")), "{verbose}");
+                }
+            }
+            "message" => {
+                assert_eq!(column(&rows, 3), [support::HELLO_TEXT, support::HELLO_TEXT]);
+                assert_eq!(column(&rows, 4), ["0"]);
+            }
+            "message-unknown-id" => {
+                assert_eq!(column(&rows, 4), ["1"]);
+                assert_eq!(column(&rows, 8), ["999", "999"]);
+            }
+            "burst-100" => assert_eq!(count(&kinds, 'T', Class::Response), 100),
+            "malformed" => assert_eq!(column(&rows, 5), ["1", "4"]),
+            _ => {}
+        }
+    }
+}
