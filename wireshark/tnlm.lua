@@ -40,6 +40,8 @@ local TYPE_NAMES = {
   [0x48] = "hello", -- 'H'
   [0x53] = "shutdown", -- 'S'
   [0x45] = "error", -- 'E'
+  [0x50] = "ping", -- 'P'
+  [0x41] = "ack", -- 'A'
 }
 
 -- Classes (tnlm_core::Class): byte -> name, and name -> byte.
@@ -61,6 +63,7 @@ local STATUS_NAMES = {
   [2] = "target_gone",
   [3] = "queue_full",
   [4] = "too_large",
+  [5] = "not_acknowledged",
 }
 
 -- Error codes (tnlm_core::ErrorCode).
@@ -73,6 +76,9 @@ local ERROR_NAMES = {
   [6] = "invalid_header",
   [7] = "unexpected_frame",
   [8] = "truncated",
+  [9] = "too_many_clients",
+  [10] = "timeout",
+  [11] = "slow_consumer",
 }
 
 -- IP address families (tnlm_core::schema::IP_FAMILIES): variant -> name, and sizes.
@@ -195,6 +201,8 @@ MESSAGES[0x4D] = {} -- message
 MESSAGES[0x48] = {} -- hello
 MESSAGES[0x53] = {} -- shutdown
 MESSAGES[0x45] = {} -- error
+MESSAGES[0x50] = {} -- ping
+MESSAGES[0x41] = {} -- ack
 MESSAGES[0x54][0] = { payload = "TimeRequest", summary = nil,
   fields = {
   } }
@@ -256,6 +264,18 @@ MESSAGES[0x45][1] = { payload = "ErrorBody", summary = function(v) return ": " .
   fields = {
     { name = "code", wire = "error", size = 2, f = F["error.code"] },
     { name = "text", wire = "string", f = F["error.text"] },
+  } }
+MESSAGES[0x50][0] = { payload = "PingRequest", summary = nil,
+  fields = {
+  } }
+MESSAGES[0x50][2] = { payload = "ServerPing", summary = nil,
+  fields = {
+  } }
+MESSAGES[0x50][1] = { payload = "Pong", summary = nil,
+  fields = {
+  } }
+MESSAGES[0x41][1] = { payload = "Ack", summary = nil,
+  fields = {
   } }
 
 -- ---------------------------------------------------------------------------

@@ -60,6 +60,12 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
 
+    /// Ping the server after SECS seconds of silence and give up on the connection
+    /// after 3×SECS without a sign of life (off by default; the client always answers
+    /// the server's own heartbeat pings). Example: --heartbeat 5
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    pub heartbeat: Option<Duration>,
+
     /// Socket options applied to the connection before it is opened.
     #[command(flatten)]
     pub socket: SocketOptions,
@@ -139,6 +145,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// How to open connections, from the flags.
+    pub fn settings(&self) -> crate::connection::Settings {
+        crate::connection::Settings { socket: self.socket.clone(), timeout: self.timeout, heartbeat: self.heartbeat }
+    }
+
     /// Checks what clap cannot express: a COMMAND needs `--connect`.
     /// The error prints like any clap usage error and exits with code 2.
     pub fn check(&self) -> Result<(), clap::Error> {

@@ -27,7 +27,7 @@ struct Session {
 
 /// Connects to `target` and runs `command`.
 pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientError> {
-    let (connection, inbox) = Connection::open(&target.to_string(), &cli.socket, cli.timeout)?;
+    let (connection, inbox) = Connection::open(&target.to_string(), &cli.settings())?;
     let mut session = Session { connection, inbox, output: Output { json: cli.json }, timeout: cli.timeout };
     let result = match command {
         Command::Time { repeat: None } => session.time(),

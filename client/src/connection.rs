@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
-use tnlm_core::message::Hello;
+use tnlm_core::message::{Ack, Hello, PingRequest, Pong};
 use tnlm_core::sockopt::{Effective, SocketOptions};
 use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
 
@@ -36,6 +36,49 @@ const READ_BUFFER: usize = 8 * 1024;
 /// limit because an `L` response grows with the number of clients (about 50
 /// bytes each: 10,000 clients make ~500 KB); still a fixed bound.
 pub const MAX_RESPONSE_PAYLOAD: u32 = 16 * 1024 * 1024;
+
+/// How to open a connection: socket options, the timeout for the handshake
+/// and each response, and the optional application heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Socket options applied before the TCP handshake.
+    pub socket: SocketOptions,
+    /// Connect, hello and response timeout.
+    pub timeout: Duration,
+    /// Ping the server after this much silence; give up after three times
+    /// this much without a sign of life. `None`: no heartbeat.
+    pub heartbeat: Option<Duration>,
+}
+
+impl Settings {
+    /// Settings with the given socket options and timeout, and no heartbeat.
+    pub fn new(socket: &SocketOptions, timeout: Duration) -> Settings {
+        Settings { socket: socket.clone(), timeout, heartbeat: None }
+    }
+}
+
+/// A server silent for this many heartbeat intervals is given up on.
+pub const HEARTBEAT_MISSES: u32 = 3;
+
+/// The write side of the socket, shared by the caller's thread (requests) and
+/// the receiver thread (pongs and acks). The lock keeps every frame whole:
+/// two threads' frames never interleave on the wire.
+#[derive(Debug)]
+struct WriteHalf {
+    stream: TcpStream,
+    lock: std::sync::Mutex<()>,
+}
+
+impl WriteHalf {
+    fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (&self.stream).write_all(bytes)
+    }
+
+    fn write_frame(&self, frame: &Frame) -> io::Result<()> {
+        self.write(&frame.to_bytes().map_err(io::Error::other)?)
+    }
+}
 
 /// What the receiver thread reports.
 #[derive(Debug)]
@@ -78,6 +121,7 @@ impl EventSource for Inbox {
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
+    writer: Arc<WriteHalf>,
     receiver: Option<JoinHandle<()>>,
     closing: Arc<AtomicBool>,
     hello: Hello,
@@ -90,11 +134,11 @@ impl Connection {
     /// Connects to `target` (`host:port`), waits up to `timeout` for the TCP
     /// handshake and then for the server's hello. Events arrive in the
     /// returned [`Inbox`].
-    pub fn open(target: &str, options: &SocketOptions, timeout: Duration) -> Result<(Connection, Inbox), ClientError> {
+    pub fn open(target: &str, settings: &Settings) -> Result<(Connection, Inbox), ClientError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut inbox = Inbox { events: rx };
         let sink: Sink = Box::new(move |event| tx.send(event).is_ok());
-        let connection = Connection::open_with(target, options, timeout, sink, &mut inbox)?;
+        let connection = Connection::open_with(target, settings, sink, &mut inbox)?;
         Ok((connection, inbox))
     }
 
@@ -102,11 +146,11 @@ impl Connection {
     /// awaited through `source` (which must see what `sink` is given).
     pub fn open_with(
         target: &str,
-        options: &SocketOptions,
-        timeout: Duration,
+        settings: &Settings,
         sink: Sink,
         source: &mut impl EventSource,
     ) -> Result<Connection, ClientError> {
+        let (options, timeout) = (&settings.socket, settings.timeout);
         let deadline = Instant::now() + timeout;
         let connect_error = |source| ClientError::Connect { target: target.to_string(), source };
         let (stream, warnings) = tnlm_core::net::connect(target, options, timeout).map_err(connect_error)?;
@@ -120,9 +164,19 @@ impl Connection {
         let peer = stream.peer_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let local = stream.local_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let closing = Arc::new(AtomicBool::new(false));
-        let receiver = spawn_receiver(&stream, Arc::clone(&closing), sink).map_err(connect_error)?;
+        let writer =
+            Arc::new(WriteHalf { stream: stream.try_clone().map_err(connect_error)?, lock: Default::default() });
+        let receiver = ReceiverThread {
+            stream: stream.try_clone().map_err(connect_error)?,
+            writer: Arc::clone(&writer),
+            closing: Arc::clone(&closing),
+            heartbeat: settings.heartbeat,
+            sink,
+        };
+        let receiver = receiver.spawn().map_err(connect_error)?;
         let mut connection = Connection {
             stream,
+            writer,
             receiver: Some(receiver),
             closing,
             hello: placeholder_hello(),
@@ -180,7 +234,7 @@ impl Connection {
             Frame::new(id, message).encode_into(&mut buffer, self.hello.max_payload)?;
             ids.push(id);
         }
-        (&self.stream).write_all(&buffer).map_err(ClientError::Send)?;
+        self.writer.write(&buffer).map_err(ClientError::Send)?;
         tracing::trace!(frames = ids.len(), bytes = buffer.len(), "sent");
         Ok(ids)
     }
@@ -298,9 +352,13 @@ fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello
     }
 }
 
-fn spawn_receiver(stream: &TcpStream, closing: Arc<AtomicBool>, sink: Sink) -> io::Result<JoinHandle<()>> {
-    let stream = stream.try_clone()?;
-    thread::Builder::new().name("tnlm-receiver".into()).spawn(move || receive(stream, &closing, sink))
+/// The receiver thread's state: it owns the read side of the socket.
+struct ReceiverThread {
+    stream: TcpStream,
+    writer: Arc<WriteHalf>,
+    closing: Arc<AtomicBool>,
+    heartbeat: Option<Duration>,
+    sink: Sink,
 }
 
 /// Why the receive loop stopped.
@@ -309,30 +367,131 @@ enum Stop {
     NobodyListens,
 }
 
-/// The receiver thread: read, decode, deliver, until the stream ends.
-fn receive(mut stream: TcpStream, closing: &AtomicBool, mut sink: Sink) {
-    if let Stop::Closed(reason) = read_until_stop(&mut stream, closing, &mut sink) {
-        tracing::debug!("receiver stops: {reason}");
-        sink(Event::Closed(reason));
+impl ReceiverThread {
+    fn spawn(self) -> io::Result<JoinHandle<()>> {
+        if let Some(interval) = self.heartbeat {
+            // Wake up regularly while the server is silent, to ping it.
+            self.stream.set_read_timeout(Some((interval / 4).max(Duration::from_millis(50))))?;
+        }
+        thread::Builder::new().name("tnlm-receiver".into()).spawn(move || self.run())
+    }
+
+    /// Read, decode, answer pings and acknowledge messages, deliver, until the stream ends.
+    fn run(mut self) {
+        if let Stop::Closed(reason) = self.read_until_stop() {
+            tracing::debug!("receiver stops: {reason}");
+            (self.sink)(Event::Closed(reason));
+        }
+    }
+
+    fn read_until_stop(&mut self) -> Stop {
+        let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
+        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut heartbeat = self.heartbeat.map(Heartbeat::new);
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Stop::Closed(end_of_stream(&decoder, &self.closing)),
+                Ok(n) => {
+                    if let Some(heartbeat) = &mut heartbeat {
+                        heartbeat.heard();
+                    }
+                    decoder.feed(&buffer[..n]);
+                    if let Err(stop) = self.deliver_frames(&mut decoder) {
+                        return stop;
+                    }
+                }
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if self.closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
+                Err(err) => return Stop::Closed(CloseReason::Io(err)),
+            }
+            if let Some(heartbeat) = &mut heartbeat {
+                if let Err(silent) = heartbeat.check(&self.writer) {
+                    let _ = self.stream.shutdown(Shutdown::Both);
+                    return Stop::Closed(CloseReason::HeartbeatTimeout(silent));
+                }
+            }
+        }
+    }
+
+    /// Passes on every whole frame buffered in `decoder`, answering the
+    /// frames that the protocol makes the client answer by itself.
+    fn deliver_frames(&mut self, decoder: &mut Decoder) -> Result<(), Stop> {
+        loop {
+            let event = match decoder.next_frame() {
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => {
+                    tracing::trace!("received {}", frame.summary());
+                    match self.auto_reply(&frame) {
+                        Handled::Consumed => continue,
+                        Handled::PassOn => Event::Frame(frame),
+                    }
+                }
+                Err(err) if err.is_fatal() => return Err(Stop::Closed(CloseReason::Decode(err))),
+                Err(err) => Event::Skipped(err),
+            };
+            if !(self.sink)(event) {
+                return Err(Stop::NobodyListens);
+            }
+        }
+    }
+
+    /// The receiver, not the user, answers the server's heartbeat pings and
+    /// acknowledges each forwarded message as soon as it has arrived whole,
+    /// so the sender's `delivered` is the truth even while the user is busy.
+    fn auto_reply(&self, frame: &Frame) -> Handled {
+        let reply = match frame.message {
+            Message::ServerPing(_) => Frame::new(frame.request_id, Pong),
+            Message::Pong(_) if frame.request_id == 0 => return Handled::Consumed, // our heartbeat
+            Message::Forwarded(_) => Frame::new(frame.request_id, Ack),
+            _ => return Handled::PassOn,
+        };
+        if let Err(err) = self.writer.write_frame(&reply) {
+            tracing::debug!("could not send {}: {err}", reply.summary());
+        }
+        match reply.message {
+            Message::Pong(_) => Handled::Consumed,
+            _ => Handled::PassOn,
+        }
     }
 }
 
-fn read_until_stop(stream: &mut TcpStream, closing: &AtomicBool, sink: &mut Sink) -> Stop {
-    let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
-    let mut buffer = vec![0u8; READ_BUFFER];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => return Stop::Closed(end_of_stream(&decoder, closing)),
-            Ok(n) => {
-                decoder.feed(&buffer[..n]);
-                if let Err(stop) = deliver_frames(&mut decoder, sink) {
-                    return stop;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) if closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
-            Err(err) => return Stop::Closed(CloseReason::Io(err)),
+/// Whether a frame still goes to the caller after [`ReceiverThread::auto_reply`].
+enum Handled {
+    Consumed,
+    PassOn,
+}
+
+/// The client side of the heartbeat: ping after an interval of silence,
+/// give up after [`HEARTBEAT_MISSES`] intervals.
+struct Heartbeat {
+    interval: Duration,
+    last_heard: Instant,
+    last_ping: Instant,
+}
+
+impl Heartbeat {
+    fn new(interval: Duration) -> Heartbeat {
+        let now = Instant::now();
+        Heartbeat { interval, last_heard: now, last_ping: now }
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    /// Pings when due; `Err(silence)` when the server has been silent too long.
+    fn check(&mut self, writer: &WriteHalf) -> Result<(), Duration> {
+        let now = Instant::now();
+        let silent = now - self.last_heard;
+        if silent >= self.interval * HEARTBEAT_MISSES {
+            return Err(silent);
         }
+        if silent >= self.interval && now - self.last_ping >= self.interval {
+            self.last_ping = now;
+            let _ = writer.write_frame(&Frame::new(0, PingRequest));
+        }
+        Ok(())
     }
 }
 
@@ -343,23 +502,5 @@ fn end_of_stream(decoder: &Decoder, closing: &AtomicBool) -> CloseReason {
     match decoder.finish() {
         Ok(()) => CloseReason::Eof,
         Err(err) => CloseReason::Decode(err),
-    }
-}
-
-/// Passes on every whole frame buffered in `decoder`.
-fn deliver_frames(decoder: &mut Decoder, sink: &mut Sink) -> Result<(), Stop> {
-    loop {
-        let event = match decoder.next_frame() {
-            Ok(None) => return Ok(()),
-            Ok(Some(frame)) => {
-                tracing::trace!("received {}", frame.summary());
-                Event::Frame(frame)
-            }
-            Err(err) if err.is_fatal() => return Err(Stop::Closed(CloseReason::Decode(err))),
-            Err(err) => Event::Skipped(err),
-        };
-        if !sink(event) {
-            return Err(Stop::NobodyListens);
-        }
     }
 }

@@ -18,6 +18,8 @@ pub enum CloseReason {
     Io(io::Error),
     /// The server sent bytes that are not a TNLM stream, or stopped mid-frame.
     Decode(DecodeError),
+    /// `--heartbeat`: the server gave no sign of life for this long.
+    HeartbeatTimeout(std::time::Duration),
 }
 
 impl fmt::Display for CloseReason {
@@ -27,6 +29,13 @@ impl fmt::Display for CloseReason {
             CloseReason::Local => f.write_str("this client closed the connection"),
             CloseReason::Io(err) => write!(f, "the connection was lost: {}", describe_io(err)),
             CloseReason::Decode(err) => write!(f, "the server broke the protocol: {err}"),
+            CloseReason::HeartbeatTimeout(silent) => {
+                write!(
+                    f,
+                    "the server gave no sign of life for {:.1} s (heartbeat); connection dropped",
+                    silent.as_secs_f64()
+                )
+            }
         }
     }
 }

@@ -286,8 +286,7 @@ impl<'a> Menu<'a> {
     fn connect_to(&mut self, target: Target) {
         self.console.line(&format!("connecting to {target} …"));
         let sink = self.events.new_sink();
-        let opened =
-            Connection::open_with(&target.to_string(), &self.cli.socket, self.cli.timeout, sink, &mut self.events);
+        let opened = Connection::open_with(&target.to_string(), &self.cli.settings(), sink, &mut self.events);
         match opened {
             Ok(connection) => {
                 self.show(&Record::hello(connection.hello(), connection.peer()));

@@ -178,9 +178,16 @@ impl Record {
                 max_payload: h.max_payload,
                 addr: String::new(),
             },
-            Message::TimeRequest(_) | Message::NameRequest(_) | Message::ListRequest(_) | Message::SendRequest(_) => {
-                return None
-            }
+            // Requests are never sent by a server; pings, pongs and acks are
+            // heartbeat and receipt plumbing, answered by the receiver thread.
+            Message::TimeRequest(_)
+            | Message::NameRequest(_)
+            | Message::ListRequest(_)
+            | Message::SendRequest(_)
+            | Message::PingRequest(_)
+            | Message::ServerPing(_)
+            | Message::Pong(_)
+            | Message::Ack(_) => return None,
         })
     }
 

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{start_server, target, Client};
-use tnlm_client::connection::wait_response;
+use tnlm_client::connection::{wait_response, Settings};
 use tnlm_client::Connection;
 use tnlm_core::message::{ListRequest, TimeRequest};
 use tnlm_core::sockopt::SocketOptions;
@@ -64,7 +64,8 @@ fn ten_library_connections_at_once() {
         .map(|_| {
             let (addr, barrier) = (addr.clone(), Arc::clone(&barrier));
             thread::spawn(move || {
-                let (mut connection, mut inbox) = Connection::open(&addr, &SocketOptions::default(), TIMEOUT).unwrap();
+                let (mut connection, mut inbox) =
+                    Connection::open(&addr, &Settings::new(&SocketOptions::default(), TIMEOUT)).unwrap();
                 barrier.wait(); // everyone is connected before anyone lists
                 let ids = connection.send_batch([TimeRequest.into(), ListRequest.into()]).unwrap();
                 assert_eq!(ids, [1, 2]);

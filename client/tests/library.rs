@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{start_server, target};
-use tnlm_client::connection::{wait_response, WaitError};
+use tnlm_client::connection::{wait_response, Settings, WaitError};
 use tnlm_client::{CloseReason, Connection, Event, EventSource};
 use tnlm_core::message::{DeliveryStatus, SendRequest, TimeRequest};
 use tnlm_core::sockopt::SocketOptions;
@@ -17,7 +17,7 @@ use tnlm_core::Message;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn open(addr: &str) -> (Connection, tnlm_client::Inbox) {
-    Connection::open(addr, &SocketOptions::default(), TIMEOUT).unwrap()
+    Connection::open(addr, &Settings::new(&SocketOptions::default(), TIMEOUT)).unwrap()
 }
 
 #[test]

@@ -26,11 +26,18 @@ pub enum ErrorCode {
     UnexpectedFrame = 7,
     /// The stream ended in the middle of a frame.
     Truncated = 8,
+    /// The server already serves `--max-clients` clients.
+    TooManyClients = 9,
+    /// The peer was silent for too long (heartbeat), or took too long to send a
+    /// whole frame (e.g. one byte at a time).
+    Timeout = 10,
+    /// The peer did not read what was sent to it for too long.
+    SlowConsumer = 11,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (for documentation and the dissector).
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadMagic,
         ErrorCode::UnsupportedVersion,
         ErrorCode::Oversize,
@@ -39,6 +46,9 @@ impl ErrorCode {
         ErrorCode::InvalidHeader,
         ErrorCode::UnexpectedFrame,
         ErrorCode::Truncated,
+        ErrorCode::TooManyClients,
+        ErrorCode::Timeout,
+        ErrorCode::SlowConsumer,
     ];
 
     /// A stable snake_case name, used in JSON output and the dissector.
@@ -52,6 +62,9 @@ impl ErrorCode {
             ErrorCode::InvalidHeader => "invalid_header",
             ErrorCode::UnexpectedFrame => "unexpected_frame",
             ErrorCode::Truncated => "truncated",
+            ErrorCode::TooManyClients => "too_many_clients",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::SlowConsumer => "slow_consumer",
         }
     }
 

@@ -61,11 +61,15 @@ pub enum TypeCode {
     Shutdown = b'S',
     /// `E`: an error report.
     Error = b'E',
+    /// `P`: a heartbeat ping (request or indication), answered by a `P` response (pong).
+    Ping = b'P',
+    /// `A`: a client's acknowledgement of a forwarded message.
+    Ack = b'A',
 }
 
 impl TypeCode {
     /// Every type code, in wire order of first appearance.
-    pub const ALL: [TypeCode; 7] = [
+    pub const ALL: [TypeCode; 9] = [
         TypeCode::Time,
         TypeCode::Name,
         TypeCode::List,
@@ -73,6 +77,8 @@ impl TypeCode {
         TypeCode::Hello,
         TypeCode::Shutdown,
         TypeCode::Error,
+        TypeCode::Ping,
+        TypeCode::Ack,
     ];
 
     /// The type for a wire byte, if known.
@@ -95,6 +101,8 @@ impl TypeCode {
             TypeCode::Hello => "hello",
             TypeCode::Shutdown => "shutdown",
             TypeCode::Error => "error",
+            TypeCode::Ping => "ping",
+            TypeCode::Ack => "ack",
         }
     }
 }
@@ -105,9 +113,10 @@ impl TypeCode {
 pub enum Class {
     /// Client to server; the server answers with a response echoing the request id.
     Request = 0,
-    /// Answer to a request (same request id).
+    /// Answer to a request or to an indication that asks for one (same id).
     Response = 1,
-    /// Pushed by the server without a request (request id 0).
+    /// Pushed by the server unasked. Its id is 0, except for the two that the
+    /// client answers: a heartbeat ping and a forwarded message (acknowledged).
     Indication = 2,
 }
 

@@ -77,7 +77,7 @@ pub struct ListResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr)]
 #[repr(u16)]
 pub enum DeliveryStatus {
-    /// Handed to the target's connection.
+    /// The target's client acknowledged it: it has the message.
     Delivered = 0,
     /// No client with that id is connected (or ever was).
     NoSuchClient = 1,
@@ -87,16 +87,20 @@ pub enum DeliveryStatus {
     QueueFull = 3,
     /// The forwarded message (text plus sender details) would exceed the payload limit.
     TooLarge = 4,
+    /// The target did not acknowledge the message within the server's ack timeout
+    /// (e.g. its cable was pulled): it may or may not have arrived.
+    NotAcknowledged = 5,
 }
 
 impl DeliveryStatus {
     /// Every status, in numeric order.
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 6] = [
         DeliveryStatus::Delivered,
         DeliveryStatus::NoSuchClient,
         DeliveryStatus::TargetGone,
         DeliveryStatus::QueueFull,
         DeliveryStatus::TooLarge,
+        DeliveryStatus::NotAcknowledged,
     ];
 
     /// A stable snake_case name (JSON output, dissector).
@@ -107,6 +111,7 @@ impl DeliveryStatus {
             DeliveryStatus::TargetGone => "target_gone",
             DeliveryStatus::QueueFull => "queue_full",
             DeliveryStatus::TooLarge => "too_large",
+            DeliveryStatus::NotAcknowledged => "not_acknowledged",
         }
     }
 
@@ -172,6 +177,25 @@ pub struct ErrorBody {
     /// A human-readable explanation.
     pub text: String,
 }
+
+/// `P` request: a client's heartbeat ping; the server answers with a [`Pong`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRequest;
+
+/// `P` indication: the server's heartbeat ping; the client answers with a
+/// [`Pong`] carrying the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerPing;
+
+/// `P` response: the answer to a ping, in either direction (same id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong;
+
+/// `A` response: a client confirms it received the forwarded message (`M`
+/// indication) whose id this frame echoes. Only then does the sender hear
+/// `delivered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack;
 
 /// Declares every message once: its enum variant, payload type, type code and class.
 macro_rules! messages {
@@ -256,6 +280,10 @@ messages! {
     Hello(Hello) = Hello / Indication;
     Shutdown(Shutdown) = Shutdown / Indication;
     Error(ErrorBody) = Error / Response;
+    PingRequest(PingRequest) = Ping / Request;
+    ServerPing(ServerPing) = Ping / Indication;
+    Pong(Pong) = Ping / Response;
+    Ack(Ack) = Ack / Response;
 }
 
 impl Message {
@@ -305,5 +333,9 @@ mod layouts {
         "max_payload" as "hello.max_payload": Wire::U32,
     });
     describe!(Shutdown { "reason" as "shutdown.reason": Wire::String });
+    describe!(PingRequest {});
+    describe!(ServerPing {});
+    describe!(Pong {});
+    describe!(Ack {});
     describe!(ErrorBody { "code" as "error.code": Wire::ErrorCode, "text" as "error.text": Wire::String });
 }

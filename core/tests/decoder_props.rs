@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use proptest::prelude::*;
 use tnlm_core::frame::offset;
 use tnlm_core::message::{
-    ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse,
+    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
+    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
 };
 use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, Message, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, VERSION};
 
@@ -38,6 +38,10 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::from(TimeRequest)),
         Just(Message::from(NameRequest)),
         Just(Message::from(ListRequest)),
+        Just(Message::from(PingRequest)),
+        Just(Message::from(ServerPing)),
+        Just(Message::from(Pong)),
+        Just(Message::from(Ack)),
         (any::<u32>(), text()).prop_map(|(to, text)| SendRequest { to, text }.into()),
         text().prop_map(|time| TimeResponse { time }.into()),
         text().prop_map(|name| NameResponse { name }.into()),

@@ -36,14 +36,10 @@ fn examples() -> String {
             Frame::new(8, Delivery { to: 2, status: DeliveryStatus::Delivered, reason: "ok".into() }),
         ),
         (
-            "`M` indication: \"hi\" from client 1 at 127.0.0.1:50000",
-            Frame::indication(Forwarded {
-                from: 1,
-                from_ip: [127, 0, 0, 1].into(),
-                from_port: 50000,
-                text: "hi".into(),
-            }),
+            "`M` indication, delivery id 42: \"hi\" from client 1 at 127.0.0.1:50000",
+            Frame::new(42, Forwarded { from: 1, from_ip: [127, 0, 0, 1].into(), from_port: 50000, text: "hi".into() }),
         ),
+        ("`A` response, id 42: the receiver's acknowledgement", Frame::new(42, Ack)),
     ];
     let mut out = String::from("\n### Example frames (encoded by `tnlm-core`)\n");
     for (title, frame) in frames {

@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{Map, Value as Json};
 use tnlm_core::frame::offset;
 use tnlm_core::message::{
-    ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse,
+    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
+    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
 };
 use tnlm_core::schema::{self, MessageSchema, Value};
 use tnlm_core::{
@@ -36,9 +36,13 @@ fn variant_index(message: &Message) -> usize {
         Message::Hello(_) => 9,
         Message::Shutdown(_) => 10,
         Message::Error(_) => 11,
+        Message::PingRequest(_) => 12,
+        Message::ServerPing(_) => 13,
+        Message::Pong(_) => 14,
+        Message::Ack(_) => 15,
     }
 }
-const VARIANTS: usize = 12;
+const VARIANTS: usize = 16;
 
 fn client(id: u32, ip: IpAddr, port: u16, since: &str) -> ClientInfo {
     ClientInfo { id, ip, port, since: since.into() }
@@ -98,6 +102,10 @@ fn samples() -> Vec<Frame> {
         }),
         Frame::indication(Shutdown { reason: "server is shutting down".into() }),
         Frame::indication(Shutdown { reason: String::new() }),
+        Frame::new(0, PingRequest),
+        Frame::new(17, ServerPing),
+        Frame::new(17, Pong),
+        Frame::new(u32::MAX, Ack),
     ];
     for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
         let reason = if n % 2 == 0 { status.name().to_string() } else { format!("{} — é", status.name()) };
@@ -173,7 +181,10 @@ fn samples_cover_every_catalog_entry_and_variant() {
     for frame in &frames {
         let schema = schema_of(frame);
         assert_eq!(frame.message.payload_name(), schema.payload);
-        if schema.class == Class::Indication {
+        // Indications carry id 0, except the two a client answers by id:
+        // the heartbeat ping and the forwarded message (acknowledged).
+        let answered = matches!(frame.message, Message::ServerPing(_) | Message::Forwarded(_));
+        if schema.class == Class::Indication && !answered {
             assert_eq!(frame.request_id, 0, "indications carry request id 0");
         }
     }

@@ -18,10 +18,23 @@ pub struct Config {
     pub socket: SocketOptions,
     /// Largest payload accepted from a client.
     pub max_payload: u32,
+    /// Most clients served at once; more are refused with `too_many_clients`.
+    pub max_clients: usize,
     /// Frames that may wait in one client's outbound queue.
     pub queue_len: usize,
-    /// How long one write to a client may block before the client is dropped.
+    /// Bytes of messages from other clients that may wait in one client's
+    /// queue; past that, senders get `queue_full`.
+    pub queue_bytes: usize,
+    /// How long one write to a client may stay blocked before the client is
+    /// disconnected as a slow consumer.
     pub write_timeout: Duration,
+    /// Ping each client after this much silence, and drop it after three
+    /// times this much (`None`: never; a dead peer then stays until TCP notices).
+    pub heartbeat: Option<Duration>,
+    /// How long a client may take to send the rest of a frame it started.
+    pub frame_timeout: Duration,
+    /// How long a forwarded message may wait for the target's acknowledgement.
+    pub ack_timeout: Duration,
 }
 
 impl Default for Config {
@@ -32,9 +45,23 @@ impl Default for Config {
             name: default_name(),
             socket: SocketOptions::default(),
             max_payload: tnlm_core::DEFAULT_MAX_PAYLOAD,
+            max_clients: 10_000,
             queue_len: 1024,
+            queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(10),
+            heartbeat: Some(Duration::from_secs(30)),
+            frame_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl Config {
+    /// How often a connection thread wakes up to check its timers when the
+    /// client is silent: a quarter of the shortest timer, at least 50 ms.
+    pub(crate) fn tick(&self) -> Duration {
+        let shortest = self.heartbeat.map_or(self.frame_timeout, |hb| hb.min(self.frame_timeout));
+        (shortest / 4).max(Duration::from_millis(50))
     }
 }
 

@@ -1,17 +1,17 @@
-//! What the server answers to each request: the protocol logic, free of I/O.
+//! What the server does with each frame a client sends: the protocol logic.
 
 use std::net::SocketAddr;
 
 use chrono::{Local, SecondsFormat};
 use tnlm_core::message::{
-    Delivery, DeliveryStatus, ErrorBody, Forwarded, ListResponse, NameResponse, SendRequest, TimeResponse,
+    Delivery, DeliveryStatus, ErrorBody, Forwarded, ListResponse, NameResponse, Pong, SendRequest, TimeResponse,
 };
 use tnlm_core::{ErrorCode, Frame, Message};
 
 use crate::server::Shared;
-use crate::writer::PushError;
+use crate::writer::{encode, Outbox, PushError};
 
-/// The client a request came from, as the server knows it (never as the
+/// The client a frame came from, as the server knows it (never as the
 /// client claims).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer {
@@ -21,47 +21,66 @@ pub(crate) struct Peer {
     pub addr: SocketAddr,
 }
 
-/// The reply to one request from `peer`.
-pub(crate) fn answer(shared: &Shared, peer: Peer, frame: &Frame) -> Message {
-    match &frame.message {
+/// Handles one frame from `peer` and returns the immediate reply, if any.
+/// An `M` request is answered later, when its delivery settles (see
+/// [`crate::deliveries`]); pongs and acks need no reply.
+pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: &Frame) -> Option<Message> {
+    let reply: Message = match &frame.message {
         Message::TimeRequest(_) => {
             TimeResponse { time: Local::now().to_rfc3339_opts(SecondsFormat::Millis, false) }.into()
         }
         Message::NameRequest(_) => NameResponse { name: shared.config.name.clone() }.into(),
         Message::ListRequest(_) => ListResponse { clients: shared.registry.list() }.into(),
-        Message::SendRequest(request) => forward(shared, peer, request).into(),
+        Message::PingRequest(_) => Pong.into(),
+        Message::SendRequest(request) => return forward(shared, peer, outbox, frame.request_id, request),
+        Message::Pong(_) => return None,
+        Message::Ack(_) => {
+            if !shared.deliveries.acknowledge(peer.id, frame.request_id) {
+                tracing::debug!(client = peer.id, "ack #{} for no pending delivery", frame.request_id);
+            }
+            return None;
+        }
         other => {
             let (type_code, class) = other.kind();
             ErrorBody {
                 code: ErrorCode::UnexpectedFrame,
-                text: format!("a client may only send requests, not a {} {}", type_code.name(), class.name()),
+                text: format!("a client sends requests, pongs and acks, not a {} {}", type_code.name(), class.name()),
             }
             .into()
         }
-    }
+    };
+    Some(reply)
 }
 
-/// Hands `request.text` to the target's outbox and says how that went.
-fn forward(shared: &Shared, peer: Peer, request: &SendRequest) -> Delivery {
-    let outcome = |status: DeliveryStatus, reason: String| Delivery { to: request.to, status, reason };
-    let Some(outbox) = shared.registry.outbox(request.to) else {
-        return outcome(DeliveryStatus::NoSuchClient, format!("no client with id {} is connected", request.to));
+/// Queues `request.text` for the target as an `M` indication and registers
+/// the delivery; answers at once only when it cannot even be queued.
+/// Returns `None` when the answer will come from the delivery's settlement.
+fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, request: &SendRequest) -> Option<Message> {
+    let refuse = |status: DeliveryStatus, reason: String| Some(Delivery { to: request.to, status, reason }.into());
+    let Some(target) = shared.registry.outbox(request.to) else {
+        return refuse(DeliveryStatus::NoSuchClient, format!("no client with id {} is connected", request.to));
     };
-    let indication = Frame::indication(Forwarded {
-        from: peer.id,
-        from_ip: peer.addr.ip(),
-        from_port: peer.addr.port(),
-        text: request.text.clone(),
-    });
+    let delivery = shared.deliveries.begin(outbox.clone(), request_id, request.to);
+    let indication = Frame::new(
+        delivery,
+        Forwarded { from: peer.id, from_ip: peer.addr.ip(), from_port: peer.addr.port(), text: request.text.clone() },
+    );
     let mut bytes = Vec::new();
-    if let Err(err) = indication.encode_into(&mut bytes, shared.config.max_payload) {
-        return outcome(DeliveryStatus::TooLarge, format!("message too large to forward: {err}"));
-    }
-    match outbox.try_push(bytes) {
-        Ok(()) => outcome(DeliveryStatus::Delivered, format!("handed to client {}", request.to)),
-        Err(PushError::Full) => {
-            outcome(DeliveryStatus::QueueFull, format!("client {} is not reading; its queue is full", request.to))
-        }
-        Err(PushError::Gone) => outcome(DeliveryStatus::TargetGone, format!("client {} has disconnected", request.to)),
-    }
+    let (status, reason) = match indication.encode_into(&mut bytes, shared.config.max_payload) {
+        Err(err) => (DeliveryStatus::TooLarge, format!("message too large to forward: {err}")),
+        Ok(()) => match target.try_push(bytes) {
+            Ok(()) => return None,
+            Err(PushError::Full) => {
+                (DeliveryStatus::QueueFull, format!("client {} is not reading; its queue is full", request.to))
+            }
+            Err(PushError::Gone) => (DeliveryStatus::TargetGone, format!("client {} has disconnected", request.to)),
+        },
+    };
+    shared.deliveries.cancel(delivery);
+    refuse(status, reason)
+}
+
+/// The bytes of a reply to request `request_id`.
+pub(crate) fn reply_bytes(request_id: u32, reply: Message) -> Vec<u8> {
+    encode(&Frame::new(request_id, reply))
 }

@@ -10,10 +10,15 @@
 //!   owns the socket's write side and drains a bounded queue, so frames from
 //!   several threads never interleave and a slow client cannot block anyone
 //!   else for long;
-//! - a [`registry`] maps client ids to their queues for `L` and `M`.
+//! - a [`registry`] maps client ids to their queues for `L` and `M`;
+//! - forwarded messages are answered `delivered` only once the target's
+//!   client acknowledges them (a `deliveries` book and its reaper thread);
+//! - a heartbeat drops clients that fall silent, so a pulled cable does not
+//!   leave a ghost in the list.
 
 pub mod config;
 mod connection;
+mod deliveries;
 mod handler;
 pub mod registry;
 mod server;

@@ -7,6 +7,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::thread;
+use std::time::Duration;
 
 use clap::Parser;
 use tnlm_core::sockopt::SocketOptions;
@@ -40,20 +41,76 @@ struct Cli {
           value_parser = clap::value_parser!(u32).range(64..))]
     max_frame: u32,
 
+    /// Ping a client after SECS seconds of silence and drop it after 3×SECS without
+    /// a sign of life, so a client whose cable was pulled leaves the list and stops
+    /// being offered messages. 0 turns the heartbeat off (a dead client then stays
+    /// until TCP itself notices — see --keepalive and --user-timeout).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs_or_off)]
+    heartbeat: Secs,
+
+    /// Refuse connections beyond this many clients (they get a `too_many_clients` error).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
+
+    /// Answer a message `not_acknowledged` when its target has not confirmed receipt
+    /// within SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    ack_timeout: Secs,
+
+    /// Close a connection whose client takes longer than SECS seconds to send the rest
+    /// of a frame it started (protects against one-byte-at-a-time "slowloris" peers).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    frame_timeout: Secs,
+
+    /// Disconnect a client that does not read: a write to it blocked for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    write_timeout: Secs,
+
+    /// Bytes of messages from other clients allowed to wait for one client; beyond
+    /// that, senders get `queue_full`.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    queue_bytes: u64,
+
     #[command(flatten)]
     socket: SocketOptions,
+}
+
+/// A duration given in (possibly fractional) seconds; `None` for 0 where that means "off".
+#[derive(Debug, Clone, Copy)]
+struct Secs(Option<Duration>);
+
+fn parse_secs(text: &str) -> Result<Secs, String> {
+    match parse_secs_or_off(text)? {
+        Secs(None) => Err("must be greater than 0".into()),
+        secs => Ok(secs),
+    }
+}
+
+fn parse_secs_or_off(text: &str) -> Result<Secs, String> {
+    match text.trim().parse::<f64>() {
+        Ok(0.0) => Ok(Secs(None)),
+        Ok(secs) if secs > 0.0 && secs <= 1e6 => Ok(Secs(Some(Duration::from_secs_f64(secs)))),
+        _ => Err(format!("{text:?} is not a number of seconds, e.g. 10 or 0.5")),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    let defaults = Config::default();
     let config = Config {
         bind: cli.bind,
         port: cli.port,
         name: cli.name.unwrap_or_else(config::default_name),
         socket: cli.socket,
         max_payload: cli.max_frame,
-        ..Config::default()
+        max_clients: cli.max_clients as usize,
+        queue_bytes: usize::try_from(cli.queue_bytes).unwrap_or(usize::MAX),
+        heartbeat: cli.heartbeat.0,
+        ack_timeout: cli.ack_timeout.0.unwrap_or(defaults.ack_timeout),
+        frame_timeout: cli.frame_timeout.0.unwrap_or(defaults.frame_timeout),
+        write_timeout: cli.write_timeout.0.unwrap_or(defaults.write_timeout),
+        ..defaults
     };
     let requested = match config.bind {
         Some(ip) => format!("{ip}:{}", config.port),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, SecondsFormat};
@@ -26,8 +26,8 @@ pub struct Entry {
     pub since: DateTime<Local>,
     /// Where its frames go.
     pub outbox: Outbox,
-    /// A handle to its socket, to force it closed at shutdown.
-    stream: TcpStream,
+    /// Its socket, to force it closed at shutdown.
+    stream: Arc<TcpStream>,
 }
 
 /// All connected clients. Shared by every connection thread.
@@ -59,7 +59,7 @@ impl Registry {
 
     /// Adds a client under an id from [`next_id`](Self::next_id). Returns
     /// false, adding nothing, once the server is shutting down.
-    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: TcpStream) -> bool {
+    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: Arc<TcpStream>) -> bool {
         let mut clients = self.lock();
         if clients.closed {
             return false;

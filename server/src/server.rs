@@ -1,8 +1,8 @@
 //! The listening server: accept loop, one thread per client, clean shutdown.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -12,7 +12,9 @@ use tnlm_core::Frame;
 
 use crate::config::Config;
 use crate::connection;
+use crate::deliveries::Deliveries;
 use crate::registry::Registry;
+use crate::writer::encode;
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
@@ -23,6 +25,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
+    pub(crate) deliveries: Deliveries,
+    /// Connection threads running (accepted and not yet finished).
+    active: AtomicUsize,
     stopping: AtomicBool,
     /// An address that reaches the listener, to wake a blocking `accept`.
     wake_addr: SocketAddr,
@@ -74,8 +79,10 @@ impl Server {
         }
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            deliveries: Deliveries::new(config.ack_timeout),
             config,
             registry: Registry::default(),
+            active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             wake_addr: tnlm_core::net::reachable(local_addr),
         });
@@ -95,7 +102,11 @@ impl Server {
     /// Accepts clients on the calling thread until shut down, then sends
     /// every client the shutdown notice and joins all threads.
     pub fn run(self) -> io::Result<()> {
-        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let reaper_shared = Arc::clone(&self.shared);
+        let reaper = thread::Builder::new()
+            .name("deliveries".into())
+            .spawn(move || reaper_shared.deliveries.reap_until_stopped())?;
+        let mut threads: Vec<JoinHandle<()>> = vec![reaper];
         let mut backoff = Duration::ZERO;
         loop {
             let accepted = self.listener.accept();
@@ -108,7 +119,7 @@ impl Server {
                     threads.retain(|t| !t.is_finished());
                     match self.spawn_client(stream, addr) {
                         Ok(thread) => threads.push(thread),
-                        Err(err) => tracing::error!("cannot start a thread for {addr}: {err}"),
+                        Err(err) => tracing::debug!("not serving {addr}: {err}"),
                     }
                 }
                 Err(err) => {
@@ -132,12 +143,28 @@ impl Server {
     }
 
     fn spawn_client(&self, stream: TcpStream, addr: SocketAddr) -> io::Result<JoinHandle<()>> {
+        let max = self.shared.config.max_clients;
+        if self.shared.active.load(Ordering::SeqCst) >= max {
+            refuse(stream, addr, max);
+            return Err(io::Error::other(format!("already serving --max-clients {max} clients")));
+        }
         let id = self.shared.registry.next_id();
         let shared = Arc::clone(&self.shared);
-        thread::Builder::new().name(format!("client-{id}")).spawn(move || connection::serve(shared, id, stream, addr))
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        let spawned = thread::Builder::new().name(format!("client-{id}")).spawn(move || {
+            connection::serve(Arc::clone(&shared), id, stream, addr);
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.shared.active.fetch_sub(1, Ordering::SeqCst);
+        }
+        spawned
     }
 
     fn stop_clients(&self, threads: Vec<JoinHandle<()>>) {
+        // Messages still waiting for an ack are answered first, so the
+        // receipts are queued ahead of the shutdown notices.
+        self.shared.deliveries.stop();
         let registry = &self.shared.registry;
         tracing::info!("shutting down: notifying {} client(s)", registry.len());
         let notice = Frame::indication(shutdown_notice());
@@ -154,6 +181,17 @@ impl Server {
         }
         tracing::info!("all client threads joined");
     }
+}
+
+/// Tells a client beyond `--max-clients` why it is turned away, then closes.
+/// The socket is fresh and its send buffer empty, so this write cannot block.
+fn refuse(stream: TcpStream, addr: SocketAddr, max: usize) {
+    tracing::warn!("refusing {addr}: already serving {max} clients (--max-clients)");
+    let text = format!("the server already serves its maximum of {max} clients; try again later");
+    let frame = Frame::new(0, tnlm_core::message::ErrorBody { code: tnlm_core::ErrorCode::TooManyClients, text });
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = (&stream).write_all(&encode(&frame));
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 /// The notice every client gets when the server stops.

@@ -1,16 +1,21 @@
 //! The per-client writer: the only code that writes to a client's socket.
 //!
 //! Every frame for a client — its own responses, messages forwarded from
-//! other clients, the shutdown notice — goes through its [`Outbox`], a bounded
-//! queue drained by one writer thread. Frames therefore never interleave on
-//! the wire, and a sender never writes to someone else's socket: if the target
-//! stops reading, its queue fills and the sender is told, instead of blocking.
+//! other clients, heartbeat pings, the shutdown notice — goes through its
+//! [`Outbox`], a bounded queue drained by one writer thread. Frames therefore
+//! never interleave on the wire, and a sender never writes to someone else's
+//! socket: if the target stops reading, its queue fills and the sender is
+//! told, instead of blocking. A write that stays blocked for the write timeout
+//! marks the client a slow consumer and disconnects it.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
+use tnlm_core::Frame;
 
 /// Frames larger than this are written on their own; smaller ones queued
 /// together are coalesced into one `write` call.
@@ -34,34 +39,52 @@ pub enum PushError {
 }
 
 /// A handle to queue frames for one client. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Outbox {
     data: Sender<Outbound>,
     control: Sender<Vec<u8>>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// The most bytes [`try_push`](Self::try_push) lets wait in the queue.
+    max_bytes: usize,
 }
 
-impl std::fmt::Debug for Outbound {
+impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outbound::Frame(bytes) => write!(f, "Frame({} bytes)", bytes.len()),
-            Outbound::Close => f.write_str("Close"),
-        }
+        write!(f, "Outbox({} bytes queued)", self.queued.load(Ordering::Relaxed))
     }
 }
 
 impl Outbox {
     /// Queues a frame, waiting while the queue is full. Only the client's own
-    /// reader uses this: waiting here stops it reading more requests, which
-    /// is TCP backpressure working as intended.
+    /// reader uses this, for its own responses: waiting here stops it reading
+    /// more requests, which is TCP backpressure working as intended.
     pub fn push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
         self.data.send(Outbound::Frame(bytes)).map_err(|_| PushError::Gone)
     }
 
-    /// Queues a frame without waiting (for frames from other clients' threads).
+    /// Queues a frame from another client's thread without waiting; refused
+    /// when the queue holds `max_bytes` or its frame limit already.
     pub fn try_push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.data.try_send(Outbound::Frame(bytes)).map_err(|err| match err {
-            TrySendError::Full(_) => PushError::Full,
-            TrySendError::Disconnected(_) => PushError::Gone,
+        if self.queued.load(Ordering::Relaxed) + bytes.len() > self.max_bytes {
+            return Err(PushError::Full);
+        }
+        self.offer(bytes)
+    }
+
+    /// Queues a frame without waiting and without the byte limit (a response
+    /// completed on another thread, e.g. a delivery receipt); refused only
+    /// when the queue's frame limit is reached.
+    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
+        let len = bytes.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.data.try_send(Outbound::Frame(bytes)).map_err(|err| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            match err {
+                TrySendError::Full(_) => PushError::Full,
+                TrySendError::Disconnected(_) => PushError::Gone,
+            }
         })
     }
 
@@ -81,34 +104,51 @@ impl Outbox {
 pub struct Queue {
     data: Receiver<Outbound>,
     control: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 }
 
-/// A new bounded outbox holding at most `queue_len` frames. Frames can be
-/// queued before the writer thread starts.
-pub fn outbox(queue_len: usize) -> (Outbox, Queue) {
-    let (data_tx, data) = bounded(queue_len.max(1));
+/// A new outbox holding at most `max_frames` frames, of which frames from
+/// other clients may fill `max_bytes`. Frames can be queued before the
+/// writer thread starts.
+pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, Queue) {
+    let (data_tx, data) = bounded(max_frames.max(1));
     let (control_tx, control) = bounded(1);
-    (Outbox { data: data_tx, control: control_tx }, Queue { data, control })
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox { data: data_tx, control: control_tx, queued: Arc::clone(&queued), max_bytes };
+    (outbox, Queue { data, control, queued })
 }
 
 /// Starts the writer thread for client `id`, draining `queue` into `stream`.
-pub fn spawn(id: u32, stream: TcpStream, queue: Queue) -> io::Result<JoinHandle<()>> {
-    let writer = Writer { id, stream, data: queue.data, control: queue.control, buf: Vec::new() };
+pub fn spawn(id: u32, stream: Arc<TcpStream>, queue: Queue) -> io::Result<JoinHandle<()>> {
+    let writer = Writer { id, stream, queue, buf: Vec::new() };
     thread::Builder::new().name(format!("client-{id}-tx")).spawn(move || writer.run())
+}
+
+/// Encodes a frame the server built itself. Only a payload over 4 GiB could
+/// fail (client text is size-checked when forwarded); then nothing is sent.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(64);
+    if let Err(err) = frame.encode_into(&mut bytes, u32::MAX) {
+        tracing::error!("cannot encode {}: {err}", frame.summary());
+    }
+    bytes
 }
 
 struct Writer {
     id: u32,
-    stream: TcpStream,
-    data: Receiver<Outbound>,
-    control: Receiver<Vec<u8>>,
+    stream: Arc<TcpStream>,
+    queue: Queue,
     buf: Vec<u8>,
 }
 
 impl Writer {
     fn run(mut self) {
         if let Err(err) = self.write_until_closed() {
-            tracing::debug!(client = self.id, "writer stopped: {err}");
+            if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                tracing::warn!(client = self.id, "disconnecting a slow consumer: a write stayed blocked ({err})");
+            } else {
+                tracing::debug!(client = self.id, "writer stopped: {err}");
+            }
             // The peer cannot be written to: make its reader stop too.
             let _ = self.stream.shutdown(Shutdown::Both);
             return;
@@ -120,8 +160,8 @@ impl Writer {
     fn write_until_closed(&mut self) -> io::Result<()> {
         loop {
             select! {
-                recv(self.control) -> notice => {
-                    while !self.drain_queued() && !self.data.is_empty() {
+                recv(self.queue.control) -> notice => {
+                    while !self.drain_queued() && !self.queue.data.is_empty() {
                         self.flush()?;
                     }
                     if let Ok(notice) = notice {
@@ -129,9 +169,9 @@ impl Writer {
                     }
                     return self.flush();
                 }
-                recv(self.data) -> item => match item {
+                recv(self.queue.data) -> item => match item {
                     Ok(Outbound::Frame(bytes)) => {
-                        self.buf.extend_from_slice(&bytes);
+                        self.take(&bytes);
                         if self.drain_queued() {
                             return self.flush();
                         }
@@ -147,8 +187,8 @@ impl Writer {
     /// limit); returns true if a `Close` was among them.
     fn drain_queued(&mut self) -> bool {
         while self.buf.len() < COALESCE_LIMIT {
-            match self.data.try_recv() {
-                Ok(Outbound::Frame(bytes)) => self.buf.extend_from_slice(&bytes),
+            match self.queue.data.try_recv() {
+                Ok(Outbound::Frame(bytes)) => self.take(&bytes),
                 Ok(Outbound::Close) => return true,
                 Err(TryRecvError::Empty) => return false,
                 Err(TryRecvError::Disconnected) => return true,
@@ -157,8 +197,13 @@ impl Writer {
         false
     }
 
+    fn take(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.queue.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+    }
+
     fn flush(&mut self) -> io::Result<()> {
-        let result = self.stream.write_all(&self.buf);
+        let result = (&*self.stream).write_all(&self.buf);
         self.buf.clear();
         result
     }

@@ -70,22 +70,99 @@ fn list_forgets_clients_that_left_and_ids_are_not_reused() {
 }
 
 #[test]
-fn message_is_forwarded_with_server_known_sender() {
+fn message_is_forwarded_with_server_known_sender_and_delivered_on_ack() {
     let server = server();
     let mut alice = RawClient::connect(server.local_addr());
     let mut bob = RawClient::connect(server.local_addr());
     let text = "#M*0*haha# — a*b#c\nsecond line\r\n你好, Grüße 🎉";
-    let reply = alice.request(SendRequest { to: bob.id(), text: text.into() });
-    let Message::Delivery(delivery) = reply else { panic!("{reply:?}") };
-    assert_eq!((delivery.to, delivery.status), (bob.id(), DeliveryStatus::Delivered));
+    let request_id = alice.send(SendRequest { to: bob.id(), text: text.into() });
 
     let frame = bob.next_frame();
-    assert_eq!(frame.request_id, 0);
-    let Message::Forwarded(forwarded) = frame.message else { panic!("{frame:?}") };
+    assert_ne!(frame.request_id, 0, "a forwarded message carries its delivery id");
+    let Message::Forwarded(forwarded) = &frame.message else { panic!("{frame:?}") };
     let alice_addr = alice.stream.local_addr().unwrap();
     assert_eq!(forwarded.from, alice.id());
     assert_eq!((forwarded.from_ip, forwarded.from_port), (alice_addr.ip(), alice_addr.port()));
     assert_eq!(forwarded.text, text);
+
+    // Only bob's acknowledgement makes it "delivered".
+    bob.send_frame(Frame::new(frame.request_id, Ack));
+    let reply = alice.next_frame();
+    assert_eq!(reply.request_id, request_id);
+    let Message::Delivery(delivery) = reply.message else { panic!("{reply:?}") };
+    assert_eq!((delivery.to, delivery.status), (bob.id(), DeliveryStatus::Delivered));
+}
+
+#[test]
+fn a_message_nobody_acknowledges_is_not_reported_delivered() {
+    let server = common::server_with(|c| c.ack_timeout = std::time::Duration::from_millis(300));
+    let mut alice = RawClient::connect(server.local_addr());
+    let mut bob = RawClient::connect(server.local_addr());
+    let reply = alice.request(SendRequest { to: bob.id(), text: "are you there?".into() });
+    let Message::Delivery(delivery) = reply else { panic!("{reply:?}") };
+    assert_eq!(delivery.status, DeliveryStatus::NotAcknowledged, "{delivery:?}");
+    assert!(matches!(bob.next_frame().message, Message::Forwarded(_)));
+}
+
+#[test]
+fn a_client_cannot_acknowledge_a_message_sent_to_another() {
+    let server = common::server_with(|c| c.ack_timeout = std::time::Duration::from_millis(300));
+    let mut alice = RawClient::connect(server.local_addr());
+    let mut bob = RawClient::connect(server.local_addr());
+    let mut mallory = RawClient::connect(server.local_addr());
+    alice.send(SendRequest { to: bob.id(), text: "for bob".into() });
+    let delivery_id = bob.next_frame().request_id;
+    mallory.send_frame(Frame::new(delivery_id, Ack));
+    let Message::Delivery(delivery) = alice.next_frame().message else { panic!() };
+    assert_eq!(delivery.status, DeliveryStatus::NotAcknowledged);
+}
+
+#[test]
+fn pending_messages_fail_at_once_when_the_target_leaves() {
+    let server = server();
+    let mut alice = RawClient::connect(server.local_addr());
+    let mut bob = RawClient::connect(server.local_addr());
+    alice.send(SendRequest { to: bob.id(), text: "bye".into() });
+    assert!(matches!(bob.next_frame().message, Message::Forwarded(_)));
+    drop(bob);
+    let Message::Delivery(delivery) = alice.next_frame().message else { panic!() };
+    assert_eq!(delivery.status, DeliveryStatus::TargetGone, "{delivery:?}");
+}
+
+#[test]
+fn ping_is_answered_with_pong() {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    assert_eq!(client.request(PingRequest), Message::Pong(Pong));
+}
+
+#[test]
+fn the_server_pings_a_silent_client_and_drops_it_after_three_intervals() {
+    let interval = std::time::Duration::from_millis(200);
+    let server = common::server_with(|c| c.heartbeat = Some(interval));
+    let mut silent = RawClient::connect(server.local_addr());
+    let started = std::time::Instant::now();
+    let frames = silent.frames_until_closed();
+    let elapsed = started.elapsed();
+    let pings = frames.iter().filter(|f| matches!(f.message, Message::ServerPing(_))).count();
+    assert!(pings >= 1, "{frames:?}");
+    let Some(Frame { message: Message::Error(error), .. }) = frames.last() else { panic!("{frames:?}") };
+    assert_eq!(error.code, tnlm_core::ErrorCode::Timeout);
+    assert!(elapsed >= interval * 3, "dropped after {elapsed:?}");
+    eprintln!("silent client dropped after {elapsed:?} with heartbeat {interval:?} ({pings} pings)");
+}
+
+#[test]
+fn a_client_that_answers_pings_stays() {
+    let interval = std::time::Duration::from_millis(100);
+    let server = common::server_with(|c| c.heartbeat = Some(interval));
+    let mut client = RawClient::connect(server.local_addr());
+    for _ in 0..8 {
+        let ping = client.next_frame();
+        assert!(matches!(ping.message, Message::ServerPing(_)), "{ping:?}");
+        client.send_frame(Frame::new(ping.request_id, Pong));
+    }
+    assert!(matches!(client.request(TimeRequest), Message::TimeResponse(_)));
 }
 
 #[test]

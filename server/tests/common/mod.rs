@@ -81,6 +81,11 @@ impl RawClient {
         frame.message
     }
 
+    /// Sends a whole frame as given (any class, any id).
+    pub fn send_frame(&mut self, frame: Frame) {
+        self.stream.write_all(&frame.to_bytes().unwrap()).unwrap();
+    }
+
     /// Writes raw bytes.
     pub fn write_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();

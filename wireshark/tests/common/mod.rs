@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tnlm_core::message::{
-    ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse,
+    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
+    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
 };
 use tnlm_core::schema::{self, Field, Value, Wire};
 use tnlm_core::{ErrorCode, Frame, DEFAULT_MAX_PAYLOAD, HEADER_LEN, VERSION};
@@ -65,6 +65,10 @@ pub fn samples() -> Vec<Frame> {
         }),
         Frame::indication(Shutdown { reason: "server is shutting down".into() }),
         Frame::indication(Shutdown { reason: String::new() }),
+        Frame::new(0, PingRequest),
+        Frame::new(3, ServerPing),
+        Frame::new(3, Pong),
+        Frame::new(21, Ack),
     ];
     for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
         frames.push(Frame::new(
@@ -146,7 +150,13 @@ pub fn expected_info(frame: &Frame) -> String {
     }
     let clients = |n: usize| if n == 1 { "1 client".to_string() } else { format!("{n} clients") };
     let rest = match &frame.message {
-        Message::TimeRequest(_) | Message::NameRequest(_) | Message::ListRequest(_) => String::new(),
+        Message::TimeRequest(_)
+        | Message::NameRequest(_)
+        | Message::ListRequest(_)
+        | Message::PingRequest(_)
+        | Message::ServerPing(_)
+        | Message::Pong(_)
+        | Message::Ack(_) => String::new(),
         Message::SendRequest(m) => format!(" to {}: {}", m.to, shown(&m.text)),
         Message::TimeResponse(m) => format!(": {}", shown(&m.time)),
         Message::NameResponse(m) => format!(": {}", shown(&m.name)),

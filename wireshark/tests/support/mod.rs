@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tnlm_core::message::{ListRequest, NameRequest, SendRequest, TimeRequest};
+use tnlm_core::message::{Ack, ListRequest, NameRequest, SendRequest, TimeRequest};
 use tnlm_core::{Decoder, Frame, Message};
 use tnlm_server::{Config, Server};
 
@@ -420,13 +420,20 @@ fn run(scenario: &Scenario, addr: SocketAddr, clients: &mut [RawClient]) -> Resu
     }
     if scenario.message {
         let to = *ids.get(1).ok_or("the message scenario needs two clients")?;
-        let got = first.request(SendRequest { to, text: HELLO_TEXT.into() })?;
-        expect("delivery", matches!(&got, Message::Delivery(d) if d.status.name() == "delivered"), &got)?;
-        let forwarded = clients[1].next_frame()?.map(|f| f.message);
-        match forwarded {
-            Some(Message::Forwarded(f)) if f.text == HELLO_TEXT => {}
+        let request_id = first.send(SendRequest { to, text: HELLO_TEXT.into() })?;
+        // The target acknowledges (as tnlm-client's receiver does); only then
+        // does the sender hear "delivered".
+        let forwarded = clients[1].next_frame()?.ok_or("connection closed before the message")?;
+        match &forwarded.message {
+            Message::Forwarded(f) if f.text == HELLO_TEXT => {}
             other => return Err(format!("expected the forwarded message, got {other:?}")),
         }
+        let ack = Frame::new(forwarded.request_id, Ack).to_bytes().map_err(err("encode"))?;
+        clients[1].write_raw(&ack)?;
+        let got = clients[0].next_frame()?.ok_or("connection closed before the receipt")?;
+        expect("receipt id", got.request_id == request_id, &got.message)?;
+        let got = got.message;
+        expect("delivery", matches!(&got, Message::Delivery(d) if d.status.name() == "delivered"), &got)?;
     }
     if scenario.unknown {
         let got = clients[0].request(SendRequest { to: UNKNOWN_ID, text: "anyone there?".into() })?;

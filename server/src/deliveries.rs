@@ -1,0 +1,172 @@
+//! Delivery receipts: a sender hears `delivered` only once the target's
+//! client has acknowledged the message, and otherwise why not.
+//!
+//! Forwarding an `M` request registers a pending delivery under a fresh id,
+//! which travels as the request id of the `M` indication. The target's
+//! receiver thread answers with an `A` (ack) frame echoing it. Whichever comes
+//! first settles the delivery and answers the sender:
+//! - the ack → `delivered`;
+//! - the target disconnecting (or being dropped by the heartbeat) → `target_gone`;
+//! - the ack timeout → `not_acknowledged` (handled by the reaper thread);
+//! - the target's queue being full or gone → answered at once by the handler;
+//! - server shutdown → `target_gone`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tnlm_core::message::{Delivery, DeliveryStatus};
+use tnlm_core::Frame;
+
+use crate::writer::{encode, Outbox};
+
+/// One delivery waiting for its ack.
+#[derive(Debug)]
+struct Pending {
+    /// Where the sender's answer goes.
+    sender: Outbox,
+    /// The sender's `M` request id, echoed by the answer.
+    request_id: u32,
+    /// The target client's id.
+    target: u32,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    pending: HashMap<u32, Pending>,
+    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    stopped: bool,
+}
+
+/// Every delivery in flight. Shared by all connection threads and the reaper.
+#[derive(Debug)]
+pub(crate) struct Deliveries {
+    book: Mutex<Book>,
+    changed: Condvar,
+    next_id: AtomicU32,
+    ack_timeout: Duration,
+}
+
+impl Deliveries {
+    /// An empty book whose deliveries expire after `ack_timeout`.
+    pub(crate) fn new(ack_timeout: Duration) -> Deliveries {
+        Deliveries { book: Mutex::default(), changed: Condvar::new(), next_id: AtomicU32::new(1), ack_timeout }
+    }
+
+    /// Registers a delivery of `sender`'s request `request_id` to `target`;
+    /// returns its id (never 0) for the `M` indication.
+    pub(crate) fn begin(&self, sender: Outbox, request_id: u32, target: u32) -> u32 {
+        let id = self.fresh_id();
+        let deadline = Instant::now() + self.ack_timeout;
+        let mut book = self.lock();
+        book.pending.insert(id, Pending { sender, request_id, target });
+        book.deadlines.push(Reverse((deadline, id)));
+        drop(book);
+        self.changed.notify_one();
+        id
+    }
+
+    /// `target` acknowledged delivery `id`. Acks for deliveries addressed to
+    /// another client, or already settled, are ignored (returns false).
+    pub(crate) fn acknowledge(&self, target: u32, id: u32) -> bool {
+        let mut book = self.lock();
+        if !matches!(book.pending.get(&id), Some(p) if p.target == target) {
+            return false;
+        }
+        let pending = book.pending.remove(&id);
+        drop(book);
+        if let Some(pending) = pending {
+            settle(pending, DeliveryStatus::Delivered, format!("client {target} acknowledged it"));
+        }
+        true
+    }
+
+    /// Forgets delivery `id` without answering (the caller answers itself,
+    /// e.g. when the message could not even be queued).
+    pub(crate) fn cancel(&self, id: u32) {
+        self.lock().pending.remove(&id);
+    }
+
+    /// Client `target` is gone: every delivery to it fails now.
+    pub(crate) fn target_gone(&self, target: u32) {
+        let gone = self.take_where(|p| p.target == target);
+        for pending in gone {
+            let reason = format!("client {target} disconnected before acknowledging it");
+            settle(pending, DeliveryStatus::TargetGone, reason);
+        }
+    }
+
+    /// Shutdown: fails everything in flight and stops the reaper.
+    pub(crate) fn stop(&self) {
+        let all = self.take_where(|_| true);
+        self.lock().stopped = true;
+        self.changed.notify_all();
+        for pending in all {
+            settle(pending, DeliveryStatus::TargetGone, "the server is shutting down".into());
+        }
+    }
+
+    /// The reaper thread's body: answers `not_acknowledged` for deliveries
+    /// whose ack timeout passed, until [`stop`](Self::stop).
+    pub(crate) fn reap_until_stopped(&self) {
+        let mut book = self.lock();
+        while !book.stopped {
+            let now = Instant::now();
+            let mut expired = Vec::new();
+            while let Some(Reverse((deadline, id))) = book.deadlines.peek().copied() {
+                if deadline > now {
+                    break;
+                }
+                book.deadlines.pop();
+                expired.extend(book.pending.remove(&id));
+            }
+            if !expired.is_empty() {
+                drop(book);
+                for pending in expired {
+                    let reason =
+                        format!("client {} did not acknowledge it within {:?}", pending.target, self.ack_timeout);
+                    settle(pending, DeliveryStatus::NotAcknowledged, reason);
+                }
+                book = self.lock();
+                continue;
+            }
+            book = match book.deadlines.peek() {
+                Some(Reverse((deadline, _))) => {
+                    let wait = deadline.saturating_duration_since(now);
+                    self.changed.wait_timeout(book, wait).map_or_else(|e| e.into_inner().0, |r| r.0)
+                }
+                None => self.changed.wait(book).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+
+    fn take_where(&self, mut keep_out: impl FnMut(&Pending) -> bool) -> Vec<Pending> {
+        let mut book = self.lock();
+        let ids: Vec<u32> = book.pending.iter().filter(|(_, p)| keep_out(p)).map(|(id, _)| *id).collect();
+        ids.into_iter().filter_map(|id| book.pending.remove(&id)).collect()
+    }
+
+    fn fresh_id(&self) -> u32 {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Answers the sender. Never blocks: a sender whose queue is full is not
+/// reading and will be disconnected as a slow consumer anyway.
+fn settle(pending: Pending, status: DeliveryStatus, reason: String) {
+    let answer = Frame::new(pending.request_id, Delivery { to: pending.target, status, reason });
+    if pending.sender.offer(encode(&answer)).is_err() {
+        tracing::debug!("the sender of request #{} is gone or stuck; receipt dropped", pending.request_id);
+    }
+}
