@@ -5,7 +5,7 @@
 //! happen here; every write goes through the client's [`Outbox`].
 
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +15,17 @@ use tnlm_core::sockopt::Effective;
 use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, VERSION};
 
 use crate::handler::{self, Peer};
+use crate::registry::Refusal;
 use crate::server::{shutdown_notice, Shared};
-use crate::writer::{self, encode, Outbox};
+use crate::writer::{encode, is_timeout, Outbox};
 
 /// Size of one `read` from the socket.
 const READ_CHUNK: usize = 8 * 1024;
 /// After a fatal error, how long to keep reading (and discarding) so the
 /// error frame is not destroyed by an RST caused by unread data.
 const LINGER_DRAIN: Duration = Duration::from_secs(2);
+/// Replies are written once this many bytes have been collected.
+const REPLY_BATCH: usize = 64 * 1024;
 /// A client silent for this many heartbeat intervals is dropped.
 pub(crate) const HEARTBEAT_MISSES: u32 = 3;
 
@@ -36,39 +39,54 @@ pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: Socke
 
 fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>) -> io::Result<()> {
     configure(shared, peer, &stream)?;
-    let (outbox, queue) = writer::outbox(shared.config.queue_len, shared.config.queue_bytes);
+    let outbox = Outbox::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes);
     let hello = Hello {
         client_id: peer.id,
         server: shared.config.name.clone(),
         version: VERSION,
         max_payload: shared.config.max_payload,
     };
-    // Hello first in the queue, then listed, then the writer starts: the
-    // client receives the hello before anything else, and once it has its
-    // hello it is already in every `L` list and reachable by `M`.
-    let _ = outbox.push(encode(&Frame::indication(hello)));
-    let listed = shared.registry.insert(peer.id, peer.addr, outbox.clone(), Arc::clone(&stream));
-    let writer = match writer::spawn(peer.id, Arc::clone(&stream), queue) {
-        Ok(writer) => writer,
-        Err(err) => {
-            shared.registry.remove(peer.id);
-            return Err(err);
-        }
-    };
-    let reason = if listed {
-        tracing::info!(client = peer.id, addr = %peer.addr, "connected");
-        Session::new(shared, peer, &stream, &outbox).run()
-    } else {
-        outbox.shutdown_with(encode(&Frame::indication(shutdown_notice())));
-        "server is shutting down".to_string()
-    };
+    // Listed first, with its outbox paused, then the hello, then frames from
+    // others may flow: once the client has its hello it is in every `L` list
+    // and reachable by `M`, and nothing reaches it before the hello.
+    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, outbox.clone(), Arc::clone(&stream)) {
+        return turn_away(peer, &outbox, &stream, refusal);
+    }
+    if let Err(err) = outbox.write_now(&encode(&Frame::indication(hello))) {
+        shared.registry.remove(peer.id);
+        shared.deliveries.target_gone(peer.id);
+        return Err(err);
+    }
+    outbox.resume();
+    tracing::info!(client = peer.id, addr = %peer.addr, "connected");
+    let ending = Session::new(shared, peer, &stream, &outbox).run();
 
+    // Unlisted first: from here on nobody can address this client, and
+    // messages waiting for its ack fail at once.
     shared.registry.remove(peer.id);
     shared.deliveries.target_gone(peer.id);
     outbox.close();
-    let _ = writer.join();
+    let _ = stream.shutdown(Shutdown::Write);
+    if ending.drain {
+        drain_input(&stream);
+    }
+    let reason = ending.reason;
     tracing::info!(client = peer.id, addr = %peer.addr, "disconnected: {reason}");
     Ok(())
+}
+
+/// Tells a client that cannot be listed why, then closes.
+fn turn_away(peer: Peer, outbox: &Outbox, stream: &TcpStream, refusal: Refusal) -> io::Result<()> {
+    let frame = match refusal {
+        Refusal::Closed => encode(&Frame::indication(shutdown_notice())),
+        Refusal::Full(max) => {
+            tracing::warn!(client = peer.id, addr = %peer.addr, "refused: already serving {max} clients (--max-clients)");
+            let text = format!("the server already serves its maximum of {max} clients; try again later");
+            error_frame(0, ErrorCode::TooManyClients, &text)
+        }
+    };
+    outbox.write_now(&frame)?;
+    stream.shutdown(Shutdown::Write)
 }
 
 fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> {
@@ -95,6 +113,8 @@ struct Session<'a> {
     /// When the frame now partly buffered started arriving.
     partial_since: Option<Instant>,
     pings: u32,
+    /// Replies collected while handling one read's worth of frames.
+    replies: Vec<u8>,
 }
 
 impl<'a> Session<'a> {
@@ -111,31 +131,40 @@ impl<'a> Session<'a> {
             last_ping: now,
             partial_since: None,
             pings: 0,
+            replies: Vec::new(),
         }
     }
 
     /// Reads and answers frames until the connection ends; returns why it ended.
-    fn run(mut self) -> String {
+    fn run(mut self) -> Ending {
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             match self.stream.read(&mut chunk) {
-                Ok(0) => return self.end_of_stream(),
+                Ok(0) => return Ending::quiet(self.end_of_stream()),
                 Ok(n) => {
-                    if let Err(fatal) = self.received(&chunk[..n]) {
-                        return self.close_after_error(&fatal.to_string(), fatal.code());
+                    let fatal = self.received(&chunk[..n]).err();
+                    if let Err(err) = self.flush_replies() {
+                        return Ending::quiet(write_failure(&err));
+                    }
+                    if let Some(fatal) = fatal {
+                        // The peer is alive and talking nonsense: drain its input
+                        // so our close does not become an RST.
+                        return Ending { drain: true, ..self.close_after_error(&fatal.to_string(), fatal.code()) };
                     }
                 }
                 Err(err) if is_timeout(&err) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return format!("read error: {err}"),
+                Err(err) => return Ending::quiet(format!("read error: {err}")),
             }
             if let Some((text, code)) = self.check_timers() {
+                // Silent or stalled: likely dead, so nothing to drain.
                 return self.close_after_error(&text, code);
             }
         }
     }
 
-    /// Feeds received bytes to the decoder and handles every whole frame.
+    /// Feeds received bytes to the decoder and handles every whole frame,
+    /// collecting the replies (see [`flush_replies`](Self::flush_replies)).
     /// Returns the error when the stream's framing is lost.
     fn received(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let now = Instant::now();
@@ -143,13 +172,12 @@ impl<'a> Session<'a> {
         self.decoder.feed(bytes);
         let mut completed = false;
         loop {
-            let reply = match self.decoder.next_frame() {
+            match self.decoder.next_frame() {
                 Ok(Some(frame)) => {
                     completed = true;
                     tracing::debug!(client = self.peer.id, "{}", frame.summary());
-                    match handler::handle(self.shared, self.peer, self.outbox, &frame) {
-                        Some(reply) => handler::reply_bytes(frame.request_id, reply),
-                        None => continue,
+                    if let Some(reply) = handler::handle(self.shared, self.peer, self.outbox, &frame) {
+                        handler::encode_reply(&mut self.replies, frame.request_id, reply);
                     }
                 }
                 Ok(None) => break,
@@ -159,11 +187,14 @@ impl<'a> Session<'a> {
                         return Err(err);
                     }
                     completed = true;
-                    error_frame(err.request_id(), err.code(), &err.to_string())
+                    self.replies.extend_from_slice(&error_frame(err.request_id(), err.code(), &err.to_string()));
                 }
-            };
-            if self.outbox.push(reply).is_err() {
-                break; // the writer is gone; the next read fails too
+            }
+            if self.replies.len() >= REPLY_BATCH {
+                if let Err(err) = self.flush_replies() {
+                    tracing::debug!(client = self.peer.id, "write failed: {err}");
+                    break; // the next read fails too
+                }
             }
         }
         self.partial_since = match (self.decoder.buffered(), self.partial_since) {
@@ -175,6 +206,20 @@ impl<'a> Session<'a> {
     }
 
     /// Heartbeat and frame timers; `Some` when the client must be dropped.
+    /// Writes the collected replies in one go: a pipelined burst of requests
+    /// is answered with about as few `write` calls as it arrived in.
+    fn flush_replies(&mut self) -> io::Result<()> {
+        if self.replies.is_empty() {
+            return Ok(());
+        }
+        let result = self.outbox.write_now(&self.replies);
+        self.replies.clear();
+        if self.replies.capacity() > 4 * REPLY_BATCH {
+            self.replies.shrink_to(REPLY_BATCH);
+        }
+        result
+    }
+
     fn check_timers(&mut self) -> Option<(String, ErrorCode)> {
         let now = Instant::now();
         let config = &self.shared.config;
@@ -193,7 +238,7 @@ impl<'a> Session<'a> {
         if silent >= interval && now - self.last_ping >= interval {
             self.pings = self.pings.wrapping_add(1).max(1);
             self.last_ping = now;
-            let _ = self.outbox.try_push(encode(&Frame::new(self.pings, ServerPing)));
+            let _ = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing)));
         }
         None
     }
@@ -202,34 +247,54 @@ impl<'a> Session<'a> {
         match self.decoder.finish() {
             Ok(()) => "closed by client".to_string(),
             Err(err) => {
-                let _ = self.outbox.push(error_frame(0, err.code(), &err.to_string()));
+                let _ = self.outbox.write_now(&error_frame(0, err.code(), &err.to_string()));
                 format!("closed by client mid-frame: {err}")
             }
         }
     }
 
-    /// Sends an error frame, then closes: the writer sends what is queued
-    /// (ending with the error) and a FIN, while we discard input for a moment
-    /// so that unread data does not turn our close into an RST that would
-    /// destroy the error frame.
-    fn close_after_error(&mut self, text: &str, code: ErrorCode) -> String {
-        let _ = self.outbox.push(error_frame(0, code, text));
-        self.outbox.close();
-        let _ = self.stream.set_read_timeout(Some(LINGER_DRAIN));
-        let mut sink = [0u8; READ_CHUNK];
-        let mut budget: usize = 1 << 20;
-        while budget > 0 {
-            match self.stream.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => budget = budget.saturating_sub(n),
-            }
-        }
-        format!("closed after {}: {text}", code.name())
+    /// Sends an error frame; the caller then closes (FIN after it).
+    fn close_after_error(&mut self, text: &str, code: ErrorCode) -> Ending {
+        let _ = self.outbox.write_now(&error_frame(0, code, text));
+        Ending::quiet(format!("closed after {}: {text}", code.name()))
     }
 }
 
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+/// How a session ended.
+struct Ending {
+    reason: String,
+    /// Read and discard the peer's input for a moment before closing.
+    drain: bool,
+}
+
+impl Ending {
+    fn quiet(reason: impl Into<String>) -> Ending {
+        Ending { reason: reason.into(), drain: false }
+    }
+}
+
+/// Discards input for up to [`LINGER_DRAIN`] (or until EOF): closing a socket
+/// with unread data makes the kernel send an RST, which could destroy the
+/// error frame we just sent before the peer reads it.
+fn drain_input(mut stream: &TcpStream) {
+    let _ = stream.set_read_timeout(Some(LINGER_DRAIN));
+    let mut sink = [0u8; READ_CHUNK];
+    let mut budget: usize = 1 << 20;
+    while budget > 0 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
+}
+
+/// Why the session ends when one of its own writes fails.
+fn write_failure(err: &io::Error) -> String {
+    if is_timeout(err) {
+        format!("slow consumer: a write stayed blocked ({err})")
+    } else {
+        format!("write error: {err}")
+    }
 }
 
 /// An error frame echoing `request_id` (0 when the header could not be read).

@@ -9,7 +9,7 @@ use tnlm_core::message::{
 use tnlm_core::{ErrorCode, Frame, Message};
 
 use crate::server::Shared;
-use crate::writer::{encode, Outbox, PushError};
+use crate::writer::{Outbox, PushError};
 
 /// The client a frame came from, as the server knows it (never as the
 /// client claims).
@@ -80,7 +80,10 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
     refuse(status, reason)
 }
 
-/// The bytes of a reply to request `request_id`.
-pub(crate) fn reply_bytes(request_id: u32, reply: Message) -> Vec<u8> {
-    encode(&Frame::new(request_id, reply))
+/// Appends the reply to request `request_id` to `out`.
+pub(crate) fn encode_reply(out: &mut Vec<u8>, request_id: u32, reply: Message) {
+    let frame = Frame::new(request_id, reply);
+    if let Err(err) = frame.encode_into(out, u32::MAX) {
+        tracing::error!("cannot encode {}: {err}", frame.summary());
+    }
 }

@@ -34,8 +34,11 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Registry {
     next_id: AtomicU32,
+    /// Most clients listed at once.
+    capacity: usize,
     clients: Mutex<Clients>,
-    emptied: Condvar,
+    /// Notified whenever a client leaves.
+    departed: Condvar,
 }
 
 /// The map and whether it still takes newcomers, under one lock.
@@ -45,27 +48,43 @@ struct Clients {
     closed: bool,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
-        Registry { next_id: AtomicU32::new(1), clients: Mutex::new(Clients::default()), emptied: Condvar::new() }
-    }
+/// Why a client could not be listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server is shutting down.
+    Closed,
+    /// `capacity` clients are listed already.
+    Full(usize),
 }
 
 impl Registry {
+    /// An empty registry that lists at most `capacity` clients.
+    pub fn new(capacity: usize) -> Registry {
+        Registry {
+            next_id: AtomicU32::new(1),
+            capacity,
+            clients: Mutex::new(Clients::default()),
+            departed: Condvar::new(),
+        }
+    }
+
     /// Takes the next client id (1, 2, 3, …; never reused).
     pub fn next_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a client under an id from [`next_id`](Self::next_id). Returns
-    /// false, adding nothing, once the server is shutting down.
-    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: Arc<TcpStream>) -> bool {
+    /// Adds a client under an id from [`next_id`](Self::next_id), unless the
+    /// server is shutting down or full.
+    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: Arc<TcpStream>) -> Result<(), Refusal> {
         let mut clients = self.lock();
         if clients.closed {
-            return false;
+            return Err(Refusal::Closed);
+        }
+        if clients.map.len() >= self.capacity {
+            return Err(Refusal::Full(self.capacity));
         }
         clients.map.insert(id, Entry { id, addr, since: Local::now(), outbox, stream });
-        true
+        Ok(())
     }
 
     /// Stops taking newcomers (shutdown has begun) and calls `f` with the
@@ -81,11 +100,8 @@ impl Registry {
 
     /// Removes a client (it disconnected).
     pub fn remove(&self, id: u32) {
-        let mut clients = self.lock();
-        clients.map.remove(&id);
-        if clients.map.is_empty() {
-            self.emptied.notify_all();
-        }
+        self.lock().map.remove(&id);
+        self.departed.notify_all();
     }
 
     /// The outbox of client `id`, if connected.
@@ -119,14 +135,23 @@ impl Registry {
 
     /// Waits until every client has gone, at most `timeout`; true if they did.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |clients| clients.map.is_empty())
+    }
+
+    /// Waits until client `id` is no longer listed, at most `timeout`; true if it left.
+    pub fn wait_gone(&self, id: u32, timeout: Duration) -> bool {
+        self.wait_until(timeout, |clients| !clients.map.contains_key(&id))
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&Clients) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut clients = self.lock();
-        while !clients.map.is_empty() {
+        while !done(&clients) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            clients = self.emptied.wait_timeout(clients, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+            clients = self.departed.wait_timeout(clients, left).map_or_else(|e| e.into_inner().0, |r| r.0);
         }
         true
     }

@@ -1,8 +1,8 @@
 //! The listening server: accept loop, one thread per client, clean shutdown.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -14,7 +14,11 @@ use crate::config::Config;
 use crate::connection;
 use crate::deliveries::Deliveries;
 use crate::registry::Registry;
-use crate::writer::encode;
+
+/// Stack size of each connection thread (reader and writer). They need
+/// little: an 8 KiB read buffer and shallow calls. The default 2 MiB would
+/// reserve 40 GB of address space for 10,000 clients.
+pub(crate) const CONNECTION_STACK: usize = 256 * 1024;
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
@@ -26,8 +30,6 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) deliveries: Deliveries,
-    /// Connection threads running (accepted and not yet finished).
-    active: AtomicUsize,
     stopping: AtomicBool,
     /// An address that reaches the listener, to wake a blocking `accept`.
     wake_addr: SocketAddr,
@@ -80,9 +82,8 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             deliveries: Deliveries::new(config.ack_timeout),
+            registry: Registry::new(config.max_clients),
             config,
-            registry: Registry::default(),
-            active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             wake_addr: tnlm_core::net::reachable(local_addr),
         });
@@ -119,7 +120,7 @@ impl Server {
                     threads.retain(|t| !t.is_finished());
                     match self.spawn_client(stream, addr) {
                         Ok(thread) => threads.push(thread),
-                        Err(err) => tracing::debug!("not serving {addr}: {err}"),
+                        Err(err) => tracing::error!("cannot start a thread for {addr}: {err}"),
                     }
                 }
                 Err(err) => {
@@ -143,22 +144,12 @@ impl Server {
     }
 
     fn spawn_client(&self, stream: TcpStream, addr: SocketAddr) -> io::Result<JoinHandle<()>> {
-        let max = self.shared.config.max_clients;
-        if self.shared.active.load(Ordering::SeqCst) >= max {
-            refuse(stream, addr, max);
-            return Err(io::Error::other(format!("already serving --max-clients {max} clients")));
-        }
         let id = self.shared.registry.next_id();
         let shared = Arc::clone(&self.shared);
-        shared.active.fetch_add(1, Ordering::SeqCst);
-        let spawned = thread::Builder::new().name(format!("client-{id}")).spawn(move || {
-            connection::serve(Arc::clone(&shared), id, stream, addr);
-            shared.active.fetch_sub(1, Ordering::SeqCst);
-        });
-        if spawned.is_err() {
-            self.shared.active.fetch_sub(1, Ordering::SeqCst);
-        }
-        spawned
+        thread::Builder::new()
+            .name(format!("client-{id}"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || connection::serve(shared, id, stream, addr))
     }
 
     fn stop_clients(&self, threads: Vec<JoinHandle<()>>) {
@@ -181,17 +172,6 @@ impl Server {
         }
         tracing::info!("all client threads joined");
     }
-}
-
-/// Tells a client beyond `--max-clients` why it is turned away, then closes.
-/// The socket is fresh and its send buffer empty, so this write cannot block.
-fn refuse(stream: TcpStream, addr: SocketAddr, max: usize) {
-    tracing::warn!("refusing {addr}: already serving {max} clients (--max-clients)");
-    let text = format!("the server already serves its maximum of {max} clients; try again later");
-    let frame = Frame::new(0, tnlm_core::message::ErrorBody { code: tnlm_core::ErrorCode::TooManyClients, text });
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = (&stream).write_all(&encode(&frame));
-    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 /// The notice every client gets when the server stops.
@@ -221,6 +201,17 @@ impl RunningServer {
     /// How many clients are connected right now.
     pub fn client_count(&self) -> usize {
         self.handle.shared.registry.len()
+    }
+
+    /// The clients connected right now.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.handle.clients()
+    }
+
+    /// Waits (at most `timeout`) until client `id` has left the list;
+    /// true if it did. Tests use it as the readiness signal for a departure.
+    pub fn wait_client_gone(&self, id: u32, timeout: Duration) -> bool {
+        self.handle.shared.registry.wait_gone(id, timeout)
     }
 
     /// Stops the server and waits for all its threads.

@@ -1,127 +1,254 @@
-//! The per-client writer: the only code that writes to a client's socket.
+//! Writing to a client: the only code that writes to a client's socket.
 //!
-//! Every frame for a client — its own responses, messages forwarded from
-//! other clients, heartbeat pings, the shutdown notice — goes through its
-//! [`Outbox`], a bounded queue drained by one writer thread. Frames therefore
-//! never interleave on the wire, and a sender never writes to someone else's
-//! socket: if the target stops reading, its queue fills and the sender is
-//! told, instead of blocking. A write that stays blocked for the write timeout
-//! marks the client a slow consumer and disconnects it.
+//! Each client has an [`Outbox`]. Its own connection thread writes its own
+//! frames (hello, responses, pings, errors) directly with
+//! [`Outbox::write_now`]: if the client does not read, that thread blocks —
+//! TCP backpressure on the one client causing it — until the write timeout
+//! disconnects it as a slow consumer. Frames from *other* threads (messages
+//! forwarded to this client, delivery receipts, the shutdown notice) are
+//! queued instead, and a short-lived flusher thread (`client-<id>-tx`) writes
+//! them out and exits when the queue is empty. A sender therefore never
+//! blocks on someone else's socket: if the target stops reading, its queue
+//! fills up (a byte limit) and the sender is told. A write lock keeps every
+//! frame whole, whichever thread writes it.
+//!
+//! Why not a writer thread per client: with two threads per client, 10,000
+//! clients need 20,000 threads, beyond Linux's default limit of 65,530 memory
+//! mappings per process (each thread takes about four). Idle clients now cost
+//! one thread.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 use tnlm_core::Frame;
 
-/// Frames larger than this are written on their own; smaller ones queued
-/// together are coalesced into one `write` call.
+/// Queued frames are written in batches of about this many bytes.
 const COALESCE_LIMIT: usize = 64 * 1024;
-
-/// What the writer thread can be asked to do.
-enum Outbound {
-    /// Write these bytes (one or more encoded frames).
-    Frame(Vec<u8>),
-    /// Write what is queued, then close our sending side (FIN).
-    Close,
-}
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
     /// The queue is full: the client is not reading fast enough.
     Full,
-    /// The writer has stopped: the client is gone.
+    /// The client is gone (or its connection is closing).
     Gone,
 }
 
-/// A handle to queue frames for one client. Cheap to clone.
+/// A handle to write to one client. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    data: Sender<Outbound>,
-    control: Sender<Vec<u8>>,
-    /// Bytes queued and not yet written.
-    queued: Arc<AtomicUsize>,
-    /// The most bytes [`try_push`](Self::try_push) lets wait in the queue.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u32,
+    stream: Arc<TcpStream>,
+    /// Held while writing, so frames from different threads never interleave.
+    write_lock: Mutex<()>,
+    state: Mutex<State>,
+    /// Notified when the flusher stops.
+    idle: Condvar,
+    /// The most bytes [`Outbox::try_push`] lets wait in the queue.
     max_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// A flusher thread is running.
+    flushing: bool,
+    /// No more frames are accepted.
+    closed: bool,
+    /// The flusher sends FIN after the last queued frame (server shutdown).
+    fin_after: bool,
+    /// Frames are queued but not written until [`Outbox::resume`].
+    paused: bool,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Outbox({} bytes queued)", self.queued.load(Ordering::Relaxed))
+        write!(f, "Outbox(client {}, {} bytes queued)", self.inner.id, self.inner.lock().bytes)
     }
 }
 
 impl Outbox {
-    /// Queues a frame, waiting while the queue is full. Only the client's own
-    /// reader uses this, for its own responses: waiting here stops it reading
-    /// more requests, which is TCP backpressure working as intended.
-    pub fn push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
-        self.data.send(Outbound::Frame(bytes)).map_err(|_| PushError::Gone)
+    /// The outbox of client `id`, writing to `stream`; at most `max_bytes`
+    /// of frames from other clients may wait in it. It starts paused: frames
+    /// from other threads wait until [`resume`](Self::resume), so the
+    /// connection thread can write its hello first.
+    pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize) -> Outbox {
+        let inner = Inner {
+            id,
+            stream,
+            write_lock: Mutex::new(()),
+            state: Mutex::new(State { paused: true, ..State::default() }),
+            idle: Condvar::new(),
+            max_bytes,
+        };
+        Outbox { inner: Arc::new(inner) }
+    }
+
+    /// Writes `bytes` now, from the client's own connection thread. Blocks
+    /// while the client is not reading, up to the socket's write timeout.
+    pub fn write_now(&self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write(bytes)
     }
 
     /// Queues a frame from another client's thread without waiting; refused
-    /// when the queue holds `max_bytes` or its frame limit already.
+    /// when the client already has `max_bytes` waiting.
     pub fn try_push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        if self.queued.load(Ordering::Relaxed) + bytes.len() > self.max_bytes {
+        self.enqueue(bytes, self.inner.max_bytes)
+    }
+
+    /// Queues a frame without waiting and with a looser limit (a response
+    /// completed on another thread, e.g. a delivery receipt).
+    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
+        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16))
+    }
+
+    /// Server shutdown: queue `notice` after whatever is waiting, then FIN.
+    pub fn shutdown_with(&self, notice: Vec<u8>) {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return;
+        }
+        state.fin_after = true;
+        state.bytes += notice.len();
+        state.queue.push_back(notice);
+        self.ensure_flusher(state);
+    }
+
+    /// Lets queued frames be written (after the hello).
+    pub fn resume(&self) {
+        let mut state = self.inner.lock();
+        state.paused = false;
+        if !state.queue.is_empty() {
+            self.ensure_flusher(state);
+        }
+    }
+
+    /// Accepts no more frames and waits until the flusher (if any) is done.
+    /// The flusher cannot take longer than the socket's write timeout.
+    pub fn close(&self) {
+        let mut state = self.inner.lock();
+        state.closed = true;
+        while state.flushing {
+            state = self.inner.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn enqueue(&self, bytes: Vec<u8>, limit: usize) -> Result<(), PushError> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err(PushError::Gone);
+        }
+        if state.bytes + bytes.len() > limit {
             return Err(PushError::Full);
         }
-        self.offer(bytes)
+        state.bytes += bytes.len();
+        state.queue.push_back(bytes);
+        if self.ensure_flusher(state) {
+            Ok(())
+        } else {
+            Err(PushError::Full)
+        }
     }
 
-    /// Queues a frame without waiting and without the byte limit (a response
-    /// completed on another thread, e.g. a delivery receipt); refused only
-    /// when the queue's frame limit is reached.
-    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        let len = bytes.len();
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        self.data.try_send(Outbound::Frame(bytes)).map_err(|err| {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            match err {
-                TrySendError::Full(_) => PushError::Full,
-                TrySendError::Disconnected(_) => PushError::Gone,
+    /// Starts a flusher unless one runs; false if none could be started (the
+    /// frame just queued is then taken back).
+    fn ensure_flusher(&self, mut state: MutexGuard<'_, State>) -> bool {
+        if state.flushing || state.paused {
+            return true;
+        }
+        state.flushing = true;
+        drop(state);
+        let inner = Arc::clone(&self.inner);
+        let started = thread::Builder::new()
+            .name(format!("client-{}-tx", self.inner.id))
+            .stack_size(crate::server::CONNECTION_STACK)
+            .spawn(move || inner.flush_queue());
+        if let Err(err) = started {
+            tracing::error!(client = self.inner.id, "cannot start a thread to write queued frames: {err}");
+            let mut state = self.inner.lock();
+            state.flushing = false;
+            if let Some(frame) = state.queue.pop_back() {
+                state.bytes -= frame.len();
             }
-        })
-    }
-
-    /// Asks the writer to flush what is queued and then send FIN.
-    pub fn close(&self) {
-        let _ = self.data.send(Outbound::Close);
-    }
-
-    /// Server shutdown: the writer flushes what is queued, writes `notice`
-    /// and sends FIN, even if the data queue is full.
-    pub fn shutdown_with(&self, notice: Vec<u8>) {
-        let _ = self.control.try_send(notice);
+            self.inner.idle.notify_all();
+            return false;
+        }
+        true
     }
 }
 
-/// The receiving end of an [`Outbox`], waiting for [`spawn`] to give it a thread.
-pub struct Queue {
-    data: Receiver<Outbound>,
-    control: Receiver<Vec<u8>>,
-    queued: Arc<AtomicUsize>,
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (&*self.stream).write_all(bytes)
+    }
+
+    /// The flusher thread: writes queued frames in batches until none are left.
+    fn flush_queue(&self) {
+        loop {
+            let (batch, fin) = {
+                let mut state = self.lock();
+                if state.queue.is_empty() {
+                    let fin = state.fin_after;
+                    state.flushing = false;
+                    self.idle.notify_all();
+                    drop(state);
+                    if fin {
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                    }
+                    return;
+                }
+                let mut batch = Vec::new();
+                while let Some(frame) = state.queue.front() {
+                    if !batch.is_empty() && batch.len() + frame.len() > COALESCE_LIMIT {
+                        break;
+                    }
+                    let frame = state.queue.pop_front().unwrap_or_default();
+                    state.bytes -= frame.len();
+                    batch.extend_from_slice(&frame);
+                }
+                (batch, state.fin_after)
+            };
+            if let Err(err) = self.write(&batch) {
+                self.fail(&err, fin);
+                return;
+            }
+        }
+    }
+
+    /// A write failed or stayed blocked past the write timeout: drop what is
+    /// queued and cut the connection, which also ends the client's reader.
+    fn fail(&self, err: &io::Error, shutting_down: bool) {
+        if is_timeout(err) && !shutting_down {
+            tracing::warn!(client = self.id, "disconnecting a slow consumer: a write stayed blocked ({err})");
+        } else {
+            tracing::debug!(client = self.id, "write failed: {err}");
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+        let mut state = self.lock();
+        state.closed = true;
+        state.queue.clear();
+        state.bytes = 0;
+        state.flushing = false;
+        self.idle.notify_all();
+    }
 }
 
-/// A new outbox holding at most `max_frames` frames, of which frames from
-/// other clients may fill `max_bytes`. Frames can be queued before the
-/// writer thread starts.
-pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, Queue) {
-    let (data_tx, data) = bounded(max_frames.max(1));
-    let (control_tx, control) = bounded(1);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let outbox = Outbox { data: data_tx, control: control_tx, queued: Arc::clone(&queued), max_bytes };
-    (outbox, Queue { data, control, queued })
-}
-
-/// Starts the writer thread for client `id`, draining `queue` into `stream`.
-pub fn spawn(id: u32, stream: Arc<TcpStream>, queue: Queue) -> io::Result<JoinHandle<()>> {
-    let writer = Writer { id, stream, queue, buf: Vec::new() };
-    thread::Builder::new().name(format!("client-{id}-tx")).spawn(move || writer.run())
+/// True for the errors a blocked write with a timeout returns.
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 /// Encodes a frame the server built itself. Only a payload over 4 GiB could
@@ -132,79 +259,4 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         tracing::error!("cannot encode {}: {err}", frame.summary());
     }
     bytes
-}
-
-struct Writer {
-    id: u32,
-    stream: Arc<TcpStream>,
-    queue: Queue,
-    buf: Vec<u8>,
-}
-
-impl Writer {
-    fn run(mut self) {
-        if let Err(err) = self.write_until_closed() {
-            if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
-                tracing::warn!(client = self.id, "disconnecting a slow consumer: a write stayed blocked ({err})");
-            } else {
-                tracing::debug!(client = self.id, "writer stopped: {err}");
-            }
-            // The peer cannot be written to: make its reader stop too.
-            let _ = self.stream.shutdown(Shutdown::Both);
-            return;
-        }
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
-
-    /// Writes queued frames until asked to close; `Ok` means close gracefully.
-    fn write_until_closed(&mut self) -> io::Result<()> {
-        loop {
-            select! {
-                recv(self.queue.control) -> notice => {
-                    while !self.drain_queued() && !self.queue.data.is_empty() {
-                        self.flush()?;
-                    }
-                    if let Ok(notice) = notice {
-                        self.buf.extend_from_slice(&notice);
-                    }
-                    return self.flush();
-                }
-                recv(self.queue.data) -> item => match item {
-                    Ok(Outbound::Frame(bytes)) => {
-                        self.take(&bytes);
-                        if self.drain_queued() {
-                            return self.flush();
-                        }
-                        self.flush()?;
-                    }
-                    Ok(Outbound::Close) | Err(_) => return self.flush(),
-                },
-            }
-        }
-    }
-
-    /// Moves already-queued frames into the buffer (up to the coalescing
-    /// limit); returns true if a `Close` was among them.
-    fn drain_queued(&mut self) -> bool {
-        while self.buf.len() < COALESCE_LIMIT {
-            match self.queue.data.try_recv() {
-                Ok(Outbound::Frame(bytes)) => self.take(&bytes),
-                Ok(Outbound::Close) => return true,
-                Err(TryRecvError::Empty) => return false,
-                Err(TryRecvError::Disconnected) => return true,
-            }
-        }
-        false
-    }
-
-    fn take(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        self.queue.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let result = (&*self.stream).write_all(&self.buf);
-        self.buf.clear();
-        result
-    }
 }

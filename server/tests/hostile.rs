@@ -5,9 +5,11 @@
 mod common;
 
 use common::{server, server_with, Event, RawClient};
+use std::io::Write;
 use tnlm_core::frame::offset;
 use tnlm_core::message::*;
-use tnlm_core::{ErrorCode, Frame, Message, HEADER_LEN};
+
+use tnlm_core::{ErrorCode, Frame, Message, DEFAULT_MAX_PAYLOAD, HEADER_LEN};
 
 fn time_request(id: u32) -> Vec<u8> {
     Frame::new(id, TimeRequest).to_bytes().unwrap()
@@ -194,5 +196,212 @@ fn a_client_that_connects_and_closes_at_once_is_harmless() {
         silent.stream.shutdown(std::net::Shutdown::Both).unwrap();
         assert!(!matches!(silent.next_event(), Event::Error(_)));
     }
+    still_serving(&server);
+}
+
+/// What a hostile case must end in.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// An error frame with this code, then the server closes.
+    Fatal(ErrorCode),
+    /// An error frame with this code echoing this request id; the connection goes on.
+    Recoverable(ErrorCode, u32),
+}
+
+fn header_with(id: u32, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut bytes = time_request(id);
+    edit(&mut bytes);
+    bytes
+}
+
+fn set_length(bytes: &mut [u8], length: u32) {
+    bytes[offset::LENGTH..offset::LENGTH + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// `SendRequest { to: 1, text: "hello" }` cut to `keep` payload bytes, with
+/// the length field telling the truth about the cut.
+fn send_cut_at(id: u32, keep: usize) -> Vec<u8> {
+    let mut bytes = Frame::new(id, SendRequest { to: 1, text: "hello".into() }).to_bytes().unwrap();
+    bytes.truncate(HEADER_LEN + keep);
+    set_length(&mut bytes, keep as u32);
+    bytes
+}
+
+/// A frame a client may not send, as a client would send it.
+fn forbidden(id: u32, message: impl Into<Message>) -> Vec<u8> {
+    Frame::new(id, message).to_bytes().unwrap()
+}
+
+fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
+    use ErrorCode::*;
+    use Outcome::*;
+    let v4: std::net::IpAddr = [127, 0, 0, 1].into();
+    let mut cases = vec![
+        ("magic byte 0 wrong", header_with(1, |b| b[0] = b'X'), Fatal(BadMagic)),
+        ("magic byte 1 wrong", header_with(1, |b| b[1] = 0), Fatal(BadMagic)),
+        ("magic byte 2 wrong", header_with(1, |b| b[2] = b'l'), Fatal(BadMagic)),
+        ("magic byte 3 wrong", header_with(1, |b| b[3] = 0xFF), Fatal(BadMagic)),
+        ("lab report's text frame", b"#T#".to_vec(), Fatal(BadMagic)),
+        ("HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Fatal(BadMagic)),
+        ("version 0", header_with(1, |b| b[offset::VERSION] = 0), Fatal(UnsupportedVersion)),
+        ("version 2", header_with(1, |b| b[offset::VERSION] = 2), Fatal(UnsupportedVersion)),
+        ("version 255", header_with(1, |b| b[offset::VERSION] = 255), Fatal(UnsupportedVersion)),
+        ("length max+1", header_with(1, |b| set_length(b, DEFAULT_MAX_PAYLOAD + 1)), Fatal(Oversize)),
+        ("length 0x7FFFFFFF", header_with(1, |b| set_length(b, 0x7FFF_FFFF)), Fatal(Oversize)),
+        ("length 0xFFFFFFFF", header_with(1, |b| set_length(b, u32::MAX)), Fatal(Oversize)),
+        ("type 0", header_with(2, |b| b[offset::TYPE] = 0), Recoverable(UnknownType, 2)),
+        ("type 'Z'", header_with(3, |b| b[offset::TYPE] = b'Z'), Recoverable(UnknownType, 3)),
+        ("type 't' (lowercase)", header_with(4, |b| b[offset::TYPE] = b't'), Recoverable(UnknownType, 4)),
+        ("type 0xFF", header_with(5, |b| b[offset::TYPE] = 0xFF), Recoverable(UnknownType, 5)),
+        ("class 3", header_with(6, |b| b[offset::CLASS] = 3), Recoverable(UnknownType, 6)),
+        ("class 0xFF", header_with(7, |b| b[offset::CLASS] = 0xFF), Recoverable(UnknownType, 7)),
+        ("H as a request", header_with(8, |b| b[offset::TYPE] = b'H'), Recoverable(UnknownType, 8)),
+        ("reserved 1", header_with(9, |b| b[offset::RESERVED] = 1), Recoverable(InvalidHeader, 0)),
+        ("reserved 0xFF", header_with(10, |b| b[offset::RESERVED] = 0xFF), Recoverable(InvalidHeader, 0)),
+        ("M request with length 0", send_cut_at(11, 0), Recoverable(MalformedPayload, 11)),
+        ("M request cut inside `to`", send_cut_at(12, 2), Recoverable(MalformedPayload, 12)),
+        ("M request cut after `to`", send_cut_at(13, 4), Recoverable(MalformedPayload, 13)),
+        ("M request cut inside the text length", send_cut_at(14, 9), Recoverable(MalformedPayload, 14)),
+        ("M request cut inside the text", send_cut_at(15, 14), Recoverable(MalformedPayload, 15)),
+        (
+            "T request with 1 trailing byte",
+            {
+                let mut b = time_request(16);
+                b.push(0);
+                set_length(&mut b, 1);
+                b
+            },
+            Recoverable(MalformedPayload, 16),
+        ),
+        (
+            "text length u64::MAX",
+            {
+                let mut b = Frame::new(17, SendRequest { to: 1, text: "abcd".into() }).to_bytes().unwrap();
+                b[HEADER_LEN + 4..HEADER_LEN + 12].copy_from_slice(&u64::MAX.to_le_bytes());
+                b
+            },
+            Recoverable(MalformedPayload, 17),
+        ),
+        (
+            "invalid UTF-8 text",
+            {
+                let mut b = Frame::new(18, SendRequest { to: 1, text: "abcd".into() }).to_bytes().unwrap();
+                let last = b.len() - 2;
+                b[last] = 0xC3; // a lead byte followed by ASCII
+                b
+            },
+            Recoverable(MalformedPayload, 18),
+        ),
+        (
+            "a response from a client",
+            forbidden(19, TimeResponse { time: "now".into() }),
+            Recoverable(UnexpectedFrame, 19),
+        ),
+        (
+            "a delivery receipt from a client",
+            forbidden(20, Delivery { to: 1, status: DeliveryStatus::Delivered, reason: String::new() }),
+            Recoverable(UnexpectedFrame, 20),
+        ),
+        (
+            "a forged forwarded message",
+            forbidden(21, Forwarded { from: 9, from_ip: v4, from_port: 1, text: "spoof".into() }),
+            Recoverable(UnexpectedFrame, 21),
+        ),
+        (
+            "a hello from a client",
+            forbidden(22, Hello { client_id: 1, server: "me".into(), version: 1, max_payload: 1 }),
+            Recoverable(UnexpectedFrame, 22),
+        ),
+        (
+            "a shutdown from a client",
+            forbidden(23, Shutdown { reason: "bye".into() }),
+            Recoverable(UnexpectedFrame, 23),
+        ),
+        (
+            "an error from a client",
+            forbidden(24, ErrorBody { code: BadMagic, text: "no".into() }),
+            Recoverable(UnexpectedFrame, 24),
+        ),
+        ("a ping indication from a client", forbidden(25, ServerPing), Recoverable(UnexpectedFrame, 25)),
+        (
+            "a list response from a client",
+            forbidden(26, ListResponse { clients: vec![] }),
+            Recoverable(UnexpectedFrame, 26),
+        ),
+    ];
+    cases.push((
+        "status code 999 in a receipt",
+        {
+            let mut b = forbidden(27, Delivery { to: 1, status: DeliveryStatus::Delivered, reason: String::new() });
+            b[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&999u16.to_le_bytes());
+            b
+        },
+        Recoverable(MalformedPayload, 27),
+    ));
+    cases
+}
+
+#[test]
+fn table_of_hostile_inputs() {
+    let cases = hostile_cases();
+    assert!(cases.len() >= 30, "the suite promises at least 30 cases, has {}", cases.len());
+    let server = server();
+    for (name, bytes, outcome) in cases {
+        let mut client = RawClient::connect(server.local_addr());
+        client.write_raw(&bytes);
+        match outcome {
+            Outcome::Fatal(code) => {
+                let frames = client.frames_until_closed();
+                let codes: Vec<ErrorCode> = frames
+                    .iter()
+                    .filter_map(|f| match &f.message {
+                        Message::Error(e) => Some(e.code),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(codes, [code], "{name}: {frames:?}");
+            }
+            Outcome::Recoverable(code, id) => {
+                client.write_raw(&time_request(77));
+                let frame = client.next_frame();
+                let Message::Error(body) = &frame.message else { panic!("{name}: {frame:?}") };
+                assert_eq!((body.code, frame.request_id), (code, id), "{name}: {body:?}");
+                let next = client.next_frame();
+                assert!(matches!(next.message, Message::TimeResponse(_)) && next.request_id == 77, "{name}: {next:?}");
+            }
+        }
+    }
+    still_serving(&server);
+}
+
+#[test]
+fn a_frame_trickled_one_byte_per_100_ms_is_cut_off_by_the_frame_timeout() {
+    let server = server_with(|c| c.frame_timeout = std::time::Duration::from_millis(500));
+    let mut slowloris = RawClient::connect(server.local_addr());
+    let started = std::time::Instant::now();
+    let bytes = time_request(1);
+    let mut closed = false;
+    for byte in bytes {
+        if slowloris.stream.write_all(&[byte]).is_err() {
+            closed = true;
+            break;
+        }
+        // Pacing the attack, not waiting for anything: one byte per 100 ms.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let frames = if closed { Vec::new() } else { slowloris.frames_until_closed() };
+    let timed_out = frames.iter().any(|f| matches!(&f.message, Message::Error(e) if e.code == ErrorCode::Timeout));
+    assert!(closed || timed_out, "{frames:?}");
+    eprintln!("slowloris cut off after {:?}", started.elapsed());
+    still_serving(&server);
+}
+
+#[test]
+fn connect_and_say_nothing_is_dropped_by_the_heartbeat() {
+    let server = server_with(|c| c.heartbeat = Some(std::time::Duration::from_millis(200)));
+    let mut mute = RawClient::connect_silent(server.local_addr());
+    let frames = mute.frames_until_closed();
+    assert!(matches!(frames.first().map(|f| &f.message), Some(Message::Hello(_))));
+    assert!(matches!(frames.last().map(|f| &f.message), Some(Message::Error(e)) if e.code == ErrorCode::Timeout));
     still_serving(&server);
 }

@@ -104,8 +104,25 @@ impl Client {
         Client::start(args, Stdio::piped())
     }
 
+    /// Starts `tnlm-client ARGS` inside network namespace `ns` (needs root).
+    pub fn spawn_in_netns(ns: &str, args: &[&str]) -> Client {
+        let mut full = vec!["netns", "exec", ns, env!("CARGO_BIN_EXE_tnlm-client")];
+        full.extend_from_slice(args);
+        Client::start_program("ip", &full, Stdio::null())
+    }
+
+    /// Kills the process at once (SIGKILL: no FIN, no goodbye).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn start(args: &[&str], stdin: Stdio) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tnlm-client"))
+        Client::start_program(env!("CARGO_BIN_EXE_tnlm-client"), args, stdin)
+    }
+
+    fn start_program(program: &str, args: &[&str], stdin: Stdio) -> Client {
+        let mut child = Command::new(program)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(stdin)

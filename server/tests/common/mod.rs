@@ -2,8 +2,11 @@
 //! `tnlm-core`, so the tests see exactly what goes over the wire.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use tnlm_core::message::Hello;
@@ -55,7 +58,11 @@ impl RawClient {
 
     /// Connects without reading anything.
     pub fn connect_silent(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
+        RawClient::from_stream(TcpStream::connect_timeout(&addr, TIMEOUT).unwrap())
+    }
+
+    /// Wraps a connected stream, without reading anything.
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         RawClient { stream, decoder: Decoder::new(16 << 20), hello: None, next_id: 1 }
     }
@@ -112,6 +119,7 @@ impl RawClient {
                 Ok(0) => return Event::Closed,
                 Ok(n) => self.decoder.feed(&chunk[..n]),
                 Err(err) if err.kind() == ErrorKind::ConnectionReset => return Event::Closed,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => panic!("read failed (timeout?): {err}"),
             }
         }
@@ -127,5 +135,93 @@ impl RawClient {
                 Event::Error(err) => panic!("server sent undecodable bytes: {err}"),
             }
         }
+    }
+}
+
+/// A running `tnlm-server` process and the address from its listening line.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+    /// Receives once stdout reaches end of file, i.e. the process has exited.
+    stdout_closed: mpsc::Receiver<()>,
+}
+
+impl ServerProcess {
+    /// Starts `tnlm-server` on 127.0.0.1 with a free port, named `cli-test`,
+    /// logging at debug level, and waits for its listening line.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tnlm-server"))
+            .args(["--bind", "127.0.0.1", "--port", "0", "--name", "cli-test"])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = forward_lines(child.stderr.take().unwrap());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}"));
+        let stdout_closed = watch_eof(stdout);
+        ServerProcess { child, addr: addr.parse().unwrap(), stderr, stdout_closed }
+    }
+}
+
+fn watch_eof(mut stdout: BufReader<ChildStdout>) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        let _ = tx.send(());
+    });
+    rx
+}
+
+fn forward_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl ServerProcess {
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        loop {
+            let line = self.stderr.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.stdout_closed.recv_timeout(TIMEOUT).expect("server did not exit");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// The server process's resident memory in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 }

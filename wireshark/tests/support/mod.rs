@@ -97,6 +97,7 @@ impl RawClient {
                 Ok(0) => return Ok(None),
                 Ok(n) => self.decoder.feed(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
@@ -189,6 +190,7 @@ impl Capture {
             let mut buf = [0u8; 65536];
             loop {
                 match stdout.read(&mut buf) {
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
