@@ -29,6 +29,7 @@ const EXAMPLES: &str = "Examples:
   tnlm-client --connect 127.0.0.1:4579 --json list one JSON object per line
   tnlm-client --connect 127.0.0.1:4579 send 2 'Hello world!'
   tnlm-client --connect 127.0.0.1:4579 listen --count 1
+  tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --requests 1000000
 
 Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail.";
 
@@ -142,6 +143,18 @@ pub enum Command {
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         timeout: Option<Duration>,
     },
+
+    /// Load generator: drive the server from C connections with P requests in flight on
+    /// each, and report requests/s and latency percentiles (p50, p99, p99.9).
+    ///
+    /// Each connection writes a batch of P requests at once and writes the next batch when
+    /// all P are answered (like redis-benchmark -P); a few event-loop threads serve every
+    /// connection, so the generator stays light. A progress line goes to stderr every
+    /// second (not with --json); the summary goes to stdout, with --json as one
+    /// {"type":"bench",...} object. Exit code 1 if nothing was answered.
+    ///
+    /// Example: tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --duration 10
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Cli {
@@ -177,6 +190,7 @@ impl Command {
             Command::List => "list",
             Command::Send { .. } => "send",
             Command::Listen { .. } => "listen",
+            Command::Bench(_) => "bench",
         }
     }
 }

@@ -27,6 +27,9 @@ struct Session {
 
 /// Connects to `target` and runs `command`.
 pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientError> {
+    if let Command::Bench(args) = command {
+        return crate::bench::run(cli, target, args); // opens connections of its own
+    }
     let (connection, inbox) = Connection::open(&target.to_string(), &cli.settings())?;
     let mut session = Session { connection, inbox, output: Output { json: cli.json }, timeout: cli.timeout };
     let result = match command {
@@ -36,6 +39,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
         Command::List => session.list(),
         Command::Send { id, text } => session.send(*id, text),
         Command::Listen { count, timeout } => session.listen(*count, *timeout),
+        Command::Bench(_) => Ok(()), // handled above
     };
     session.connection.close();
     result

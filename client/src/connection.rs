@@ -122,6 +122,8 @@ impl EventSource for Inbox {
 pub struct Connection {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
+    /// `--linger 0`: close with an RST.
+    abortive: bool,
     receiver: Option<JoinHandle<()>>,
     closing: Arc<AtomicBool>,
     hello: Hello,
@@ -177,6 +179,7 @@ impl Connection {
         let mut connection = Connection {
             stream,
             writer,
+            abortive: options.linger == Some(0),
             receiver: Some(receiver),
             closing,
             hello: placeholder_hello(),
@@ -249,7 +252,12 @@ impl Connection {
             return;
         };
         self.closing.store(true, Ordering::SeqCst);
-        if let Err(err) = self.stream.shutdown(Shutdown::Both) {
+        // Waking the receiver with a full shutdown would send a FIN, which
+        // defeats `--linger 0` (an abortive close: RST, no TIME_WAIT). On Unix,
+        // shutting down only the read side wakes it too, and the socket's last
+        // close then sends the RST.
+        let how = if self.abortive && cfg!(unix) { Shutdown::Read } else { Shutdown::Both };
+        if let Err(err) = self.stream.shutdown(how) {
             tracing::debug!("shutdown: {err}");
         }
         if receiver.join().is_err() {
@@ -400,7 +408,7 @@ impl ReceiverThread {
                         return stop;
                     }
                 }
-                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(err) if tnlm_core::net::is_socket_timeout(&err) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) if self.closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
                 Err(err) => return Stop::Closed(CloseReason::Io(err)),

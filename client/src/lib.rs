@@ -10,12 +10,15 @@
 //!   writes requests and matches responses by request id.
 //! - [`commands`]: the scriptable subcommands (`time`, `name`, `list`, `send`,
 //!   `listen`), each a short function over a connection.
+//! - [`bench`]: the load generator (`bench`): event-loop threads over many
+//!   connections, pipelined batches, HdrHistogram latencies.
 //! - [`menu`]: the seed's interactive 7-item menu. Stdin is read by its own
 //!   thread into the same channel as network events, so messages from other
 //!   clients are printed the moment they arrive.
 //! - [`output`]: what gets printed, as human text or as one JSON object per line.
 //! - [`cli`]: the command line, parsed by clap.
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod connection;

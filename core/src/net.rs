@@ -28,14 +28,18 @@ pub fn listen(addr: SocketAddr, options: &SocketOptions) -> io::Result<(TcpListe
     let mut warnings = Vec::new();
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         if let Err(err) = socket.set_only_v6(false) {
-            warnings.push(Warning(format!("dual-stack not available, serving IPv6 only: {err}")));
+            warnings.push(Warning::new(
+                "listen",
+                err.kind(),
+                format!("dual-stack not available, serving IPv6 only: {err}"),
+            ));
         }
     }
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
     options.apply_buffers(SockRef::from(&socket), &mut |what, result| {
         if let Err(err) = result {
-            warnings.push(Warning(format!("{what} not applied to the listener: {err}")));
+            warnings.push(Warning::new(what, err.kind(), format!("{what} not applied to the listener: {err}")));
         }
     });
     socket.bind(&addr.into())?;
@@ -51,7 +55,7 @@ pub fn listen_any(port: u16, options: &SocketOptions) -> io::Result<(TcpListener
             return Err(err); // IPv6 works; the port is the problem
         }
         let (listener, mut warnings) = listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port), options)?;
-        warnings.push(Warning(format!("IPv6 unavailable ({err}), listening on IPv4 only")));
+        warnings.push(Warning::new("listen", err.kind(), format!("IPv6 unavailable ({err}), listening on IPv4 only")));
         Ok((listener, warnings))
     })
 }
@@ -85,4 +89,23 @@ fn connect_addr(addr: SocketAddr, options: &SocketOptions, timeout: Duration) ->
     let warnings = options.apply(SockRef::from(&socket));
     socket.connect_timeout(&addr.into(), timeout)?;
     Ok((socket.into(), warnings))
+}
+
+/// True when a read or write on a socket with a timeout (`SO_RCVTIMEO`,
+/// `SO_SNDTIMEO`) gave up because that timeout passed: the connection may be
+/// fine, it was just quiet (or not reading).
+///
+/// On Unix such a timeout is `EAGAIN` ([`io::ErrorKind::WouldBlock`]), while
+/// `ETIMEDOUT` ([`io::ErrorKind::TimedOut`]) means the *connection* timed out
+/// (keepalive probes unanswered, `TCP_USER_TIMEOUT`) and must not be mistaken
+/// for a quiet tick. Windows reports its socket timeouts as `WSAETIMEDOUT`.
+#[cfg(unix)]
+pub fn is_socket_timeout(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock
+}
+
+/// See the Unix version: on Windows a socket timeout is `WSAETIMEDOUT`.
+#[cfg(not(unix))]
+pub fn is_socket_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }

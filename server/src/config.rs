@@ -20,8 +20,6 @@ pub struct Config {
     pub max_payload: u32,
     /// Most clients served at once; more are refused with `too_many_clients`.
     pub max_clients: usize,
-    /// Frames that may wait in one client's outbound queue.
-    pub queue_len: usize,
     /// Bytes of messages from other clients that may wait in one client's
     /// queue; past that, senders get `queue_full`.
     pub queue_bytes: usize,
@@ -35,6 +33,10 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// How long a forwarded message may wait for the target's acknowledgement.
     pub ack_timeout: Duration,
+    /// Wait this long after `listen` before the first `accept` (the lab's
+    /// breakpoint between the two): clients that connect meanwhile complete
+    /// the handshake and wait in the kernel's listen queue. `None`: accept at once.
+    pub accept_delay: Option<Duration>,
 }
 
 impl Default for Config {
@@ -46,12 +48,12 @@ impl Default for Config {
             socket: SocketOptions::default(),
             max_payload: tnlm_core::DEFAULT_MAX_PAYLOAD,
             max_clients: 10_000,
-            queue_len: 1024,
             queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             heartbeat: Some(Duration::from_secs(30)),
             frame_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(5),
+            accept_delay: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Local};
 use socket2::SockRef;
 use tnlm_core::message::{ErrorBody, Hello, ServerPing};
 use tnlm_core::sockopt::Effective;
@@ -19,8 +20,14 @@ use crate::registry::Refusal;
 use crate::server::{shutdown_notice, Shared};
 use crate::writer::{encode, is_timeout, Outbox};
 
-/// Size of one `read` from the socket.
+/// Size of one `read` from the socket once a client sends more than
+/// [`FIRST_READ`] at a time (pipelining).
 const READ_CHUNK: usize = 8 * 1024;
+/// Size of the reads until then, from a buffer on the thread's stack. An idle
+/// client's thread then touches only a few pages of its stack: at 10,000
+/// clients the stack pages are most of the server's memory (an 8 KiB zeroed
+/// buffer for every client cost 80 MB; see docs/BENCHMARKS.md).
+const FIRST_READ: usize = 512;
 /// After a fatal error, how long to keep reading (and discarding) so the
 /// error frame is not destroyed by an RST caused by unread data.
 const LINGER_DRAIN: Duration = Duration::from_secs(2);
@@ -30,14 +37,15 @@ const REPLY_BATCH: usize = 64 * 1024;
 pub(crate) const HEARTBEAT_MISSES: u32 = 3;
 
 /// Serves client `id` until it disconnects or the server shuts down.
-pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: SocketAddr) {
+/// `since` is when it was accepted (listed as its connection time).
+pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: SocketAddr, since: DateTime<Local>) {
     let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
-    if let Err(err) = serve_inner(&shared, peer, Arc::new(stream)) {
+    if let Err(err) = serve_inner(&shared, peer, Arc::new(stream), since) {
         tracing::warn!(client = id, "connection setup failed: {err}");
     }
 }
 
-fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>) -> io::Result<()> {
+fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateTime<Local>) -> io::Result<()> {
     configure(shared, peer, &stream)?;
     let outbox = Outbox::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes);
     let hello = Hello {
@@ -49,7 +57,7 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>) -> io::Resul
     // Listed first, with its outbox paused, then the hello, then frames from
     // others may flow: once the client has its hello it is in every `L` list
     // and reachable by `M`, and nothing reaches it before the hello.
-    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, outbox.clone(), Arc::clone(&stream)) {
+    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, since, outbox.clone(), Arc::clone(&stream)) {
         return turn_away(peer, &outbox, &stream, refusal);
     }
     if let Err(err) = outbox.write_now(&encode(&Frame::indication(hello))) {
@@ -58,7 +66,8 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>) -> io::Resul
         return Err(err);
     }
     outbox.resume();
-    tracing::info!(client = peer.id, addr = %peer.addr, "connected");
+    // "connected" is logged by the accept loop: formatting a log line here
+    // touched another 4 KiB stack page on every connection thread.
     let ending = Session::new(shared, peer, &stream, &outbox).run();
 
     // Unlisted first: from here on nobody can address this client, and
@@ -137,12 +146,18 @@ impl<'a> Session<'a> {
 
     /// Reads and answers frames until the connection ends; returns why it ended.
     fn run(mut self) -> Ending {
-        let mut chunk = [0u8; READ_CHUNK];
+        let mut small = [0u8; FIRST_READ];
+        let mut large: Vec<u8> = Vec::new();
         loop {
-            match self.stream.read(&mut chunk) {
+            let chunk: &mut [u8] = if large.is_empty() { &mut small } else { &mut large };
+            match self.stream.read(chunk) {
                 Ok(0) => return Ending::quiet(self.end_of_stream()),
                 Ok(n) => {
-                    let fatal = self.received(&chunk[..n]).err();
+                    let fatal = if large.is_empty() { self.received(&small[..n]) } else { self.received(&large[..n]) };
+                    let fatal = fatal.err();
+                    if n == FIRST_READ && large.is_empty() {
+                        large = vec![0; READ_CHUNK]; // a busy client: read more at once from now on
+                    }
                     if let Err(err) = self.flush_replies() {
                         return Ending::quiet(write_failure(&err));
                     }
@@ -167,6 +182,9 @@ impl<'a> Session<'a> {
     /// collecting the replies (see [`flush_replies`](Self::flush_replies)).
     /// Returns the error when the stream's framing is lost.
     fn received(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        // Frames for other clients (forwarded messages, receipts) leave in one
+        // write per client when this read's frames are all handled.
+        let _cork = crate::writer::cork();
         let now = Instant::now();
         self.last_heard = now;
         self.decoder.feed(bytes);
@@ -176,8 +194,9 @@ impl<'a> Session<'a> {
                 Ok(Some(frame)) => {
                     completed = true;
                     tracing::debug!(client = self.peer.id, "{}", frame.summary());
-                    if let Some(reply) = handler::handle(self.shared, self.peer, self.outbox, &frame) {
-                        handler::encode_reply(&mut self.replies, frame.request_id, reply);
+                    let request_id = frame.request_id;
+                    if let Some(reply) = handler::handle(self.shared, self.peer, self.outbox, frame) {
+                        handler::encode_reply(&mut self.replies, request_id, reply);
                     }
                 }
                 Ok(None) => break,
@@ -278,7 +297,9 @@ impl Ending {
 /// error frame we just sent before the peer reads it.
 fn drain_input(mut stream: &TcpStream) {
     let _ = stream.set_read_timeout(Some(LINGER_DRAIN));
-    let mut sink = [0u8; READ_CHUNK];
+    // On the heap: an 8 KiB array here, inlined into `serve`, made every
+    // connection thread probe (touch) two more stack pages on entry.
+    let mut sink = vec![0u8; READ_CHUNK];
     let mut budget: usize = 1 << 20;
     while budget > 0 {
         match stream.read(&mut sink) {

@@ -23,9 +23,10 @@ pub(crate) struct Peer {
 
 /// Handles one frame from `peer` and returns the immediate reply, if any.
 /// An `M` request is answered later, when its delivery settles (see
-/// [`crate::deliveries`]); pongs and acks need no reply.
-pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: &Frame) -> Option<Message> {
-    let reply: Message = match &frame.message {
+/// [`crate::deliveries`]); pongs and acks need no reply. Takes the frame by
+/// value so a message's text moves into the forwarded frame uncopied.
+pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame) -> Option<Message> {
+    let reply: Message = match frame.message {
         Message::TimeRequest(_) => {
             TimeResponse { time: Local::now().to_rfc3339_opts(SecondsFormat::Millis, false) }.into()
         }
@@ -55,25 +56,27 @@ pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: &Frame
 /// Queues `request.text` for the target as an `M` indication and registers
 /// the delivery; answers at once only when it cannot even be queued.
 /// Returns `None` when the answer will come from the delivery's settlement.
-fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, request: &SendRequest) -> Option<Message> {
-    let refuse = |status: DeliveryStatus, reason: String| Some(Delivery { to: request.to, status, reason }.into());
-    let Some(target) = shared.registry.outbox(request.to) else {
-        return refuse(DeliveryStatus::NoSuchClient, format!("no client with id {} is connected", request.to));
+fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, request: SendRequest) -> Option<Message> {
+    let to = request.to;
+    let refuse = |status: DeliveryStatus, reason: String| Some(Delivery { to, status, reason }.into());
+    let Some(target) = shared.registry.outbox(to) else {
+        return refuse(DeliveryStatus::NoSuchClient, format!("no client with id {to} is connected"));
     };
-    let delivery = shared.deliveries.begin(outbox.clone(), request_id, request.to);
+    let delivery = shared.deliveries.begin(outbox.clone(), request_id, to);
+    // Room for the header, the sender fields and the text: one allocation.
+    let mut bytes = Vec::with_capacity(tnlm_core::HEADER_LEN + 64 + request.text.len());
     let indication = Frame::new(
         delivery,
-        Forwarded { from: peer.id, from_ip: peer.addr.ip(), from_port: peer.addr.port(), text: request.text.clone() },
+        Forwarded { from: peer.id, from_ip: peer.addr.ip(), from_port: peer.addr.port(), text: request.text },
     );
-    let mut bytes = Vec::new();
     let (status, reason) = match indication.encode_into(&mut bytes, shared.config.max_payload) {
         Err(err) => (DeliveryStatus::TooLarge, format!("message too large to forward: {err}")),
         Ok(()) => match target.try_push(bytes) {
             Ok(()) => return None,
             Err(PushError::Full) => {
-                (DeliveryStatus::QueueFull, format!("client {} is not reading; its queue is full", request.to))
+                (DeliveryStatus::QueueFull, format!("client {to} is not reading; its queue is full"))
             }
-            Err(PushError::Gone) => (DeliveryStatus::TargetGone, format!("client {} has disconnected", request.to)),
+            Err(PushError::Gone) => (DeliveryStatus::TargetGone, format!("client {to} has disconnected")),
         },
     };
     shared.deliveries.cancel(delivery);

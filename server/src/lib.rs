@@ -5,12 +5,12 @@
 //!
 //! Shape (the lab's design, done right):
 //! - the thread that calls [`Server::run`] accepts connections;
-//! - each client gets a named reader thread (`client-<id>`) that decodes
-//!   requests and answers them, and a writer thread (`client-<id>-tx`) that
-//!   owns the socket's write side and drains a bounded queue, so frames from
-//!   several threads never interleave and a slow client cannot block anyone
-//!   else for long;
-//! - a [`registry`] maps client ids to their queues for `L` and `M`;
+//! - each client gets one named thread (`client-<id>`) that decodes its
+//!   requests and writes the answers itself; frames for it from other
+//!   threads (forwarded messages, receipts) wait in its bounded outbox and a
+//!   short-lived flusher thread (`client-<id>-tx`) writes them, so frames
+//!   never interleave and a slow client cannot block anyone else;
+//! - a registry maps client ids to their outboxes for `L` and `M`;
 //! - forwarded messages are answered `delivered` only once the target's
 //!   client acknowledges them (a `deliveries` book and its reaper thread);
 //! - a heartbeat drops clients that fall silent, so a pulled cable does not
@@ -20,7 +20,7 @@ pub mod config;
 mod connection;
 mod deliveries;
 mod handler;
-pub mod registry;
+mod registry;
 mod server;
 mod writer;
 

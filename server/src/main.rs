@@ -71,6 +71,13 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     queue_bytes: u64,
 
+    /// Wait SECS seconds after listening before accepting the first client, as if
+    /// stopped at a breakpoint between listen() and accept(): clients that connect
+    /// meanwhile finish the TCP handshake and wait in the listen queue; their hello
+    /// comes once the delay is over. For the backlog experiment (docs/LABS.md).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs_or_off)]
+    accept_delay: Secs,
+
     #[command(flatten)]
     socket: SocketOptions,
 }
@@ -110,7 +117,7 @@ fn main() -> ExitCode {
         ack_timeout: cli.ack_timeout.0.unwrap_or(defaults.ack_timeout),
         frame_timeout: cli.frame_timeout.0.unwrap_or(defaults.frame_timeout),
         write_timeout: cli.write_timeout.0.unwrap_or(defaults.write_timeout),
-        ..defaults
+        accept_delay: cli.accept_delay.0,
     };
     let requested = match config.bind {
         Some(ip) => format!("{ip}:{}", config.port),

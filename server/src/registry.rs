@@ -22,8 +22,8 @@ pub struct Entry {
     pub id: u32,
     /// Its address as the server sees it (IPv4 shown as IPv4).
     pub addr: SocketAddr,
-    /// When it connected.
-    pub since: DateTime<Local>,
+    /// When it connected, RFC 3339 with the server's UTC offset (as listed).
+    pub since: String,
     /// Where its frames go.
     pub outbox: Outbox,
     /// Its socket, to force it closed at shutdown.
@@ -73,9 +73,19 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a client under an id from [`next_id`](Self::next_id), unless the
-    /// server is shutting down or full.
-    pub fn insert(&self, id: u32, addr: SocketAddr, outbox: Outbox, stream: Arc<TcpStream>) -> Result<(), Refusal> {
+    /// Adds a client under an id from [`next_id`](Self::next_id), connected
+    /// `since`, unless the server is shutting down or full.
+    pub fn insert(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        since: DateTime<Local>,
+        outbox: Outbox,
+        stream: Arc<TcpStream>,
+    ) -> Result<(), Refusal> {
+        // Formatted once, here: formatting 10,000 dates for every `L` request,
+        // under the registry lock, was most of its cost (docs/BENCHMARKS.md).
+        let since = since.to_rfc3339_opts(SecondsFormat::Secs, false);
         let mut clients = self.lock();
         if clients.closed {
             return Err(Refusal::Closed);
@@ -83,7 +93,7 @@ impl Registry {
         if clients.map.len() >= self.capacity {
             return Err(Refusal::Full(self.capacity));
         }
-        clients.map.insert(id, Entry { id, addr, since: Local::now(), outbox, stream });
+        clients.map.insert(id, Entry { id, addr, since, outbox, stream });
         Ok(())
     }
 
@@ -118,7 +128,7 @@ impl Registry {
                 id: entry.id,
                 ip: entry.addr.ip(),
                 port: entry.addr.port(),
-                since: entry.since.to_rfc3339_opts(SecondsFormat::Secs, false),
+                since: entry.since.clone(),
             })
             .collect()
     }
@@ -126,11 +136,6 @@ impl Registry {
     /// How many clients are connected.
     pub fn len(&self) -> usize {
         self.lock().map.len()
-    }
-
-    /// True when no client is connected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Waits until every client has gone, at most `timeout`; true if they did.

@@ -108,6 +108,9 @@ impl Server {
             .name("deliveries".into())
             .spawn(move || reaper_shared.deliveries.reap_until_stopped())?;
         let mut threads: Vec<JoinHandle<()>> = vec![reaper];
+        if let Some(delay) = self.shared.config.accept_delay {
+            self.delay_accepting(delay);
+        }
         let mut backoff = Duration::ZERO;
         loop {
             let accepted = self.listener.accept();
@@ -135,6 +138,22 @@ impl Server {
         Ok(())
     }
 
+    /// `--accept-delay`: listening but not accepting yet, so connecting clients
+    /// wait in the kernel's listen queue. Pauses on purpose; checks every
+    /// 20 ms whether the server is being shut down meanwhile.
+    fn delay_accepting(&self, delay: Duration) {
+        tracing::info!("not accepting for {delay:?} (--accept-delay): new connections wait in the listen queue");
+        let until = std::time::Instant::now() + delay;
+        while !self.shared.stopping.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                tracing::info!("accepting from now on");
+                return;
+            }
+            thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
+
     /// Runs the server on a background thread (for tests and examples).
     pub fn spawn(self) -> RunningServer {
         let local_addr = self.local_addr;
@@ -146,10 +165,16 @@ impl Server {
     fn spawn_client(&self, stream: TcpStream, addr: SocketAddr) -> io::Result<JoinHandle<()>> {
         let id = self.shared.registry.next_id();
         let shared = Arc::clone(&self.shared);
-        thread::Builder::new()
+        // Read the clock here: chrono keeps its time-zone data per thread, and
+        // loading it on each connection thread cost ~8 KiB of stack pages per
+        // client (docs/BENCHMARKS.md).
+        let since = chrono::Local::now();
+        let thread = thread::Builder::new()
             .name(format!("client-{id}"))
             .stack_size(CONNECTION_STACK)
-            .spawn(move || connection::serve(shared, id, stream, addr))
+            .spawn(move || connection::serve(shared, id, stream, addr, since))?;
+        tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");
+        Ok(thread)
     }
 
     fn stop_clients(&self, threads: Vec<JoinHandle<()>>) {

@@ -16,7 +16,26 @@
 //! clients need 20,000 threads, beyond Linux's default limit of 65,530 memory
 //! mappings per process (each thread takes about four). Idle clients now cost
 //! one thread.
+//!
+//! Fast paths, measured in docs/BENCHMARKS.md (without them every message to
+//! an idle client started a thread: 4.4k relayed messages/s at 50 clients):
+//! - *Kick* (Linux): after queueing, the pushing thread writes what is queued
+//!   itself with one non-blocking `send` (`MSG_DONTWAIT`) when nobody else
+//!   is writing to that socket; only what the socket cannot take goes to the
+//!   flusher. The sender still never waits on someone else's socket: the
+//!   write lock is only *tried*, and the send never blocks. When the socket
+//!   took part of a frame, the rest (the *torn* tail) is written before
+//!   anything else by whoever writes next, so frames stay whole.
+//! - *Owner drains*: if the client's own thread holds the write lock, the
+//!   pusher leaves the frame queued: that thread writes what others queued
+//!   before it lets go of the lock (checked under the state lock, so nothing
+//!   is left behind). Blocking there is its own client's backpressure.
+//! - *Cork*: while a connection thread handles one read's worth of frames
+//!   ([`cork`]), what it pushes to other clients only queues; each outbox it
+//!   touched is kicked once at the end, so a pipelined burst of 16 messages
+//!   to one client leaves in one `send`, not 16.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
@@ -67,6 +86,9 @@ struct State {
     fin_after: bool,
     /// Frames are queued but not written until [`Outbox::resume`].
     paused: bool,
+    /// The unsent tail of a frame a non-blocking send wrote only in part:
+    /// the next write to the socket must start with it.
+    torn: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -92,10 +114,32 @@ impl Outbox {
         Outbox { inner: Arc::new(inner) }
     }
 
-    /// Writes `bytes` now, from the client's own connection thread. Blocks
-    /// while the client is not reading, up to the socket's write timeout.
+    /// Writes `bytes` now, from the client's own connection thread, followed
+    /// by whatever other threads queued meanwhile. Blocks while the client is
+    /// not reading, up to the socket's write timeout.
     pub fn write_now(&self, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write(bytes)
+        let guard = self.inner.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let torn = self.inner.lock().torn.take();
+        if let Some(torn) = torn {
+            (&*self.inner.stream).write_all(&torn)?;
+        }
+        (&*self.inner.stream).write_all(bytes)?;
+        // Frames others queued while we held the lock: a pusher that found the
+        // lock taken left them to us. Let go of the write lock only while
+        // holding the state lock with the queue seen empty, so none is missed.
+        // A running flusher keeps the queue to itself: it may hold a batch
+        // taken off the front already, and a later one must not overtake it.
+        loop {
+            let mut state = self.inner.lock();
+            if state.queue.is_empty() || state.paused || state.flushing {
+                drop(guard);
+                drop(state);
+                return Ok(());
+            }
+            let batch = take_batch(&mut state);
+            drop(state);
+            (&*self.inner.stream).write_all(&batch)?;
+        }
     }
 
     /// Queues a frame from another client's thread without waiting; refused
@@ -126,9 +170,7 @@ impl Outbox {
     pub fn resume(&self) {
         let mut state = self.inner.lock();
         state.paused = false;
-        if !state.queue.is_empty() {
-            self.ensure_flusher(state);
-        }
+        self.kick(state);
     }
 
     /// Accepts no more frames and waits until the flusher (if any) is done.
@@ -151,11 +193,59 @@ impl Outbox {
         }
         state.bytes += bytes.len();
         state.queue.push_back(bytes);
-        if self.ensure_flusher(state) {
+        let corked = CORKED.with_borrow_mut(|corked| match corked {
+            Some(outboxes) => {
+                if !outboxes.iter().any(|o| Arc::ptr_eq(&o.inner, &self.inner)) {
+                    outboxes.push(self.clone());
+                }
+                true
+            }
+            None => false,
+        });
+        if corked || self.kick(state) {
             Ok(())
         } else {
             Err(PushError::Full)
         }
+    }
+
+    /// Gets what is queued written: by this thread at once if the socket is
+    /// free and takes it (Linux), else by the client's own thread (if it is
+    /// writing) or a flusher. False if a flusher was needed and could not start.
+    fn kick(&self, mut state: MutexGuard<'_, State>) -> bool {
+        if state.queue.is_empty() || state.flushing || state.paused || state.closed {
+            return true; // nothing to do, or someone will do it
+        }
+        let Ok(write_guard) = self.inner.write_lock.try_lock() else {
+            // The client's own thread is writing (flushers set `flushing`, and
+            // other kickers hold the state lock): it drains the queue before
+            // it lets go of the lock.
+            return true;
+        };
+        if state.torn.is_none() {
+            while !state.queue.is_empty() {
+                let batch = take_batch(&mut state);
+                match send_without_blocking(&self.inner.stream, &batch) {
+                    Some(sent) if sent == batch.len() => continue,
+                    Some(sent) if sent > 0 => {
+                        state.torn = Some(batch[sent..].to_vec());
+                        break;
+                    }
+                    // Nothing sent (full, an error, or no non-blocking send
+                    // here): put it back for the flusher.
+                    _ => {
+                        state.bytes += batch.len();
+                        state.queue.push_front(batch);
+                        break;
+                    }
+                }
+            }
+        }
+        drop(write_guard);
+        if state.queue.is_empty() && state.torn.is_none() {
+            return true;
+        }
+        self.ensure_flusher(state)
     }
 
     /// Starts a flusher unless one runs; false if none could be started (the
@@ -190,8 +280,14 @@ impl Inner {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The flusher's write: `bytes` (after a torn tail, if one is waiting),
+    /// blocking up to the socket's write timeout.
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let torn = self.lock().torn.take();
+        if let Some(torn) = torn {
+            (&*self.stream).write_all(&torn)?;
+        }
         (&*self.stream).write_all(bytes)
     }
 
@@ -200,7 +296,7 @@ impl Inner {
         loop {
             let (batch, fin) = {
                 let mut state = self.lock();
-                if state.queue.is_empty() {
+                if state.queue.is_empty() && state.torn.is_none() {
                     let fin = state.fin_after;
                     state.flushing = false;
                     self.idle.notify_all();
@@ -210,16 +306,7 @@ impl Inner {
                     }
                     return;
                 }
-                let mut batch = Vec::new();
-                while let Some(frame) = state.queue.front() {
-                    if !batch.is_empty() && batch.len() + frame.len() > COALESCE_LIMIT {
-                        break;
-                    }
-                    let frame = state.queue.pop_front().unwrap_or_default();
-                    state.bytes -= frame.len();
-                    batch.extend_from_slice(&frame);
-                }
-                (batch, state.fin_after)
+                (take_batch(&mut state), state.fin_after)
             };
             if let Err(err) = self.write(&batch) {
                 self.fail(&err, fin);
@@ -240,15 +327,75 @@ impl Inner {
         let mut state = self.lock();
         state.closed = true;
         state.queue.clear();
+        state.torn = None;
         state.bytes = 0;
         state.flushing = false;
         self.idle.notify_all();
     }
 }
 
+/// Takes queued frames off the front, up to about [`COALESCE_LIMIT`] bytes,
+/// as one buffer (a lone frame is moved, not copied).
+fn take_batch(state: &mut State) -> Vec<u8> {
+    let mut batch = state.queue.pop_front().unwrap_or_default();
+    while let Some(frame) = state.queue.front() {
+        if batch.len() + frame.len() > COALESCE_LIMIT {
+            break;
+        }
+        batch.extend_from_slice(frame);
+        state.queue.pop_front();
+    }
+    state.bytes -= batch.len().min(state.bytes);
+    batch
+}
+
+/// Sends as much of `bytes` as the socket takes without blocking; `None` if
+/// nothing could be sent (or this platform has no non-blocking send on a
+/// blocking socket).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_without_blocking(stream: &TcpStream, bytes: &[u8]) -> Option<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    socket2::SockRef::from(stream).send_with_flags(bytes, flags).ok().filter(|&sent| sent > 0)
+}
+
+/// Without `MSG_DONTWAIT`, queued frames are written by a flusher thread.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_without_blocking(_stream: &TcpStream, _bytes: &[u8]) -> Option<usize> {
+    None
+}
+
+thread_local! {
+    /// The outboxes this thread pushed to while corked (`None`: not corked).
+    static CORKED: RefCell<Option<Vec<Outbox>>> = const { RefCell::new(None) };
+}
+
+/// Holds back what this thread pushes to other clients until the returned
+/// [`Cork`] is dropped; then each outbox it pushed to is written once.
+pub(crate) fn cork() -> Cork {
+    CORKED.with_borrow_mut(|corked| {
+        corked.get_or_insert_with(Vec::new);
+    });
+    Cork(())
+}
+
+/// See [`cork`].
+pub(crate) struct Cork(());
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        let outboxes = CORKED.with_borrow_mut(Option::take).unwrap_or_default();
+        for outbox in outboxes {
+            let state = outbox.inner.lock();
+            if !outbox.kick(state) {
+                tracing::warn!(client = outbox.inner.id, "frames for this client wait until it next writes");
+            }
+        }
+    }
+}
+
 /// True for the errors a blocked write with a timeout returns.
 pub fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    tnlm_core::net::is_socket_timeout(err)
 }
 
 /// Encodes a frame the server built itself. Only a payload over 4 GiB could

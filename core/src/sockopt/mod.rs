@@ -94,47 +94,74 @@ impl Keepalive {
 }
 
 /// Something the platform could not do; the connection goes on without it.
+///
+/// Match on [`option`](Warning::option) and [`kind`](Warning::kind), never on
+/// the text: it carries the OS's error message, which differs between Linux,
+/// Windows versions and Wine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning(pub String);
+pub struct Warning {
+    /// The flag it concerns (`--keepalive`, `--user-timeout`, …), or `"listen"`
+    /// for the listening socket's own setup (dual-stack, IPv6).
+    pub option: &'static str,
+    /// [`io::ErrorKind::Unsupported`] when this platform lacks the option or a
+    /// part of it (whatever it can do is applied); otherwise the OS error's kind.
+    pub kind: io::ErrorKind,
+    /// What happened, for people.
+    pub text: String,
+}
+
+impl Warning {
+    /// A warning about `option`.
+    pub fn new(option: &'static str, kind: io::ErrorKind, text: impl Into<String>) -> Warning {
+        Warning { option, kind, text: text.into() }
+    }
+
+    /// `option` could not be applied at all: `err` says why.
+    pub fn not_applied(option: &'static str, err: &io::Error) -> Warning {
+        Warning::new(option, err.kind(), format!("{option} not applied: {err}"))
+    }
+
+    /// True when the platform lacks the option (or a part of it), as opposed
+    /// to the OS refusing a value.
+    pub fn is_unsupported(&self) -> bool {
+        self.kind == io::ErrorKind::Unsupported
+    }
+}
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl SocketOptions {
     /// Applies every option that was given to a connected (or listening) socket.
-    /// Returns a warning for each option this platform could not apply.
+    /// Returns a warning for each option this platform could not apply, or
+    /// applied only in part.
     pub fn apply(&self, socket: SockRef<'_>) -> Vec<Warning> {
         let mut warnings = Vec::new();
-        let mut check = |what: &str, result: io::Result<()>| {
-            if let Err(err) = result {
-                warnings.push(Warning(format!("{what} not applied: {err}")));
-            }
-        };
+        let mut note = |result: Result<(), Warning>| warnings.extend(result.err());
+        let refused = |what: &'static str| move |err: io::Error| Warning::not_applied(what, &err);
         if self.nodelay {
-            check("--nodelay", socket.set_tcp_nodelay(true));
+            note(socket.set_tcp_nodelay(true).map_err(refused("--nodelay")));
         }
         if let Some(keepalive) = &self.keepalive {
-            check("--keepalive", socket.set_keepalive(true));
-            for warning in platform::set_keepalive(&socket, keepalive) {
-                check("--keepalive", Err(warning));
-            }
+            note(socket.set_keepalive(true).map_err(refused("--keepalive")));
+            note(platform::set_keepalive(&socket, keepalive));
         }
         if let Some(secs) = self.linger {
-            check("--linger", socket.set_linger(Some(Duration::from_secs(u64::from(secs)))));
+            note(socket.set_linger(Some(Duration::from_secs(u64::from(secs)))).map_err(refused("--linger")));
         }
         if let Some(ms) = self.user_timeout {
-            check("--user-timeout", platform::set_user_timeout(&socket, ms));
+            note(platform::set_user_timeout(&socket, ms).map_err(refused("--user-timeout")));
         }
-        self.apply_buffers(socket, &mut check);
+        self.apply_buffers(socket, &mut |what, result| note(result.map_err(refused(what))));
         warnings
     }
 
     /// Applies only the buffer sizes: on a listener they must be set before
     /// `listen` so that accepted connections negotiate a matching window scale.
-    pub fn apply_buffers(&self, socket: SockRef<'_>, check: &mut impl FnMut(&str, io::Result<()>)) {
+    pub fn apply_buffers(&self, socket: SockRef<'_>, check: &mut impl FnMut(&'static str, io::Result<()>)) {
         if let Some(bytes) = self.recv_buffer {
             check("--recv-buffer", socket.set_recv_buffer_size(bytes));
         }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 
-use super::{Keepalive, KeepaliveReadback};
+use super::{Keepalive, KeepaliveReadback, Warning};
 
 /// Sets idle time, and interval and retries where given; each part is its own
 /// setsockopt, so unset parts keep the OS defaults.
-pub(super) fn set_keepalive(socket: &SockRef<'_>, keepalive: &Keepalive) -> Vec<io::Error> {
+pub(super) fn set_keepalive(socket: &SockRef<'_>, keepalive: &Keepalive) -> Result<(), Warning> {
     let mut params = TcpKeepalive::new().with_time(keepalive.time);
     if let Some(interval) = keepalive.interval {
         params = params.with_interval(interval);
@@ -18,7 +18,7 @@ pub(super) fn set_keepalive(socket: &SockRef<'_>, keepalive: &Keepalive) -> Vec<
     if let Some(retries) = keepalive.retries {
         params = params.with_retries(retries);
     }
-    socket.set_tcp_keepalive(&params).err().into_iter().collect()
+    socket.set_tcp_keepalive(&params).map_err(|err| Warning::not_applied("--keepalive", &err))
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

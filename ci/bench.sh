@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Benchmarks TNLM against Redis on this machine, side by side, in one run, and
+# then holds 10,000 clients on one server. Not part of the test run (it takes
+# about two minutes and wants a quiet machine). Loopback only.
+#
+#   ci/bench.sh                 everything
+#   BENCH_SCALE=0 ci/bench.sh   skip the 10,000-client part
+#   BENCH_SECS=10 ci/bench.sh   longer runs (default 5 s each)
+#
+# Installs Debian's redis-server and redis-tools if missing (apt-get, as root),
+# starts its own redis-server (own port, no persistence, loopback) and a
+# release tnlm-server (--nodelay, as Redis sets TCP_NODELAY), and stops both
+# on exit. Prints each pair and the ratio TNLM/Redis, and writes
+# docs/BENCHMARKS.md-ready rows to target/bench/rows.md.
+#
+# What is compared (50 clients; pipeline 1 and 16):
+# - TNLM `time` requests vs `redis-benchmark -t ping_mbulk`, and vs Redis PING
+#   driven by the same generator (`tnlm-client bench --protocol redis`);
+# - TNLM relayed messages (A sends to B, B acknowledges, A gets `delivered`)
+#   vs Redis PUBLISH delivered to a subscriber (25 publishers, 25 subscribers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS=${BENCH_SECS:-5}
+SCALE=${BENCH_SCALE:-1}
+OUT=target/bench
+mkdir -p "$OUT"
+ROWS=$OUT/rows.md
+: >"$ROWS"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+# A field of a flat JSON object: json_field NAME < line
+json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,}\"]*\).*/\1/p"; }
+load() { cut -d' ' -f1 /proc/loadavg; }
+# CPU seconds (user + system) of a process so far.
+cpu_of() { awk '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / 100 }' "/proc/$1/stat"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# Counts syscalls and context switches of process $1 for $2 s into file $3, in
+# the background (perf from Debian's linux-perf; skipped where it is missing).
+count_start() {
+  : >"$3"
+  if command -v perf >/dev/null; then
+    perf stat -e raw_syscalls:sys_enter,context-switches -x, -p "$1" -o "$3" -- sleep "$2" 2>/dev/null &
+    PERF_PID=$!
+  else
+    PERF_PID=
+  fi
+}
+# Waits for the counting to end (call it in this shell, not in a $(...)).
+count_wait() {
+  if [[ -n "$PERF_PID" ]]; then
+    wait "$PERF_PID" 2>/dev/null || true
+  fi
+}
+# Prints "syscalls / context switches" per request from file $1 for $2 requests.
+count_per_request() {
+  awk -F, -v n="$2" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
+    END { if (n > 0 && s != "") printf "%.2f / %.2f", s / n, c / n; else print "n/a" }' "$1"
+}
+# Waits (at most $3 s) until file $1 has a line matching $2.
+wait_line() {
+  local deadline=$((SECONDS + $3))
+  until grep -q "$2" "$1" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      echo "timed out waiting for '$2' in $1" >&2
+      cat "$1" >&2 || true
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
+
+echo "== tools"
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools
+fi
+redis-server --version
+cargo build --release --locked -q -p tnlm-server -p tnlm-client
+SERVER=${CARGO_TARGET_DIR:-target}/release/tnlm-server
+CLIENT=${CARGO_TARGET_DIR:-target}/release/tnlm-client
+
+echo "== machine"
+echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "kernel: $(uname -r); $(rustc --version); $(redis-server --version | cut -d' ' -f1-3)"
+echo "load average now: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes:"
+ps -eo pid,pcpu,comm --sort=-pcpu | sed -n 2,5p
+
+echo "== servers"
+RPORT=
+for port in $(seq 16379 16479); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    RPORT=$port
+    break
+  fi
+done
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  --logfile "$OUT/redis.log" &
+RPID=$!
+pids+=("$RPID")
+for _ in $(seq 100); do
+  [[ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" == PONG ]] && break
+  sleep 0.05
+done
+echo "redis-server pid $RPID on 127.0.0.1:$RPORT"
+
+# start_tnlm EXTRA_ARGS...: sets TPID and TADDR.
+start_tnlm() {
+  "$SERVER" --bind 127.0.0.1 --port 0 --nodelay "$@" </dev/null >"$OUT/tnlm.out" 2>"$OUT/tnlm.err" &
+  TPID=$!
+  pids+=("$TPID")
+  wait_line "$OUT/tnlm.out" '^listening on ' 30
+  TADDR=$(sed -n 's/^listening on //p' "$OUT/tnlm.out")
+  echo "tnlm-server pid $TPID on $TADDR"
+}
+stop_tnlm() {
+  kill "$TPID" 2>/dev/null || true
+  wait "$TPID" 2>/dev/null || true
+}
+start_tnlm
+
+# bench ADDR PID ARGS...: one run of our generator; prints its JSON line.
+bench() {
+  local addr=$1 pid=$2
+  shift 2
+  "$CLIENT" --connect "$addr" --json bench --server-pid "$pid" "$@"
+}
+
+{
+  echo "| test (50 clients) | TNLM | Redis | TNLM/Redis | load | p50 / p99 µs TNLM; Redis | CPU s generator / server: TNLM; Redis | server syscalls / context switches per request: TNLM; Redis |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+} >>"$ROWS"
+
+row() { # row NAME TNLM_RATE REDIS_RATE LOAD LATENCIES CPU COUNTS
+  local r
+  r=$(ratio "$2" "$3")
+  printf '%-44s TNLM %10.0f/s  Redis %10.0f/s  ratio %s\n' "$1" "$2" "$3" "$r"
+  printf '| %s | %.0f/s | %.0f/s | **%s×** | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$r" "$4" "$5" "$6" "$7" >>"$ROWS"
+}
+lat() { echo "$(json_field p50_us <<<"$1") / $(json_field p99_us <<<"$1")"; }
+cpu() { echo "$(json_field cpu_s <<<"$1") / $(json_field server_cpu_s <<<"$1")"; }
+answered() { awk -v r="$(json_field "${2:-rps}" <<<"$1")" -v s="$SECS" 'BEGIN { printf "%.0f", r * s }'; }
+
+echo "== time requests vs PING ($SECS s each)"
+for P in 1 16; do
+  l=$(load)
+  count_start "$TPID" "$SECS" "$OUT/perf-tnlm.txt"
+  t=$(bench "$TADDR" "$TPID" --clients 50 --pipeline "$P" --duration "$SECS")
+  count_wait
+  tcount=$(count_per_request "$OUT/perf-tnlm.txt" "$(answered "$t")")
+  trps=$(json_field rps <<<"$t")
+
+  # redis-benchmark: as many requests as about $SECS s take.
+  n=$((P == 1 ? 120000 * SECS : 1200000 * SECS))
+  before=$(cpu_of "$RPID")
+  count_start "$RPID" "$SECS" "$OUT/perf-redis.txt"
+  TIMEFORMAT='%U %S'
+  { time redis-benchmark -h 127.0.0.1 -p "$RPORT" -c 50 -P "$P" -n "$n" -t ping_mbulk --csv >"$OUT/redis-benchmark.csv"; } 2>"$OUT/redis-benchmark.time"
+  csv=$(tail -1 "$OUT/redis-benchmark.csv")
+  rrps=$(cut -d'"' -f4 <<<"$csv")
+  count_wait
+  rcount=$(count_per_request "$OUT/perf-redis.txt" "$(awk -v r="$rrps" -v s="$SECS" 'BEGIN { printf "%.0f", r * s }')")
+  rcpu="$(awk '{ printf "%.2f", $1 + $2 }' "$OUT/redis-benchmark.time") / $(awk -v a="$(cpu_of "$RPID")" -v b="$before" 'BEGIN { printf "%.2f", a - b }')"
+  rlat="$(awk -v v="$(cut -d'"' -f10 <<<"$csv")" 'BEGIN { printf "%.0f", v * 1000 }') / $(awk -v v="$(cut -d'"' -f14 <<<"$csv")" 'BEGIN { printf "%.0f", v * 1000 }')"
+  row "time vs redis-benchmark ping_mbulk, P$P" "$trps" "$rrps" "$l" "$(lat "$t"); $rlat" "$(cpu "$t"); $rcpu" "$tcount; $rcount"
+
+  count_start "$RPID" "$SECS" "$OUT/perf-redis.txt"
+  r=$(bench "127.0.0.1:$RPORT" "$RPID" --protocol redis --clients 50 --pipeline "$P" --duration "$SECS")
+  count_wait
+  rcount=$(count_per_request "$OUT/perf-redis.txt" "$(answered "$r")")
+  row "time vs PING, same generator, P$P" "$trps" "$(json_field rps <<<"$r")" "$(load)" "$(lat "$t"); $(lat "$r")" \
+    "$(cpu "$t"); $(cpu "$r")" "$tcount; $rcount"
+done
+
+echo "== is the generator the bottleneck? time P16 with a second generator thread"
+g=$(bench "$TADDR" "$TPID" --clients 50 --pipeline 16 --duration "$SECS" --threads 2)
+echo "1 generator thread: $trps/s; 2 threads: $(json_field rps <<<"$g")/s (generator CPU $(json_field cpu_s <<<"$g") s, server $(json_field server_cpu_s <<<"$g") s)"
+GENERATOR_CHECK="time P16, 50 clients: 1 generator thread $trps/s, 2 threads $(json_field rps <<<"$g")/s (CPU s generator / server: $(cpu "$g"))"
+
+echo "== relayed messages vs PUBLISH → subscriber ($SECS s each)"
+for P in 1 16; do
+  l=$(load)
+  count_start "$TPID" "$SECS" "$OUT/perf-tnlm.txt"
+  t=$(bench "$TADDR" "$TPID" --kind message --clients 50 --pipeline "$P" --duration "$SECS")
+  count_wait
+  tcount=$(count_per_request "$OUT/perf-tnlm.txt" "$(answered "$t" relayed_per_s)")
+  count_start "$RPID" "$SECS" "$OUT/perf-redis.txt"
+  r=$(bench "127.0.0.1:$RPORT" "$RPID" --protocol redis --kind message --clients 50 --pipeline "$P" --duration "$SECS")
+  count_wait
+  rcount=$(count_per_request "$OUT/perf-redis.txt" "$(answered "$r" relayed_per_s)")
+  row "relayed messages, 25 pairs, P$P" "$(json_field relayed_per_s <<<"$t")" "$(json_field relayed_per_s <<<"$r")" "$l" \
+    "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$tcount; $rcount"
+done
+stop_tnlm
+{
+  echo
+  echo "Generator check: $GENERATOR_CHECK."
+} >>"$ROWS"
+
+if [[ "$SCALE" != 0 ]]; then
+  bash ci/bench-scale.sh "$SERVER" "$CLIENT" "$ROWS"
+fi
+
+echo "== rows for docs/BENCHMARKS.md ($ROWS)"
+cat "$ROWS"

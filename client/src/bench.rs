@@ -1,0 +1,1209 @@
+//! `tnlm-client bench`: the load generator.
+//!
+//! It opens C connections and keeps P requests in flight on each: it writes a
+//! batch of P requests in one `write`, waits until all P are answered, and
+//! writes the next batch (the way `redis-benchmark -P` pipelines). Every
+//! answer's latency — from the write of its batch to the read that brought it
+//! — goes into an HdrHistogram; the summary gives requests/s and the p50, p99
+//! and p99.9 latencies.
+//!
+//! It has to measure the server, not itself, on a 2-core machine where both
+//! share the CPU. So it does not use the library's [`Connection`]
+//! (a receiver thread and a channel hop per connection): a few event-loop
+//! threads (`--threads`, default 1; mio over epoll / IOCP) serve every
+//! connection, requests are copied from a pre-encoded frame with only the
+//! request id patched, answers are recognised from the 16-byte header
+//! without decoding or allocating, and everything a read makes us send
+//! (the next batch, acks, pongs) leaves in one `write`. The summary reports
+//! the generator's own CPU time, and the server's with `--server-pid`, so a
+//! run shows whether the generator was the bottleneck.
+//!
+//! Kinds:
+//! - `time`: `T` requests (request / response through one connection thread);
+//! - `message`: the connections form pairs; A sends `M` requests to B, B
+//!   acknowledges each forwarded message as it arrives (as the library's
+//!   receiver thread does), and A's batch completes on the `delivered`
+//!   receipts — the full relay path: A's thread, B's outbox, B, B's thread,
+//!   the delivery book, A's outbox;
+//! - `list`: `L` requests (the registry read, its answer grows with the clients);
+//! - `idle`: connect everyone, then hold the connections for `--duration`,
+//!   answering heartbeat pings (the scale test; `connect_ms` is the time to
+//!   have every hello).
+//!
+//! `--rate R` turns the closed loop into an open one: each connection starts
+//! R batches a second, evenly spread over the connections.
+//!
+//! `--protocol redis` drives a Redis server the same way, with the nearest
+//! equivalent commands (`time`: `PING` as a multi-bulk, like
+//! `redis-benchmark -t ping_mbulk`; `message`: A `PUBLISH`es on a channel
+//! that B is `SUBSCRIBE`d to, and a message counts as relayed when B has
+//! it), so `ci/bench.sh` compares both servers with one generator.
+//!
+//! [`Connection`]: crate::connection::Connection
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use serde::Serialize;
+use socket2::SockRef;
+use tnlm_core::message::{Ack, ListRequest, Pong, SendRequest, TimeRequest};
+use tnlm_core::{Class, Decoder, Frame, Header, Message, TypeCode, HEADER_LEN, MAGIC, VERSION};
+
+use crate::cli::{parse_secs, Cli, Target};
+use crate::connection::MAX_RESPONSE_PAYLOAD;
+use crate::error::ClientError;
+
+/// The `bench` subcommand's flags.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// How many connections to open. Example: --clients 50
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+
+    /// Requests in flight on each connection: each batch of P is written at once, and the
+    /// next batch goes when all P are answered. Example: --pipeline 16
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub pipeline: u32,
+
+    /// Stop after N requests in all (spread over the connections). Example: --requests 1000000
+    #[arg(long, value_name = "N", conflicts_with = "duration", required_unless_present = "duration",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// Stop starting batches after SECS seconds (then wait for the answers still due).
+    /// Example: --duration 10
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// What to ask: time (request/response), message (A sends to B, B acknowledges, A waits
+    /// for the receipt: the full relay path; needs an even --clients), list (the client
+    /// list), idle (connect, then only hold the connections for --duration).
+    #[arg(long, value_enum, default_value_t = Kind::Time)]
+    pub kind: Kind,
+
+    /// Open loop: each connection starts R batches per second (evenly spread), instead of
+    /// the next batch as soon as the last is answered. Example: --rate 10
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
+
+    /// Event-loop threads of the generator (connections are shared out among them).
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+
+    /// Bytes of text in each message (--kind message).
+    #[arg(long, value_name = "BYTES", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub size: u32,
+
+    /// Connections being opened at once (waiting for their hello) while connecting.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_window: u32,
+
+    /// The server's process id: its CPU time during the run is reported next to the
+    /// generator's (Linux, from /proc), to show which side was the bottleneck.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// The server's protocol: tnlm, or redis to measure a Redis server the same way
+    /// (time = PING, message = PUBLISH to a channel another connection SUBSCRIBEd to).
+    #[arg(long, value_enum, default_value_t = Protocol::Tnlm)]
+    pub protocol: Protocol,
+}
+
+/// What a bench run asks the server.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `T` requests.
+    Time,
+    /// `M` requests from A to B, acknowledged by B, answered by the receipt.
+    Message,
+    /// `L` requests.
+    List,
+    /// No requests: connect and hold.
+    Idle,
+}
+
+/// Which server a bench run talks to.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// A TNLM server.
+    Tnlm,
+    /// A Redis server (for comparisons).
+    Redis,
+}
+
+/// The final line of a run; `--json` prints it as one object of type `bench`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Always `"bench"`.
+    #[serde(rename = "type")]
+    pub record: &'static str,
+    /// The server's protocol.
+    pub protocol: Protocol,
+    /// What was asked.
+    pub kind: Kind,
+    /// Connections.
+    pub clients: u32,
+    /// Requests in flight per connection.
+    pub pipeline: u32,
+    /// Generator threads.
+    pub threads: u32,
+    /// Requests answered (for `message`: receipts received).
+    pub requests: u64,
+    /// Answers that were errors or not `delivered`, plus requests never answered.
+    pub errors: u64,
+    /// Messages that reached their receiver (`message` only; 0 otherwise).
+    pub relayed: u64,
+    /// From the first batch to the last answer, in seconds.
+    pub elapsed_s: f64,
+    /// Requests answered per second.
+    pub rps: f64,
+    /// Messages relayed per second (`message` only).
+    pub relayed_per_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: f64,
+    /// Largest latency, µs.
+    pub max_us: f64,
+    /// Mean latency, µs.
+    pub mean_us: f64,
+    /// Time to open every connection and receive every hello, ms.
+    pub connect_ms: f64,
+    /// CPU time of this generator during the measured run, s (Linux; else null).
+    pub cpu_s: Option<f64>,
+    /// CPU time of the `--server-pid` process during the measured run, s.
+    pub server_cpu_s: Option<f64>,
+    /// CPU time every process on the machine used during the run, s (Linux,
+    /// from /proc/stat): what exceeds `cpu_s` + `server_cpu_s` ran beside
+    /// the benchmark (builds, tests) and competed with it.
+    pub machine_cpu_s: Option<f64>,
+    /// CPU time the machine had during the run: cores × elapsed, s.
+    pub machine_capacity_s: f64,
+}
+
+/// Runs the benchmark against `target` and prints progress (stderr, not with
+/// `--json`) and the summary (stdout).
+pub fn run(cli: &Cli, target: &Target, args: &BenchArgs) -> Result<(), ClientError> {
+    let summary = measure(target, args, &cli.settings(), !cli.json)?;
+    if cli.json {
+        let line = serde_json::to_string(&summary).map_err(|e| ClientError::Failed(e.to_string()))?;
+        write_stdout(&format!("{line}\n"));
+    } else {
+        print_text(&summary);
+    }
+    if summary.requests == 0 && args.kind != Kind::Idle {
+        return Err(ClientError::Failed("no request was answered".into()));
+    }
+    Ok(())
+}
+
+/// Runs the benchmark and returns its summary; `progress` prints a line a
+/// second on stderr. The settings' timeout bounds the connect phase (without
+/// progress) and the wait for the last answers; their socket options apply
+/// to every connection (which always has `TCP_NODELAY`).
+pub fn measure(
+    target: &Target,
+    args: &BenchArgs,
+    settings: &crate::connection::Settings,
+    progress: bool,
+) -> Result<Summary, ClientError> {
+    let addr = resolve(target)?;
+    if args.kind == Kind::Message && args.clients % 2 != 0 {
+        return Err(ClientError::Failed("--kind message pairs the connections: give an even --clients".into()));
+    }
+    if args.kind == Kind::Idle && args.duration.is_none() {
+        return Err(ClientError::Failed("--kind idle holds the connections for --duration SECS".into()));
+    }
+    if args.protocol == Protocol::Redis && args.kind == Kind::List {
+        return Err(ClientError::Failed("--kind list has no Redis equivalent".into()));
+    }
+    let plan = Arc::new(Plan::new(addr, args, settings));
+    let threads = args.threads.min(plan.units()) as usize;
+    let shared = Arc::new(Shared {
+        barrier: Barrier::new(threads + 1),
+        failed: AtomicBool::new(false),
+        completed: AtomicU64::new(0),
+    });
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for job in plan.jobs(threads) {
+        let (plan, shared, done) = (Arc::clone(&plan), Arc::clone(&shared), done_tx.clone());
+        let handle = thread::Builder::new()
+            .name(format!("bench-{}", job.index))
+            .spawn(move || {
+                let outcome = Worker::run(job, &plan, &shared);
+                let _ = done.send(());
+                outcome
+            })
+            .map_err(|e| ClientError::Failed(format!("cannot start a generator thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(done_tx);
+    shared.barrier.wait();
+    let connect = started.elapsed();
+    let start = Instant::now();
+    let cpu_before = (cpu_seconds("self"), args.server_pid.and_then(|pid| cpu_seconds(&pid.to_string())));
+    let machine_before = machine_busy_seconds();
+    if progress && !shared.failed.load(Ordering::SeqCst) {
+        eprintln!("bench: {} connections open in {:.1} ms", args.clients, millis(connect));
+    }
+    let mut finished = 0;
+    let mut last = (start, 0u64);
+    while finished < handles.len() {
+        match done_rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(()) => finished += 1,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if progress => {
+                let (now, completed) = (Instant::now(), shared.completed.load(Ordering::Relaxed));
+                let rate = (completed - last.1) as f64 / (now - last.0).as_secs_f64();
+                eprintln!("bench: {:6.1} s  {completed:>12} answered  {rate:>12.0} /s", (now - start).as_secs_f64());
+                last = (now, completed);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    let elapsed = start.elapsed();
+    let machine = machine_busy_seconds().zip(machine_before).map(|(after, before)| after - before);
+    let cpu = cpu_seconds("self").zip(cpu_before.0).map(|(after, before)| after - before);
+    let server_cpu = args
+        .server_pid
+        .and_then(|pid| cpu_seconds(&pid.to_string()))
+        .zip(cpu_before.1)
+        .map(|(after, before)| after - before);
+    let mut total = Tally::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(tally)) => total.merge(&tally),
+            Ok(Err(err)) => first_error = first_error.or(Some(err)),
+            Err(_) => first_error = first_error.or(Some("a generator thread panicked".to_string())),
+        }
+    }
+    if let Some(err) = first_error {
+        return Err(ClientError::Failed(format!("bench failed: {err}")));
+    }
+    // From the first batch to the last answer (idle runs: the whole hold).
+    let elapsed = match total.last_answer {
+        Some(last) if args.kind != Kind::Idle => last.saturating_duration_since(start),
+        _ => elapsed,
+    };
+    let mut summary = total.summary(args, threads as u32, elapsed, connect, cpu, server_cpu);
+    summary.machine_cpu_s = machine.map(|s| round(s, 2));
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    summary.machine_capacity_s = round(cores as f64 * start.elapsed().as_secs_f64(), 2);
+    Ok(summary)
+}
+
+fn resolve(target: &Target) -> Result<SocketAddr, ClientError> {
+    let text = target.to_string();
+    let failed = |source| ClientError::Connect { target: text.clone(), source };
+    (target.host.as_str(), target.port)
+        .to_socket_addrs()
+        .map_err(failed)?
+        .next()
+        .ok_or_else(|| failed(io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
+}
+
+/// The summary for people, on stdout.
+fn print_text(s: &Summary) {
+    use std::fmt::Write as _;
+    let what = match (s.protocol, s.kind) {
+        (Protocol::Tnlm, kind) => format!("{kind:?}").to_lowercase(),
+        (Protocol::Redis, Kind::Time) => "redis PING".into(),
+        (Protocol::Redis, Kind::Message) => "redis PUBLISH→SUBSCRIBE".into(),
+        (Protocol::Redis, kind) => format!("redis {kind:?}").to_lowercase(),
+    };
+    let mut text = String::new();
+    let plural = if s.threads == 1 { "" } else { "s" };
+    let _ = writeln!(
+        text,
+        "bench {what}: {} clients × pipeline {} ({} generator thread{plural})",
+        s.clients, s.pipeline, s.threads
+    );
+    let _ = writeln!(text, "  connect    {} connections in {:.1} ms", s.clients, s.connect_ms);
+    let _ = writeln!(
+        text,
+        "  answered   {} in {:.2} s = {:.0} requests/s ({} errors)",
+        s.requests, s.elapsed_s, s.rps, s.errors
+    );
+    if s.kind == Kind::Message {
+        let _ = writeln!(text, "  relayed    {} = {:.0} messages/s", s.relayed, s.relayed_per_s);
+    }
+    if s.requests > 0 {
+        let _ = writeln!(
+            text,
+            "  latency    p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs  max {:.0} µs  mean {:.0} µs",
+            s.p50_us, s.p99_us, s.p999_us, s.max_us, s.mean_us
+        );
+    }
+    match (s.cpu_s, s.server_cpu_s) {
+        (Some(own), Some(server)) => {
+            let _ = writeln!(text, "  cpu        generator {own:.2} s, server {server:.2} s");
+        }
+        (Some(own), None) => {
+            let _ = writeln!(text, "  cpu        generator {own:.2} s");
+        }
+        _ => {}
+    }
+    if let Some(machine) = s.machine_cpu_s {
+        let _ = writeln!(
+            text,
+            "  machine    {machine:.2} s of {:.2} s CPU used by all processes (others: {:.2} s)",
+            s.machine_capacity_s,
+            (machine - s.cpu_s.unwrap_or(0.0) - s.server_cpu_s.unwrap_or(0.0)).max(0.0)
+        );
+    }
+    write_stdout(&text);
+}
+
+/// Writes to stdout; a closed pipe (e.g. `| head`) is not worth a panic.
+fn write_stdout(text: &str) {
+    let _ = io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Everything the worker threads share read-only.
+struct Plan {
+    addr: SocketAddr,
+    kind: Kind,
+    protocol: Protocol,
+    clients: u32,
+    pipeline: u32,
+    requests: Option<u64>,
+    duration: Option<Duration>,
+    /// Between two batches of one connection (open loop).
+    interval: Option<Duration>,
+    text: String,
+    window: usize,
+    timeout: Duration,
+    socket: tnlm_core::sockopt::SocketOptions,
+}
+
+impl Plan {
+    fn new(addr: SocketAddr, args: &BenchArgs, settings: &crate::connection::Settings) -> Plan {
+        let text: String = "tnlm-bench-message-".chars().cycle().take(args.size as usize).collect();
+        Plan {
+            addr,
+            kind: args.kind,
+            protocol: args.protocol,
+            clients: args.clients,
+            pipeline: args.pipeline,
+            requests: args.requests,
+            duration: args.duration,
+            interval: args.rate.map(|rate| Duration::from_secs_f64(1.0 / f64::from(rate))),
+            text,
+            window: args.connect_window as usize,
+            timeout: settings.timeout,
+            socket: settings.socket.clone(),
+        }
+    }
+
+    /// Connections come in units that must share a thread: pairs for `message`.
+    fn unit(&self) -> u32 {
+        if self.kind == Kind::Message {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn units(&self) -> u32 {
+        self.clients / self.unit()
+    }
+
+    /// Shares the connections (and the request budget) out among `threads`.
+    fn jobs(&self, threads: usize) -> Vec<Job> {
+        let units = self.units() as usize;
+        let mut jobs = Vec::new();
+        let mut first = 0;
+        let mut budget_left = self.requests;
+        for index in 0..threads {
+            let mine = units / threads + usize::from(index < units % threads);
+            let conns = mine * self.unit() as usize;
+            let budget = self.requests.map(|n| {
+                let share =
+                    if index + 1 == threads { budget_left.unwrap_or(0) } else { n * mine as u64 / units as u64 };
+                budget_left = budget_left.map(|left| left - share);
+                share
+            });
+            jobs.push(Job { index, first, conns, budget });
+            first += conns;
+        }
+        jobs
+    }
+}
+
+/// One worker thread's share.
+struct Job {
+    index: usize,
+    /// Global index of its first connection.
+    first: usize,
+    conns: usize,
+    /// Requests it may start (`None`: until the deadline).
+    budget: Option<u64>,
+}
+
+struct Shared {
+    barrier: Barrier,
+    failed: AtomicBool,
+    /// Answers so far, for the progress line.
+    completed: AtomicU64,
+}
+
+/// What one worker counted.
+struct Tally {
+    histogram: Histogram<u64>,
+    answered: u64,
+    errors: u64,
+    relayed: u64,
+    last_answer: Option<Instant>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        // 1 ns to 1 hour, 3 significant digits.
+        let histogram = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+        Tally { histogram, answered: 0, errors: 0, relayed: 0, last_answer: None }
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        let _ = self.histogram.add(&other.histogram);
+        self.answered += other.answered;
+        self.errors += other.errors;
+        self.relayed += other.relayed;
+        self.last_answer = self.last_answer.max(other.last_answer);
+    }
+
+    fn summary(
+        &self,
+        args: &BenchArgs,
+        threads: u32,
+        elapsed: Duration,
+        connect: Duration,
+        cpu_s: Option<f64>,
+        server_cpu_s: Option<f64>,
+    ) -> Summary {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let h = &self.histogram;
+        Summary {
+            record: "bench",
+            protocol: args.protocol,
+            kind: args.kind,
+            clients: args.clients,
+            pipeline: args.pipeline,
+            threads,
+            requests: self.answered,
+            errors: self.errors,
+            relayed: self.relayed,
+            elapsed_s: round(secs, 3),
+            rps: round(self.answered as f64 / secs, 0),
+            relayed_per_s: round(self.relayed as f64 / secs, 0),
+            p50_us: round(us(h.value_at_quantile(0.50)), 1),
+            p99_us: round(us(h.value_at_quantile(0.99)), 1),
+            p999_us: round(us(h.value_at_quantile(0.999)), 1),
+            max_us: round(us(h.max()), 1),
+            mean_us: round(h.mean() / 1000.0, 1),
+            connect_ms: round(millis(connect), 1),
+            cpu_s: cpu_s.map(|s| round(s, 2)),
+            server_cpu_s: server_cpu_s.map(|s| round(s, 2)),
+            machine_cpu_s: None,
+            machine_capacity_s: 0.0,
+        }
+    }
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// User + system CPU time of process `pid` (`self` for this one), from
+/// `/proc/<pid>/stat` (Linux; `None` elsewhere). The kernel reports it in
+/// USER_HZ ticks, which are 1/100 s on Linux.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at "state".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU time all processes have used since boot (user, nice, system, irq,
+/// softirq, steal), from the first line of `/proc/stat`, in seconds (USER_HZ
+/// = 100). `None` off Linux.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<f64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
+    Some(busy / 100.0)
+}
+
+/// What a connection does in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Sends batches and waits for their answers.
+    Requester,
+    /// `message`'s B: receives and acknowledges (TNLM) or is subscribed (Redis).
+    Receiver,
+    /// Only holds the connection.
+    Idle,
+}
+
+/// One connection of a worker.
+struct Conn {
+    stream: TcpStream,
+    role: Role,
+    /// Connected and greeted (TNLM hello, Redis PONG or subscribe confirmation).
+    ready: bool,
+    /// Id from the TNLM hello.
+    id: u32,
+    /// A partial frame carried over to the next read.
+    partial: Vec<u8>,
+    /// Bytes waiting to be written.
+    out: Vec<u8>,
+    /// One request, encoded; batches are copies with the request id patched.
+    template: Vec<u8>,
+    /// Requests of the current batch not answered yet.
+    outstanding: u32,
+    batch_start: Instant,
+    next_id: u32,
+    expect_id: u32,
+    /// Will start no more batches.
+    finished: bool,
+}
+
+/// What a frame from the server means to the generator.
+enum Incoming {
+    /// The greeting (TNLM hello with the client id, Redis PONG / subscribe).
+    Hello(u32),
+    /// An answer to request `id` (`None`: in order, as Redis answers).
+    Answer { id: Option<u32>, ok: bool },
+    /// A relayed message arrived; acknowledge it with `ack` when `Some`.
+    Relayed { ack: Option<u32> },
+    /// A heartbeat ping to answer.
+    Ping(u32),
+    /// The server refuses or is shutting down: the run fails.
+    Refused(String),
+    /// Anything else.
+    Other,
+}
+
+struct Worker<'a> {
+    plan: &'a Plan,
+    shared: &'a Shared,
+    poll: Poll,
+    conns: Vec<Conn>,
+    first: usize,
+    budget: Option<u64>,
+    tally: Tally,
+    /// Open loop: when each connection starts its next batch.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    deadline: Option<Instant>,
+    scratch: Vec<u8>,
+    /// Answers already added to the shared progress counter.
+    reported: u64,
+    /// Redis `message`: messages published (each should reach a subscriber).
+    published: u64,
+}
+
+impl<'a> Worker<'a> {
+    fn run(job: Job, plan: &'a Plan, shared: &'a Shared) -> Result<Tally, String> {
+        let worker = Poll::new().map(|poll| Worker {
+            plan,
+            shared,
+            poll,
+            conns: Vec::with_capacity(job.conns),
+            first: job.first,
+            budget: job.budget,
+            tally: Tally::new(),
+            timers: BinaryHeap::new(),
+            deadline: None,
+            scratch: vec![0; 256 * 1024],
+            reported: 0,
+            published: 0,
+        });
+        let mut worker = match worker {
+            Ok(worker) => worker,
+            Err(err) => {
+                shared.failed.store(true, Ordering::SeqCst);
+                shared.barrier.wait();
+                return Err(format!("cannot create an event loop: {err}"));
+            }
+        };
+        let connected = worker.connect_all(job.conns);
+        if connected.is_err() {
+            shared.failed.store(true, Ordering::SeqCst);
+        }
+        shared.barrier.wait();
+        connected?;
+        if shared.failed.load(Ordering::SeqCst) {
+            return Ok(worker.tally);
+        }
+        worker.measure()?;
+        Ok(worker.tally)
+    }
+
+    /// Opens `count` connections, at most `window` waiting for their hello at once.
+    fn connect_all(&mut self, count: usize) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        let mut opened = 0;
+        let mut ready = 0;
+        let mut last_progress = Instant::now();
+        while ready < count {
+            while opened < count && opened - ready < self.plan.window {
+                self.open(opened)?;
+                opened += 1;
+            }
+            let wait = self.plan.timeout.saturating_sub(last_progress.elapsed());
+            if wait.is_zero() {
+                return Err(format!(
+                    "{} of {count} connections got no greeting within {:?}",
+                    count - ready,
+                    self.plan.timeout
+                ));
+            }
+            self.poll.poll(&mut events, Some(wait)).map_err(|e| format!("poll: {e}"))?;
+            for event in events.iter() {
+                let index = event.token().0;
+                let was_ready = self.conns[index].ready;
+                self.service(index, event.is_readable(), Instant::now())?;
+                if !was_ready && self.conns[index].ready {
+                    ready += 1;
+                    last_progress = Instant::now();
+                }
+            }
+            if self.shared.failed.load(Ordering::Relaxed) {
+                return Err("another generator thread failed".into());
+            }
+        }
+        self.pair_up();
+        Ok(())
+    }
+
+    fn open(&mut self, index: usize) -> Result<(), String> {
+        let global = self.first + index;
+        let mut stream = TcpStream::connect(self.plan.addr).map_err(|e| format!("connect {}: {e}", self.plan.addr))?;
+        let _ = stream.set_nodelay(true);
+        let _ = self.plan.socket.apply(SockRef::from(&stream));
+        self.poll
+            .registry()
+            .register(&mut stream, Token(index), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("register: {e}"))?;
+        let role = match self.plan.kind {
+            Kind::Idle => Role::Idle,
+            Kind::Message if global % 2 == 1 => Role::Receiver,
+            _ => Role::Requester,
+        };
+        let mut out = Vec::new();
+        if self.plan.protocol == Protocol::Redis {
+            // The greeting we wait for: a PONG, or the subscribe confirmation.
+            match role {
+                Role::Receiver => out.extend_from_slice(&resp_command(&["SUBSCRIBE", &channel(global - 1)])),
+                _ => out.extend_from_slice(&resp_command(&["PING"])),
+            }
+        }
+        self.conns.push(Conn {
+            stream,
+            role,
+            ready: false,
+            id: 0,
+            partial: Vec::new(),
+            out,
+            template: Vec::new(),
+            outstanding: 0,
+            batch_start: Instant::now(),
+            next_id: 1,
+            expect_id: 1,
+            finished: role != Role::Requester,
+        });
+        Ok(())
+    }
+
+    /// Builds each requester's request template (for `message`, addressed to its partner).
+    fn pair_up(&mut self) {
+        for index in 0..self.conns.len() {
+            if self.conns[index].role != Role::Requester {
+                continue;
+            }
+            let template = match (self.plan.protocol, self.plan.kind) {
+                (Protocol::Tnlm, Kind::Message) => {
+                    let to = self.conns.get(index + 1).map_or(0, |b| b.id);
+                    tnlm_frame(SendRequest { to, text: self.plan.text.clone() })
+                }
+                (Protocol::Tnlm, Kind::List) => tnlm_frame(ListRequest),
+                (Protocol::Tnlm, _) => tnlm_frame(TimeRequest),
+                (Protocol::Redis, Kind::Message) => {
+                    resp_command(&["PUBLISH", &channel(self.first + index), &self.plan.text])
+                }
+                (Protocol::Redis, _) => resp_command(&["PING"]),
+            };
+            self.conns[index].template = template;
+        }
+    }
+
+    /// The measured run: batches until the budget or the deadline, then the last answers.
+    fn measure(&mut self) -> Result<(), String> {
+        let start = Instant::now();
+        self.deadline = self.plan.duration.map(|d| start + d);
+        let clients = f64::from(self.plan.clients.max(1));
+        for index in 0..self.conns.len() {
+            match self.plan.interval {
+                Some(interval) if self.conns[index].role == Role::Requester => {
+                    let offset = interval.mul_f64((self.first + index) as f64 / clients);
+                    self.timers.push(Reverse((start + offset, index)));
+                }
+                _ => self.start_batch(index, start),
+            }
+            self.flush(index)?;
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if self.deadline.is_some_and(|d| now >= d) {
+                self.stop_starting();
+            }
+            if self.all_done() {
+                break;
+            }
+            if self.starting_over() {
+                let deadline = *drain_deadline.get_or_insert(now + self.plan.timeout);
+                if now >= deadline {
+                    let lost: u64 = self.conns.iter().map(|c| u64::from(c.outstanding)).sum();
+                    self.tally.errors += lost + self.unrelayed();
+                    break;
+                }
+            }
+            self.fire_timers(now)?;
+            let mut wake = now + Duration::from_millis(200);
+            if let Some(d) = self.deadline.filter(|d| *d > now) {
+                wake = wake.min(d);
+            }
+            if let Some(Reverse((due, _))) = self.timers.peek() {
+                wake = wake.min(*due);
+            }
+            self.poll.poll(&mut events, Some(wake.saturating_duration_since(now))).map_err(|e| format!("poll: {e}"))?;
+            let now = Instant::now();
+            for event in events.iter() {
+                self.service(event.token().0, event.is_readable(), now)?;
+            }
+            let delta = self.tally.answered - self.reported;
+            if delta > 0 {
+                self.shared.completed.fetch_add(delta, Ordering::Relaxed);
+                self.reported = self.tally.answered;
+            }
+        }
+        Ok(())
+    }
+
+    /// The deadline passed (or the budget ran out): no batch starts any more.
+    fn stop_starting(&mut self) {
+        for conn in &mut self.conns {
+            conn.finished = true;
+        }
+        self.timers.clear();
+    }
+
+    fn starting_over(&self) -> bool {
+        self.conns.iter().all(|c| c.finished)
+    }
+
+    /// Redis only: messages published but not yet seen by their subscriber.
+    fn unrelayed(&self) -> u64 {
+        if self.plan.protocol == Protocol::Redis && self.plan.kind == Kind::Message {
+            self.published.saturating_sub(self.tally.relayed)
+        } else {
+            0
+        }
+    }
+
+    fn all_done(&self) -> bool {
+        match self.plan.kind {
+            // Idle: hold until the deadline.
+            Kind::Idle => self.deadline.is_some_and(|d| Instant::now() >= d),
+            _ => self.starting_over() && self.conns.iter().all(|c| c.outstanding == 0) && self.unrelayed() == 0,
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) -> Result<(), String> {
+        while let Some(Reverse((due, index))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            let conn = &mut self.conns[index];
+            if conn.outstanding == 0 && !conn.finished {
+                self.start_batch(index, now);
+                self.flush(index)?;
+            }
+            if let Some(interval) = self.plan.interval {
+                if !self.conns[index].finished {
+                    // Keep the schedule; if we fell behind, catch up from now.
+                    self.timers.push(Reverse(((due + interval).max(now), index)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the next batch of `index` to its output.
+    fn start_batch(&mut self, index: usize, now: Instant) {
+        let conn = &mut self.conns[index];
+        if conn.role != Role::Requester || conn.finished || conn.outstanding > 0 {
+            return;
+        }
+        let n = match &mut self.budget {
+            Some(left) => {
+                let n = u64::from(self.plan.pipeline).min(*left);
+                *left -= n;
+                n as u32
+            }
+            None => self.plan.pipeline,
+        };
+        if n == 0 {
+            conn.finished = true;
+            return;
+        }
+        let tnlm = self.plan.protocol == Protocol::Tnlm;
+        for _ in 0..n {
+            let at = conn.out.len();
+            conn.out.extend_from_slice(&conn.template);
+            if tnlm {
+                conn.out[at + 8..at + 12].copy_from_slice(&conn.next_id.to_le_bytes());
+                conn.next_id = conn.next_id.wrapping_add(1).max(1);
+            }
+        }
+        conn.outstanding = n;
+        conn.batch_start = now;
+        if self.plan.protocol == Protocol::Redis && self.plan.kind == Kind::Message {
+            self.published += u64::from(n);
+        }
+    }
+
+    /// Reads what arrived on `index`, handles it, and writes what that calls for.
+    fn service(&mut self, index: usize, readable: bool, now: Instant) -> Result<(), String> {
+        if readable {
+            self.read(index, now)?;
+        }
+        self.flush(index)
+    }
+
+    fn read(&mut self, index: usize, now: Instant) -> Result<(), String> {
+        loop {
+            let n = match self.conns[index].stream.read(&mut self.scratch) {
+                Ok(0) => return Err(format!("connection {} closed by the server", self.first + index)),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(format!("connection {}: {err}", self.first + index)),
+            };
+            let scratch = std::mem::take(&mut self.scratch);
+            let result = if self.conns[index].partial.is_empty() {
+                self.consume(index, &scratch[..n], now)
+            } else {
+                let mut joined = std::mem::take(&mut self.conns[index].partial);
+                joined.extend_from_slice(&scratch[..n]);
+                self.consume(index, &joined, now)
+            };
+            self.scratch = scratch;
+            result?;
+        }
+    }
+
+    /// Handles every whole frame in `bytes`; keeps a partial one for later.
+    fn consume(&mut self, index: usize, bytes: &[u8], now: Instant) -> Result<(), String> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let next = match self.plan.protocol {
+                Protocol::Tnlm => tnlm_next(&bytes[at..])?,
+                Protocol::Redis => resp_next(&bytes[at..])?,
+            };
+            let Some((incoming, used)) = next else { break };
+            at += used;
+            self.handle(index, incoming, now)?;
+        }
+        if at < bytes.len() {
+            self.conns[index].partial = bytes[at..].to_vec();
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, index: usize, incoming: Incoming, now: Instant) -> Result<(), String> {
+        let conn = &mut self.conns[index];
+        match incoming {
+            Incoming::Hello(id) if !conn.ready => {
+                conn.ready = true;
+                conn.id = id;
+            }
+            Incoming::Refused(why) => return Err(format!("connection {}: {why}", self.first + index)),
+            Incoming::Ping(id) => conn.out.extend_from_slice(&tnlm_frame_with_id(id, Pong)),
+            Incoming::Relayed { ack } => {
+                self.tally.relayed += 1;
+                if let Some(id) = ack {
+                    conn.out.extend_from_slice(&tnlm_frame_with_id(id, Ack));
+                }
+            }
+            // Redis greets with a PONG, which later answers PINGs.
+            Incoming::Hello(_) | Incoming::Answer { .. } if conn.outstanding > 0 => {
+                let (id, ok) = match incoming {
+                    Incoming::Answer { id, ok } => (id, ok),
+                    _ => (None, true),
+                };
+                if let Some(id) = id {
+                    if id != conn.expect_id {
+                        return Err(format!("answer #{id} arrived where #{} was due", conn.expect_id));
+                    }
+                    conn.expect_id = conn.expect_id.wrapping_add(1).max(1);
+                }
+                conn.outstanding -= 1;
+                self.tally.answered += 1;
+                if !ok {
+                    self.tally.errors += 1;
+                }
+                let latency = now.saturating_duration_since(conn.batch_start);
+                self.tally.histogram.saturating_record(latency.as_nanos().try_into().unwrap_or(u64::MAX).max(1));
+                self.tally.last_answer = Some(now);
+                if conn.outstanding == 0 && self.plan.interval.is_none() {
+                    self.start_batch(index, now);
+                }
+            }
+            Incoming::Hello(_) | Incoming::Answer { .. } | Incoming::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Writes what `index` has to send, as far as the socket takes it.
+    fn flush(&mut self, index: usize) -> Result<(), String> {
+        let conn = &mut self.conns[index];
+        let mut written = 0;
+        while written < conn.out.len() {
+            match conn.stream.write(&conn.out[written..]) {
+                Ok(0) => return Err(format!("connection {}: the socket takes no more", self.first + index)),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // Not connected yet: the writable event comes when it is.
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => break,
+                Err(err) => return Err(format!("connection {}: {err}", self.first + index)),
+            }
+        }
+        conn.out.drain(..written);
+        Ok(())
+    }
+}
+
+/// The Redis channel of pair `a` (A's global connection index).
+fn channel(a: usize) -> String {
+    format!("tnlm-bench:{a}")
+}
+
+fn tnlm_frame(message: impl Into<Message>) -> Vec<u8> {
+    tnlm_frame_with_id(1, message)
+}
+
+fn tnlm_frame_with_id(id: u32, message: impl Into<Message>) -> Vec<u8> {
+    Frame::new(id, message).to_bytes().unwrap_or_default()
+}
+
+/// The next TNLM frame in `bytes` and its length, judged by its header; `None`
+/// until it is whole.
+fn tnlm_next(bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
+    let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    if head[..4] != MAGIC {
+        return Err("the server's stream lost its framing (bad magic)".into());
+    }
+    let header = Header::read(head);
+    if header.version != VERSION || header.length > MAX_RESPONSE_PAYLOAD {
+        return Err(format!("unexpected header from the server: {header:?}"));
+    }
+    let total = HEADER_LEN + header.length as usize;
+    let Some(frame) = bytes.get(..total) else {
+        return Ok(None);
+    };
+    let payload = &frame[HEADER_LEN..];
+    let u32_at = |at: usize| payload.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let class = Class::from_byte(header.class);
+    let incoming = match (TypeCode::from_byte(header.type_code), class) {
+        (Some(TypeCode::Hello), Some(Class::Indication)) => Incoming::Hello(u32_at(0)),
+        (Some(TypeCode::Time | TypeCode::List), Some(Class::Response)) => {
+            Incoming::Answer { id: Some(header.request_id), ok: true }
+        }
+        (Some(TypeCode::Message), Some(Class::Response)) => {
+            // Delivery: to (u32), status (u16): 0 is delivered.
+            let delivered = payload.get(4..6) == Some(&[0, 0]);
+            Incoming::Answer { id: Some(header.request_id), ok: delivered }
+        }
+        (Some(TypeCode::Message), Some(Class::Indication)) => Incoming::Relayed { ack: Some(header.request_id) },
+        (Some(TypeCode::Ping), Some(Class::Indication)) => Incoming::Ping(header.request_id),
+        (Some(TypeCode::Shutdown | TypeCode::Error), _) => {
+            let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
+            decoder.feed(frame);
+            match decoder.next_frame() {
+                Ok(Some(Frame { message: Message::Error(body), request_id })) if request_id != 0 => {
+                    tracing::warn!("error answer: {} ({})", body.text, body.code.name());
+                    Incoming::Answer { id: Some(request_id), ok: false }
+                }
+                Ok(Some(Frame { message: Message::Error(body), .. })) => {
+                    Incoming::Refused(format!("{} ({})", body.text, body.code.name()))
+                }
+                Ok(Some(Frame { message: Message::Shutdown(notice), .. })) => {
+                    Incoming::Refused(format!("the server is shutting down: {}", notice.reason))
+                }
+                _ => Incoming::Refused("an undecodable error frame".into()),
+            }
+        }
+        _ => Incoming::Other,
+    };
+    Ok(Some((incoming, total)))
+}
+
+/// A Redis command as a RESP array of bulk strings.
+fn resp_command(parts: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for part in parts {
+        out.extend_from_slice(format!("${}\r\n{part}\r\n", part.len()).as_bytes());
+    }
+    out
+}
+
+/// The next RESP value in `bytes` and its length; `None` until it is whole.
+fn resp_next(bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
+    let Some(end) = resp_end(bytes, 0)? else {
+        return Ok(None);
+    };
+    let value = &bytes[..end];
+    let incoming = match value[0] {
+        b'+' => Incoming::Hello(0), // +PONG: the greeting, then the answer to each PING
+        b':' => Incoming::Answer { id: None, ok: value != b":0\r\n" }, // PUBLISH: receivers reached
+        b'-' => Incoming::Answer { id: None, ok: false },
+        b'*' => {
+            let body = &value[value.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)..];
+            if body.starts_with(b"$7\r\nmessage\r\n") {
+                Incoming::Relayed { ack: None }
+            } else if body.starts_with(b"$9\r\nsubscribe\r\n") {
+                Incoming::Hello(0)
+            } else {
+                Incoming::Other
+            }
+        }
+        _ => Incoming::Other,
+    };
+    Ok(Some((incoming, end)))
+}
+
+/// Where the RESP value starting at `at` ends; `None` if it is not whole yet.
+fn resp_end(bytes: &[u8], at: usize) -> Result<Option<usize>, String> {
+    match bytes.get(at) {
+        None => return Ok(None),
+        Some(b'+' | b'-' | b':' | b'$' | b'*') => {}
+        Some(other) => return Err(format!("not a RESP value (starts with byte {other})")),
+    }
+    let Some(line) = bytes.get(at..).and_then(|rest| rest.windows(2).position(|w| w == b"\r\n")) else {
+        return Ok(None);
+    };
+    let line_end = at + line;
+    let after = line_end + 2;
+    let number = || -> Result<i64, String> {
+        std::str::from_utf8(&bytes[at + 1..line_end])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "unparsable RESP length".to_string())
+    };
+    match bytes[at] {
+        b'+' | b'-' | b':' => Ok(Some(after)),
+        b'$' => {
+            let n = number()?;
+            if n < 0 {
+                return Ok(Some(after));
+            }
+            let end = after + n as usize + 2;
+            Ok((bytes.len() >= end).then_some(end))
+        }
+        b'*' => {
+            let mut pos = after;
+            for _ in 0..number()?.max(0) {
+                match resp_end(bytes, pos)? {
+                    Some(end) => pos = end,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        _ => Ok(None), // checked above
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn resp_values_are_framed_whole_or_not_at_all() {
+        let push = b"*3\r\n$7\r\nmessage\r\n$4\r\nch:1\r\n$2\r\nhi\r\n";
+        for cut in 0..push.len() {
+            assert!(resp_next(&push[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let (incoming, used) = resp_next(push).unwrap().unwrap();
+        assert!(matches!(incoming, Incoming::Relayed { ack: None }) && used == push.len());
+        assert!(matches!(resp_next(b":0\r\n").unwrap().unwrap().0, Incoming::Answer { ok: false, .. }));
+        assert!(resp_next(b"?").is_err());
+    }
+
+    #[test]
+    fn tnlm_answers_are_recognised_from_the_header() {
+        let mut bytes = tnlm_frame_with_id(7, tnlm_core::message::TimeResponse { time: "t".into() });
+        let whole = bytes.len();
+        bytes.extend_from_slice(&bytes.clone()[..5]);
+        let (incoming, used) = tnlm_next(&bytes).unwrap().unwrap();
+        assert!(matches!(incoming, Incoming::Answer { id: Some(7), ok: true }) && used == whole);
+        assert!(tnlm_next(&bytes[whole..]).unwrap().is_none());
+    }
+
+    #[test]
+    fn jobs_share_out_connections_and_requests() {
+        let args = BenchArgs {
+            clients: 10,
+            pipeline: 1,
+            requests: Some(1001),
+            duration: None,
+            kind: Kind::Message,
+            rate: None,
+            threads: 3,
+            size: 16,
+            connect_window: 10,
+            server_pid: None,
+            protocol: Protocol::Tnlm,
+        };
+        let plan = Plan::new("127.0.0.1:1".parse().unwrap(), &args, &crate::connection::Settings::default());
+        let jobs = plan.jobs(3);
+        assert_eq!(jobs.iter().map(|j| j.conns).collect::<Vec<_>>(), [4, 4, 2]);
+        assert!(jobs.iter().all(|j| j.first % 2 == 0));
+        assert_eq!(jobs.iter().map(|j| j.budget.unwrap()).sum::<u64>(), 1001);
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared by the experiment tests: where captures go, and how a missing
+//! capture (no dumpcap, no rights, not Linux) becomes a skip with a message —
+//! or a failure with `TNLM_REQUIRE_TSHARK=1`, as in CI.
+#![allow(dead_code)]
+
+use tnlm_labs::CaptureTo;
+
+/// Captures go to this test target's scratch directory, never into the tree.
+pub fn capture_to() -> CaptureTo {
+    CaptureTo::dir(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("labs"))
+}
+
+/// The capture's part of the observation, or `None` after saying why it is skipped.
+pub fn wire<T>(what: &str, wire: Option<T>) -> Option<T> {
+    if wire.is_none() {
+        let required = std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
+        assert!(!required, "{what}: no capture, but TNLM_REQUIRE_TSHARK=1 (dumpcap and tshark must work here)");
+        eprintln!(
+            "skipped the capture check of {what}: no capture here (needs Linux, dumpcap with capture rights, tshark)"
+        );
+    }
+    wire
+}
+
+/// True where the experiment can read TIME_WAIT timers and queue lengths from the OS.
+pub fn linux() -> bool {
+    cfg!(target_os = "linux")
+}
