@@ -317,8 +317,10 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
         let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
         let mut parts = text.split_whitespace().map(|p| p.parse::<u16>());
         Some((parts.next()?.ok()?, parts.next()?.ok()?))
-    } else if cfg!(windows) {
-        Some((49152, 65535)) // the IANA dynamic range, Windows' default
+    } else if cfg!(windows) && std::env::var_os("WINECONFIGDIR").is_none() {
+        // The IANA dynamic range, Windows' default. Not under Wine (which sets
+        // WINECONFIGDIR): there the host's kernel picks the port from its own range.
+        Some((49152, 65535))
     } else {
         None
     }
