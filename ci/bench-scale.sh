@@ -35,6 +35,12 @@ trap cleanup EXIT INT TERM
 json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,}\"]*\).*/\1/p"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads/ { print $2 }' "/proc/$1/status"; }
+# What other processes used while a bench run measured: "others / capacity" CPU s.
+others() {
+  awk -v m="$(json_field machine_cpu_s <<<"$1")" -v c="$(json_field cpu_s <<<"$1")" \
+    -v s="$(json_field server_cpu_s <<<"$1")" -v cap="$(json_field machine_capacity_s <<<"$1")" \
+    'BEGIN { o = m - c - s; if (o < 0) o = 0; printf "%.1f / %.0f", o, cap }'
+}
 wait_line() {
   local deadline=$((SECONDS + $3))
   until grep -q "$2" "$1" 2>/dev/null; do
@@ -48,6 +54,9 @@ wait_line() {
 }
 
 echo "== $HOLD clients held by one server"
+# Emptied first, so wait_line cannot see an earlier run's lines.
+: >"$OUT/scale-server.out"
+: >"$OUT/scale-holder.err"
 "$SERVER" --bind 127.0.0.1 --port 0 --nodelay --max-clients $((HOLD + ACTIVE + 100)) \
   </dev/null >"$OUT/scale-server.out" 2>"$OUT/scale-server.err" &
 SPID=$!
@@ -68,8 +77,7 @@ threads=$(threads_of "$SPID")
 listed=$("$CLIENT" --connect "$ADDR" --json list | grep -o '"id":' | wc -l)
 echo "accepted $HOLD clients in $accept_ms ms; server RSS ${rss_idle} MB idle -> ${rss_held} MB; $threads threads; list shows $listed"
 
-l=$(cut -d' ' -f1 /proc/loadavg)
-list=$("$CLIENT" --connect "$ADDR" --json bench --kind list --clients 1 --requests 50)
+list=$("$CLIENT" --connect "$ADDR" --json bench --kind list --clients 1 --requests 50 --server-pid "$SPID")
 echo "list of $listed: p50 $(json_field p50_us <<<"$list") µs, p99 $(json_field p99_us <<<"$list") µs, max $(json_field max_us <<<"$list") µs"
 
 rtt=$("$CLIENT" --connect "$ADDR" --timeout 60 --json bench --clients "$ACTIVE" --rate "$RATE" --duration $((SECS * 2)) \
@@ -84,11 +92,11 @@ wait "$HPID" 2>/dev/null || true
 
 {
   echo
-  echo "| scale ($HOLD clients held by one server) | measured | target | load |"
+  echo "| scale ($HOLD clients held by one server) | measured | target | CPU s used by other processes / available |"
   echo "| --- | ---: | ---: | ---: |"
-  echo "| time to accept all $HOLD (every hello received) | $accept_ms ms | — | $l |"
+  echo "| time to accept all $HOLD (every hello received) | $accept_ms ms | — | |"
   echo "| server RSS: idle / $HOLD clients / + $ACTIVE active | $rss_idle / $rss_held / $rss_busy MB | ≤ 150 MB | |"
   echo "| server threads with $HOLD clients | $threads | — | |"
-  echo "| \`list\` of $listed entries: p50 / p99 / max | $(json_field p50_us <<<"$list") / $(json_field p99_us <<<"$list") / $(json_field max_us <<<"$list") µs | < 50 ms | |"
-  echo "| time RTT at $ACTIVE clients × $RATE req/s (+ $HOLD idle): p50 / p99 / p99.9 | $(json_field p50_us <<<"$rtt") / $(json_field p99_us <<<"$rtt") / $(json_field p999_us <<<"$rtt") µs | p99 < 1 ms | |"
+  echo "| \`list\` of $listed entries: p50 / p99 / max | $(json_field p50_us <<<"$list") / $(json_field p99_us <<<"$list") / $(json_field max_us <<<"$list") µs | < 50 ms | $(others "$list") |"
+  echo "| time RTT at $ACTIVE clients × $RATE req/s (+ $HOLD idle): p50 / p99 / p99.9 | $(json_field p50_us <<<"$rtt") / $(json_field p99_us <<<"$rtt") / $(json_field p999_us <<<"$rtt") µs | p99 < 1 ms | $(others "$rtt") |"
 } >>"$ROWS"

@@ -1,8 +1,10 @@
 //! What the server does with each frame a client sends: the protocol logic.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{Local, SecondsFormat};
+use chrono::{DateTime, Local, SecondsFormat};
 use tnlm_core::message::{
     Delivery, DeliveryStatus, ErrorBody, Forwarded, ListResponse, NameResponse, Pong, SendRequest, TimeResponse,
 };
@@ -27,9 +29,7 @@ pub(crate) struct Peer {
 /// value so a message's text moves into the forwarded frame uncopied.
 pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame) -> Option<Message> {
     let reply: Message = match frame.message {
-        Message::TimeRequest(_) => {
-            TimeResponse { time: Local::now().to_rfc3339_opts(SecondsFormat::Millis, false) }.into()
-        }
+        Message::TimeRequest(_) => TimeResponse { time: local_time() }.into(),
         Message::NameRequest(_) => NameResponse { name: shared.config.name.clone() }.into(),
         Message::ListRequest(_) => ListResponse { clients: shared.registry.list() }.into(),
         Message::PingRequest(_) => Pong.into(),
@@ -81,6 +81,26 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
     };
     shared.deliveries.cancel(delivery);
     refuse(status, reason)
+}
+
+/// The answer to a time request: the server's local time, RFC 3339 with
+/// milliseconds and its UTC offset. Reading the zone and formatting (chrono)
+/// was ~16 % of the server's CPU at 800k time requests/s (docs/BENCHMARKS.md),
+/// so each thread keeps its last answer and formats anew only when the
+/// millisecond has changed.
+fn local_time() -> String {
+    thread_local! {
+        static LAST: RefCell<(u128, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let millis = now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis());
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != millis || text.is_empty() {
+            *text = DateTime::<Local>::from(now).to_rfc3339_opts(SecondsFormat::Millis, false);
+            *last = millis;
+        }
+        text.clone()
+    })
 }
 
 /// Appends the reply to request `request_id` to `out`.
