@@ -126,6 +126,9 @@ impl Server {
                         Err(err) => tracing::error!("cannot start a thread for {addr}: {err}"),
                     }
                 }
+                Err(err) if concerns_one_connection(&err) => {
+                    tracing::debug!("a connection was lost before it was accepted: {err}");
+                }
                 Err(err) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
@@ -252,5 +255,37 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Whether an `accept` error concerns only the connection being accepted
+/// (reset or aborted by the peer while it waited in the listen queue; Wine
+/// reports `NotConnected` there), so the next `accept` can follow at once.
+/// Other errors (out of file descriptors or memory) affect every connection
+/// and are retried with a growing pause.
+fn concerns_one_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::Interrupted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_skipped_and_resource_errors_back_off() {
+        for kind in [io::ErrorKind::ConnectionAborted, io::ErrorKind::ConnectionReset, io::ErrorKind::NotConnected] {
+            assert!(concerns_one_connection(&io::Error::from(kind)), "{kind:?}");
+        }
+        for kind in [io::ErrorKind::OutOfMemory, io::ErrorKind::Other, io::ErrorKind::PermissionDenied] {
+            assert!(!concerns_one_connection(&io::Error::from(kind)), "{kind:?}");
+        }
+        #[cfg(unix)]
+        assert!(!concerns_one_connection(&io::Error::from_raw_os_error(24)), "EMFILE must back off");
     }
 }
