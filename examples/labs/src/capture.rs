@@ -6,8 +6,9 @@
 //! the interface is open and the filter set); [`Capture::finish`] sends a UDP
 //! marker datagram that matches the filter, waits until dumpcap has written
 //! it (so every earlier packet is on disk too), then stops dumpcap with
-//! SIGINT. The marker is removed again with tshark. This is the same scheme
-//! as the dissector's tests (`wireshark/tests/support/mod.rs`).
+//! SIGINT. The marker is removed again with tshark. [`Dumpcap`] does the
+//! capturing, for the experiments and for the dissector's tests
+//! (`wireshark/tests/support/mod.rs`).
 //!
 //! Where dumpcap is missing, or may not capture (not root, not in the
 //! `wireshark` group, not Linux), [`Capture::start`] says so with
@@ -17,11 +18,12 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{CaptureTo, TIMEOUT};
 
@@ -43,16 +45,23 @@ impl std::fmt::Display for CaptureError {
     }
 }
 
+impl From<String> for CaptureError {
+    fn from(why: String) -> CaptureError {
+        CaptureError::Failed(why)
+    }
+}
+
 enum Chunk {
     Data,
     Eof,
 }
 
-/// A running dumpcap writing pcapng into this process.
-pub struct Capture {
+/// A running dumpcap writing pcapng into this process: the capture scheme
+/// of the module docs, shared by the experiments ([`Capture`]) and the
+/// dissector's tests (`wireshark/tests/support/mod.rs`).
+pub struct Dumpcap {
     child: Child,
-    file: PathBuf,
-    marker_to: SocketAddr,
+    timeout: Duration,
     data: Arc<Mutex<Vec<u8>>>,
     chunks: Receiver<Chunk>,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -63,27 +72,11 @@ fn interrupt(pid: u32) {
     let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
 }
 
-impl Capture {
-    /// Captures on `interface` with the BPF `filter` into `<dir>/<name>.pcapng`.
-    /// `marker_to` must pass the filter and leave through the interface: the
-    /// end-of-capture datagram is sent there.
-    pub fn start(
-        to: &CaptureTo,
-        name: &str,
-        interface: &str,
-        filter: &str,
-        marker_to: SocketAddr,
-    ) -> Result<Capture, CaptureError> {
-        let Some(dir) = &to.dir else {
-            return Err(CaptureError::Unavailable("captures turned off (--no-capture)".into()));
-        };
-        if !cfg!(target_os = "linux") {
-            return Err(CaptureError::Unavailable(
-                "the examples capture on Linux only; on Windows start Wireshark on the loopback adapter".into(),
-            ));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| CaptureError::Failed(format!("{}: {e}", dir.display())))?;
-        let file = dir.join(format!("{name}.pcapng"));
+impl Dumpcap {
+    /// Runs `dumpcap -i INTERFACE -f FILTER -w -` and returns once it captures:
+    /// it has said "Capturing on" and written the pcapng headers. Each wait,
+    /// here and in [`Dumpcap::finish`], gives up after `timeout`.
+    pub fn start(interface: &str, filter: &str, timeout: Duration) -> Result<Dumpcap, CaptureError> {
         let spawned = Command::new("dumpcap")
             .args(["-q", "-i", interface, "-f", filter, "-w", "-"])
             .stdin(Stdio::null())
@@ -96,92 +89,44 @@ impl Capture {
                 return Err(CaptureError::Unavailable(format!("cannot run dumpcap ({e}); apt-get install tshark")))
             }
         };
-        let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(CaptureError::Failed("no pipes to dumpcap".into()));
         };
-        let (line_tx, lines) = mpsc::channel();
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&stderr_lines);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
-                kept.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
-                let _ = line_tx.send(line);
-            }
-        });
-        let data = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&data);
-        let (chunk_tx, chunks) = mpsc::channel();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            loop {
-                match stdout.read(&mut buf) {
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
-                        let _ = chunk_tx.send(Chunk::Data);
-                    }
-                }
-            }
-            let _ = chunk_tx.send(Chunk::Eof);
-        });
-        // dumpcap explains a refusal at length; its first real line says it all.
-        let said = |lines: &Arc<Mutex<Vec<String>>>| {
-            let lines = lines.lock().unwrap_or_else(|p| p.into_inner());
-            let first = lines.iter().map(|l| l.trim()).find(|l| !l.is_empty() && !l.starts_with("Capturing on"));
-            let first = first.unwrap_or("no reason given").trim_start_matches("dumpcap: ").to_string();
-            if first.contains("permission") {
-                format!("{first} (run as root, or join the wireshark group)")
-            } else {
-                first
-            }
-        };
-        let deadline = Instant::now() + TIMEOUT;
+        let (lines, stderr) = collect_lines(stderr);
+        let (data, chunks, reader) = collect_bytes(stdout);
+        let mut dumpcap = Dumpcap { child, timeout, data, chunks, stderr, reader: Some(reader) };
+        let deadline = Instant::now() + timeout;
         loop {
             match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) if line.contains("Capturing on") => break,
                 Ok(_) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = child.wait();
-                    return Err(CaptureError::Unavailable(format!("dumpcap exited: {}", said(&stderr_lines))));
-                }
+                Err(RecvTimeoutError::Disconnected) => return Err(dumpcap.refused()),
                 Err(RecvTimeoutError::Timeout) => {
-                    interrupt(child.id());
-                    let _ = child.wait();
-                    return Err(CaptureError::Failed("dumpcap did not start capturing in time".into()));
+                    return Err(CaptureError::Failed(dumpcap.stopped("did not start capturing in time")))
                 }
             }
         }
         // "Capturing on" comes before the interface is open; the pcapng headers after.
-        match chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Chunk::Data) => {}
-            Ok(Chunk::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                let _ = child.wait();
-                return Err(CaptureError::Unavailable(format!("dumpcap exited: {}", said(&stderr_lines))));
-            }
+        match dumpcap.chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Chunk::Data) => Ok(dumpcap),
+            Ok(Chunk::Eof) | Err(RecvTimeoutError::Disconnected) => Err(dumpcap.refused()),
             Err(RecvTimeoutError::Timeout) => {
-                interrupt(child.id());
-                let _ = child.wait();
-                return Err(CaptureError::Failed("dumpcap wrote no capture header in time".into()));
+                Err(CaptureError::Failed(dumpcap.stopped("wrote no capture header in time")))
             }
         }
-        Ok(Capture { child, file, marker_to, data, chunks, stderr: stderr_lines, reader: Some(reader) })
     }
 
-    /// Starts a capture of the TCP traffic to and from `port` on the loopback interface.
-    pub fn loopback(to: &CaptureTo, name: &str, port: u16) -> Result<Capture, CaptureError> {
-        let marker_to = SocketAddr::from(([127, 0, 0, 1], port));
-        Capture::start(to, name, "lo", &format!("port {port}"), marker_to)
-    }
-
-    /// Stops the capture (see the module docs) and writes the file without the
-    /// marker. Returns the file's path.
-    pub fn finish(mut self) -> Result<PathBuf, String> {
-        let marker = format!("TNLM-LAB-CAPTURE-END-{}", std::process::id());
-        let socket = UdpSocket::bind(SocketAddr::new(unspecified(self.marker_to), 0)).map_err(|e| e.to_string())?;
+    /// Sends a marker datagram to `marker_to` (it must pass the filter and
+    /// cross the interface), waits until dumpcap has written it, so every
+    /// earlier packet is written too, stops dumpcap with SIGINT and returns
+    /// the pcapng bytes, marker included.
+    pub fn finish(mut self, marker_to: SocketAddr) -> Result<Vec<u8>, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!("TNLM-CAPTURE-END-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let socket = UdpSocket::bind(SocketAddr::new(unspecified(marker_to), 0)).map_err(|e| e.to_string())?;
         socket.set_broadcast(true).map_err(|e| e.to_string())?;
-        socket.send_to(marker.as_bytes(), self.marker_to).map_err(|e| format!("marker: {e}"))?;
-        let deadline = Instant::now() + TIMEOUT;
+        socket.send_to(marker.as_bytes(), marker_to).map_err(|e| format!("marker: {e}"))?;
+        let deadline = Instant::now() + self.timeout;
         let mut searched = 0;
         loop {
             {
@@ -213,9 +158,18 @@ impl Capture {
         if !status.success() {
             return Err(format!("dumpcap failed ({status}): {}", self.said()));
         }
-        let pcap = std::mem::take(&mut *self.data.lock().unwrap_or_else(|p| p.into_inner()));
-        strip_marker(&pcap, &self.file)?;
-        Ok(self.file.clone())
+        Ok(std::mem::take(&mut *self.data.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    /// dumpcap exited before capturing: why, from its first real line (it
+    /// explains a refusal at length), with a hint when it lacks the rights.
+    fn refused(&mut self) -> CaptureError {
+        let _ = self.child.wait();
+        let lines = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let first = lines.iter().map(|l| l.trim()).find(|l| !l.is_empty() && !l.starts_with("Capturing on"));
+        let first = first.unwrap_or("no reason given").trim_start_matches("dumpcap: ");
+        let hint = if first.contains("permission") { " (run as root, or join the wireshark group)" } else { "" };
+        CaptureError::Unavailable(format!("dumpcap exited: {first}{hint}"))
     }
 
     fn said(&self) -> String {
@@ -229,12 +183,96 @@ impl Capture {
     }
 }
 
-impl Drop for Capture {
+impl Drop for Dumpcap {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             interrupt(self.child.id());
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Keeps every line dumpcap writes to stderr, and passes each on as it comes.
+fn collect_lines(stderr: ChildStderr) -> (Receiver<String>, Arc<Mutex<Vec<String>>>) {
+    let (line_tx, lines) = mpsc::channel();
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&kept);
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
+            let _ = line_tx.send(line);
+        }
+    });
+    (lines, kept)
+}
+
+/// Collects the pcapng dumpcap writes to stdout; a [`Chunk`] announces each
+/// piece and the end.
+fn collect_bytes(mut stdout: ChildStdout) -> (Arc<Mutex<Vec<u8>>>, Receiver<Chunk>, JoinHandle<()>) {
+    let data = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&data);
+    let (chunk_tx, chunks) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        loop {
+            match stdout.read(&mut buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
+                    let _ = chunk_tx.send(Chunk::Data);
+                }
+            }
+        }
+        let _ = chunk_tx.send(Chunk::Eof);
+    });
+    (data, chunks, reader)
+}
+
+/// An experiment's capture, written to `<dir>/<name>.pcapng` when finished.
+pub struct Capture {
+    dumpcap: Dumpcap,
+    file: PathBuf,
+    marker_to: SocketAddr,
+}
+
+impl Capture {
+    /// Captures on `interface` with the BPF `filter` into `<dir>/<name>.pcapng`.
+    /// `marker_to` must pass the filter and leave through the interface: the
+    /// end-of-capture datagram is sent there.
+    pub fn start(
+        to: &CaptureTo,
+        name: &str,
+        interface: &str,
+        filter: &str,
+        marker_to: SocketAddr,
+    ) -> Result<Capture, CaptureError> {
+        let Some(dir) = &to.dir else {
+            return Err(CaptureError::Unavailable("captures turned off (--no-capture)".into()));
+        };
+        if !cfg!(target_os = "linux") {
+            return Err(CaptureError::Unavailable(
+                "the examples capture on Linux only; on Windows start Wireshark on the loopback adapter".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| CaptureError::Failed(format!("{}: {e}", dir.display())))?;
+        let file = dir.join(format!("{name}.pcapng"));
+        let dumpcap = Dumpcap::start(interface, filter, TIMEOUT)?;
+        Ok(Capture { dumpcap, file, marker_to })
+    }
+
+    /// Starts a capture of the TCP traffic to and from `port` on the loopback interface.
+    pub fn loopback(to: &CaptureTo, name: &str, port: u16) -> Result<Capture, CaptureError> {
+        let marker_to = SocketAddr::from(([127, 0, 0, 1], port));
+        Capture::start(to, name, "lo", &format!("port {port}"), marker_to)
+    }
+
+    /// Stops the capture (see the module docs) and writes the file without the
+    /// marker. Returns the file's path.
+    pub fn finish(self) -> Result<PathBuf, String> {
+        let pcap = self.dumpcap.finish(self.marker_to)?;
+        strip_marker(&pcap, &self.file)?;
+        Ok(self.file)
     }
 }
 

@@ -1,21 +1,19 @@
 //! Shared by the tshark tests and the `captures` example: a raw TNLM client built on
-//! `tnlm-core`, a loopback capture with dumpcap (ready when it says "Capturing on", ended
-//! by SIGINT once a UDP marker datagram shows up in its output, never by a sleep), the
-//! traffic scenarios that make the sample captures, and helpers to run tshark.
+//! `tnlm-core`, a loopback capture (`tnlm_labs::capture::Dumpcap`: ready when dumpcap has
+//! written its headers, ended once a UDP marker datagram shows up in its output, never by a
+//! sleep), the traffic scenarios that make the sample captures, and helpers to run tshark.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
 
 use tnlm_core::message::{Ack, ListRequest, NameRequest, SendRequest, TimeRequest};
 use tnlm_core::{Decoder, Frame, Message};
+use tnlm_labs::capture::Dumpcap;
 use tnlm_server::{Config, Server};
 
 /// The longest any single wait may take.
@@ -114,189 +112,8 @@ impl RawClient {
     }
 }
 
-/// Why a capture could not be made.
-#[derive(Debug)]
-pub enum CaptureError {
-    /// dumpcap is missing or may not capture here (no rights): the caller may skip.
-    Unavailable(String),
-    /// Something else went wrong.
-    Failed(String),
-}
-
-impl std::fmt::Display for CaptureError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CaptureError::Unavailable(why) => write!(f, "capture unavailable: {why}"),
-            CaptureError::Failed(why) => write!(f, "capture failed: {why}"),
-        }
-    }
-}
-
-impl From<String> for CaptureError {
-    fn from(why: String) -> CaptureError {
-        CaptureError::Failed(why)
-    }
-}
-
-enum Chunk {
-    Data,
-    Eof,
-}
-
-/// A running dumpcap on the loopback interface writing pcapng to a pipe.
-pub struct Capture {
-    child: Child,
-    port: u16,
-    data: Arc<Mutex<Vec<u8>>>,
-    chunks: Receiver<Chunk>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-fn interrupt(pid: u32) {
-    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
-}
-
-impl Capture {
-    /// Starts `dumpcap -i lo -f "port PORT" -w -` and waits until it is capturing: it has
-    /// said "Capturing on" and written the capture file's headers.
-    pub fn start(port: u16) -> std::result::Result<Capture, CaptureError> {
-        let spawned = Command::new("dumpcap")
-            .args(["-i", "lo", "-f", &format!("port {port}"), "-w", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) => return Err(CaptureError::Unavailable(format!("cannot run dumpcap: {e}"))),
-        };
-        let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(CaptureError::Failed("no pipes to dumpcap".into()));
-        };
-        let (line_tx, lines) = mpsc::channel();
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&stderr_lines);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
-                kept.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
-                let _ = line_tx.send(line);
-            }
-        });
-        let data = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&data);
-        let (chunk_tx, chunks) = mpsc::channel();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            loop {
-                match stdout.read(&mut buf) {
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
-                        let _ = chunk_tx.send(Chunk::Data);
-                    }
-                }
-            }
-            let _ = chunk_tx.send(Chunk::Eof);
-        });
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("Capturing on") => break,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = child.wait();
-                    let said = stderr_lines.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
-                    return Err(CaptureError::Unavailable(format!("dumpcap exited: {said}")));
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    interrupt(child.id());
-                    let _ = child.wait();
-                    return Err(CaptureError::Failed("dumpcap did not start capturing in time".into()));
-                }
-            }
-        }
-        // dumpcap says "Capturing on" before it opens the interface; it writes the pcapng
-        // section and interface headers once the interface is open and the filter set.
-        match chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Chunk::Data) => {}
-            Ok(Chunk::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                let _ = child.wait();
-                let said = stderr_lines.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
-                return Err(CaptureError::Unavailable(format!("dumpcap exited: {said}")));
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                interrupt(child.id());
-                let _ = child.wait();
-                return Err(CaptureError::Failed("dumpcap wrote no capture header in time".into()));
-            }
-        }
-        Ok(Capture { child, port, data, chunks, stderr: stderr_lines, reader: Some(reader) })
-    }
-
-    /// Sends a marker datagram to the captured port, waits until dumpcap has written it,
-    /// stops dumpcap with SIGINT and returns the pcapng bytes (marker included).
-    pub fn finish(mut self) -> Result<Vec<u8>> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let marker = format!("TNLM-CAPTURE-END-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(err("udp bind"))?;
-        socket.send_to(marker.as_bytes(), ("127.0.0.1", self.port)).map_err(err("udp send"))?;
-        let deadline = Instant::now() + TIMEOUT;
-        let mut searched = 0;
-        loop {
-            {
-                let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-                let from = searched.min(data.len()).saturating_sub(marker.len());
-                if data[from..].windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                    break;
-                }
-                searched = data.len();
-            }
-            match self.chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Chunk::Data) => {}
-                Ok(Chunk::Eof) | Err(RecvTimeoutError::Disconnected) => return Err(self.stopped("exited early")),
-                Err(RecvTimeoutError::Timeout) => return Err(self.stopped("never wrote the marker")),
-            }
-        }
-        interrupt(self.child.id());
-        loop {
-            match self.chunks.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Chunk::Data) => {}
-                Ok(Chunk::Eof) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => return Err(self.stopped("did not stop on SIGINT")),
-            }
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        let status = self.child.wait().map_err(err("wait for dumpcap"))?;
-        if !status.success() {
-            return Err(format!("dumpcap failed ({status}): {}", self.said()));
-        }
-        let data = std::mem::take(&mut *self.data.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(data)
-    }
-
-    fn said(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
-    }
-
-    fn stopped(&mut self, what: &str) -> String {
-        interrupt(self.child.id());
-        let _ = self.child.wait();
-        format!("dumpcap {what}: {}", self.said())
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            interrupt(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
+/// Why a capture could not be made; `Unavailable` (no dumpcap, no rights) lets a test skip.
+pub use tnlm_labs::capture::CaptureError;
 
 /// What a scenario does; see [`Scenario::all`] for the sample captures.
 #[derive(Debug, Clone, Copy, Default)]
@@ -375,7 +192,7 @@ pub fn capture(scenario: &Scenario) -> std::result::Result<(Vec<u8>, Facts), Cap
     let config = Config { bind: Some([127, 0, 0, 1].into()), port: 0, name: SERVER_NAME.into(), ..Config::default() };
     let server = Server::bind(config).map_err(err("bind"))?.spawn();
     let addr = server.local_addr();
-    let capture = Capture::start(addr.port())?;
+    let capture = Dumpcap::start("lo", &format!("port {}", addr.port()), TIMEOUT)?;
     let mut facts = Facts { port: addr.port(), clients: Vec::new() };
     let mut clients = Vec::new();
     for _ in 0..scenario.clients.max(1) {
@@ -393,7 +210,7 @@ pub fn capture(scenario: &Scenario) -> std::result::Result<(Vec<u8>, Facts), Cap
         stopper.join().map_err(|_| "server shutdown panicked".to_string())
     });
     result?;
-    let pcap = capture.finish()?;
+    let pcap = capture.finish(SocketAddr::from(([127, 0, 0, 1], addr.port())))?;
     Ok((pcap, facts))
 }
 
