@@ -12,7 +12,9 @@
 //!   generate the dissector and the protocol tables;
 //! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
 //!   by both binaries, applied through socket2 with small per-platform modules;
-//! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses).
+//! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
+//! - [`samples`]: sample frames of every message kind with edge values, shared by the
+//!   schema tests, the dissector tests and the fuzz seeds.
 
 pub mod codec;
 pub mod decoder;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod net;
+pub mod samples;
 pub mod schema;
 pub mod sockopt;
 

@@ -1,27 +1,26 @@
-//! The schema in `tnlm_core::schema` checked against the real encoder and decoder:
-//! one or more sample frames of every catalog entry, their header bytes, a field-by-field
-//! walk of their payloads compared with serde's own view (JSON), and truncated payloads.
+//! The schema in `tnlm_core::schema` checked against the real encoder and decoder: the
+//! sample frames of `tnlm_core::samples` (one or more of every catalog entry), their header
+//! bytes, a field-by-field walk of their payloads compared with serde's own view (JSON),
+//! and truncated payloads.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use serde_json::{Map, Value as Json};
 use tnlm_core::frame::offset;
 use tnlm_core::message::{
-    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
+    Delivery, DeliveryStatus, ErrorBody, Forwarded, ListRequest, ListResponse, NameRequest, NameResponse, Shutdown,
+    TimeRequest,
 };
+use tnlm_core::samples;
 use tnlm_core::schema::{self, MessageSchema, Value};
 use tnlm_core::{
     Class, DecodeError, Decoder, ErrorCode, Frame, Message, TypeCode, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, VERSION,
 };
 
-/// Text that exercises multi-byte UTF-8 of every length, controls and separators.
-const UNICODE: &str = "héllo wörld — 你好, мир! 🦀👩\u{200d}💻 a#b*c\nd\t\0end";
-
 /// Compile-time guard: adding a `Message` variant breaks this match, which is the cue to
-/// add a sample below (the coverage test then checks the catalog too).
+/// add a sample to `tnlm_core::samples` (the coverage test then checks the catalog too).
 fn variant_index(message: &Message) -> usize {
     match message {
         Message::TimeRequest(_) => 0,
@@ -43,80 +42,6 @@ fn variant_index(message: &Message) -> usize {
     }
 }
 const VARIANTS: usize = 16;
-
-fn client(id: u32, ip: IpAddr, port: u16, since: &str) -> ClientInfo {
-    ClientInfo { id, ip, port, since: since.into() }
-}
-
-/// Sample frames: every catalog entry at least once, with edge values.
-fn samples() -> Vec<Frame> {
-    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-    let v6: IpAddr = "2001:db8::1:2:3:4".parse().unwrap();
-    let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
-    let mut frames = vec![
-        Frame::new(1, TimeRequest),
-        Frame::new(u32::MAX, NameRequest),
-        Frame::new(0x0102_0304, ListRequest),
-        Frame::new(4, SendRequest { to: 2, text: "Hello world!".into() }),
-        Frame::new(5, SendRequest { to: u32::MAX, text: String::new() }),
-        Frame::new(6, SendRequest { to: 0, text: UNICODE.into() }),
-        Frame::new(7, TimeResponse { time: "2026-11-25T12:00:00.123+08:00".into() }),
-        Frame::new(8, NameResponse { name: "lab-host.example".into() }),
-        Frame::new(9, NameResponse { name: "服务器-Ωmega".into() }),
-        Frame::new(10, ListResponse { clients: Vec::new() }),
-        Frame::new(
-            11,
-            ListResponse { clients: vec![client(1, Ipv4Addr::LOCALHOST.into(), 50000, "2026-01-01T00:00:00+00:00")] },
-        ),
-        Frame::new(
-            12,
-            ListResponse {
-                clients: vec![
-                    client(1, v4, 1, "2026-01-01T00:00:00+00:00"),
-                    client(2, v6, 65535, "2026-01-01T00:00:01.5-05:30"),
-                    client(3, Ipv6Addr::LOCALHOST.into(), 4579, ""),
-                    client(u32::MAX, mapped, 0, "ünïcode"),
-                    client(5, Ipv4Addr::UNSPECIFIED.into(), 80, "x"),
-                ],
-            },
-        ),
-        Frame::indication(Forwarded { from: 3, from_ip: v4, from_port: 40000, text: "Hello world!".into() }),
-        Frame::indication(Forwarded { from: 4, from_ip: v6, from_port: 1, text: UNICODE.into() }),
-        Frame::indication(Forwarded {
-            from: 5,
-            from_ip: Ipv6Addr::LOCALHOST.into(),
-            from_port: 65535,
-            text: String::new(),
-        }),
-        Frame::indication(Hello {
-            client_id: 1,
-            server: "lab-host".into(),
-            version: VERSION,
-            max_payload: DEFAULT_MAX_PAYLOAD,
-        }),
-        Frame::indication(Hello {
-            client_id: u32::MAX,
-            server: "日本語サーバ".into(),
-            version: u8::MAX,
-            max_payload: 0,
-        }),
-        Frame::indication(Shutdown { reason: "server is shutting down".into() }),
-        Frame::indication(Shutdown { reason: String::new() }),
-        Frame::new(0, PingRequest),
-        Frame::new(17, ServerPing),
-        Frame::new(17, Pong),
-        Frame::new(u32::MAX, Ack),
-    ];
-    for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
-        let reason = if n % 2 == 0 { status.name().to_string() } else { format!("{} — é", status.name()) };
-        frames.push(Frame::new(100 + n as u32, Delivery { to: n as u32, status, reason }));
-    }
-    for (n, code) in ErrorCode::ALL.into_iter().enumerate() {
-        let text = if n % 2 == 0 { code.name().to_string() } else { format!("{}: ✗ ошибка", code.name()) };
-        frames.push(Frame::new(200 + n as u32, ErrorBody { code, text }));
-    }
-    frames
-}
 
 fn encode(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
@@ -156,7 +81,7 @@ fn samples_cover_every_catalog_entry_and_variant() {
     assert_eq!(catalog_keys.len(), catalog.len(), "catalog has duplicate (type, class) pairs");
     assert_eq!(catalog.len(), VARIANTS, "one catalog row per Message variant");
 
-    let frames = samples();
+    let frames = samples::frames();
     let sample_keys: BTreeSet<(u8, u8)> = frames
         .iter()
         .map(|f| {
@@ -167,6 +92,13 @@ fn samples_cover_every_catalog_entry_and_variant() {
     assert_eq!(sample_keys, catalog_keys);
     let variants: BTreeSet<usize> = frames.iter().map(|f| variant_index(&f.message)).collect();
     assert_eq!(variants, (0..VARIANTS).collect());
+    // Every delivery status and error code, too.
+    for status in DeliveryStatus::ALL {
+        assert!(frames.iter().any(|f| matches!(&f.message, Message::Delivery(d) if d.status == status)), "{status:?}");
+    }
+    for code in ErrorCode::ALL {
+        assert!(frames.iter().any(|f| matches!(&f.message, Message::Error(e) if e.code == code)), "{code:?}");
+    }
 
     // Every type code and class is used by some message, and names agree.
     for type_code in TypeCode::ALL {
@@ -192,7 +124,7 @@ fn samples_cover_every_catalog_entry_and_variant() {
 
 #[test]
 fn header_bytes_match_the_documented_offsets() {
-    for frame in samples() {
+    for frame in samples::frames() {
         let bytes = encode(&frame);
         let schema = schema_of(&frame);
         assert!(bytes.len() >= HEADER_LEN);
@@ -237,7 +169,7 @@ fn header_table_matches_offsets_and_encoded_bytes() {
     assert_eq!(table, expected_offsets);
 
     // Each field, read from an encoded frame through the table, holds what it should.
-    for frame in samples() {
+    for frame in samples::frames() {
         let bytes = encode(&frame);
         let (type_code, class) = frame.message.kind();
         for field in schema::HEADER {
@@ -263,7 +195,7 @@ fn header_table_matches_offsets_and_encoded_bytes() {
 
 #[test]
 fn walk_consumes_the_payload_and_agrees_with_serde() {
-    for frame in samples() {
+    for frame in samples::frames() {
         let bytes = encode(&frame);
         let payload = &bytes[HEADER_LEN..];
         let schema = schema_of(&frame);
@@ -294,7 +226,7 @@ fn walk_consumes_the_payload_and_agrees_with_serde() {
 
 #[test]
 fn every_sample_decodes_back_alone_and_all_together() {
-    let frames = samples();
+    let frames = samples::frames();
     let mut stream = Vec::new();
     for frame in &frames {
         let bytes = encode(frame);
@@ -342,7 +274,7 @@ fn assert_malformed_then_next(bad: &[u8], id: u32, what: &str, next: &Frame) {
 
 #[test]
 fn truncated_payloads_are_malformed_and_decoding_goes_on() {
-    let frames = samples();
+    let frames = samples::frames();
     let mut checked = 0;
     for (n, frame) in frames.iter().enumerate() {
         let bytes = encode(frame);
@@ -366,7 +298,7 @@ fn truncated_payloads_are_malformed_and_decoding_goes_on() {
 
 #[test]
 fn trailing_bytes_are_malformed_and_decoding_goes_on() {
-    let frames = samples();
+    let frames = samples::frames();
     for (n, frame) in frames.iter().enumerate() {
         let bytes = encode(frame);
         let schema = schema_of(frame);

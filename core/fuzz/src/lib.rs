@@ -15,15 +15,14 @@
 //!
 //! The checks panic on any violation, which libFuzzer reports as a crash.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value as Json};
 use tnlm_core::message::{
-    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
+    Ack, DeliveryStatus, ListRequest, NameRequest, NameResponse, PingRequest, Pong, ServerPing, TimeRequest,
 };
+use tnlm_core::samples;
 use tnlm_core::schema::{self, Field, MessageSchema, Value, Wire};
 use tnlm_core::{
     Class, DecodeError, Decoder, ErrorCode, Frame, Header, Message, TypeCode, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC,
@@ -405,60 +404,8 @@ fn walked_to_json(values: &[(String, Value)]) -> Json {
     Json::Object(map)
 }
 
-/// Text with multi-byte UTF-8 of every length, controls and the seed's separators.
-const UNICODE: &str = "héllo wörld — 你好, мир! 🦀👩\u{200d}💻 a#b*c\nd\t\0end";
-
-/// Real frames: every message kind at least once, with edge values (the seed corpus).
-pub fn samples() -> Vec<Frame> {
-    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-    let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 1, 2, 3, 4));
-    let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
-    let client = |id, ip, port, since: &str| ClientInfo { id, ip, port, since: since.into() };
-    let mut frames = vec![
-        Frame::new(1, TimeRequest),
-        Frame::new(u32::MAX, NameRequest),
-        Frame::new(0x0102_0304, ListRequest),
-        Frame::new(4, SendRequest { to: 2, text: "Hello world!".into() }),
-        Frame::new(5, SendRequest { to: u32::MAX, text: String::new() }),
-        Frame::new(6, SendRequest { to: 0, text: UNICODE.into() }),
-        Frame::new(7, TimeResponse { time: "2026-11-25T12:00:00.123+08:00".into() }),
-        Frame::new(8, NameResponse { name: "lab-host.example".into() }),
-        Frame::new(10, ListResponse { clients: Vec::new() }),
-        Frame::new(
-            12,
-            ListResponse {
-                clients: vec![
-                    client(1, v4, 50000, "2026-01-01T00:00:00+00:00"),
-                    client(2, v6, 65535, "2026-01-01T00:00:01.5-05:30"),
-                    client(u32::MAX, mapped, 0, "ünïcode"),
-                ],
-            },
-        ),
-        Frame::new(13, Forwarded { from: 3, from_ip: v4, from_port: 40000, text: "Hello world!".into() }),
-        Frame::new(14, Forwarded { from: 4, from_ip: v6, from_port: 1, text: UNICODE.into() }),
-        Frame::indication(Hello {
-            client_id: 1,
-            server: "lab-host".into(),
-            version: VERSION,
-            max_payload: DEFAULT_MAX_PAYLOAD,
-        }),
-        Frame::indication(Shutdown { reason: "server is shutting down".into() }),
-        Frame::new(0, PingRequest),
-        Frame::new(17, ServerPing),
-        Frame::new(17, Pong),
-        Frame::new(13, Ack),
-    ];
-    for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
-        frames.push(Frame::new(100 + n as u32, Delivery { to: n as u32, status, reason: status.name().into() }));
-    }
-    for (n, code) in ErrorCode::ALL.into_iter().enumerate() {
-        frames.push(Frame::new(200 + n as u32, ErrorBody { code, text: format!("{}: ✗", code.name()) }));
-    }
-    frames
-}
-
-/// Compile-time guard: a new `Message` variant breaks this match, the cue to add a sample
-/// (the unit tests then check that the samples cover the catalog).
+/// Compile-time guard: a new `Message` variant breaks this match, the cue to add a sample to
+/// `tnlm_core::samples` (the unit tests then check that the samples cover the catalog).
 pub fn variant_name(message: &Message) -> &'static str {
     match message {
         Message::TimeRequest(_) => "TimeRequest",
@@ -490,7 +437,7 @@ fn encode(frame: &Frame) -> Vec<u8> {
 /// Seeds for `frame_decoder`: each sample alone, all of them in one stream read in
 /// several ways, and a few streams with a bad frame in front of a good one.
 pub fn frame_seeds() -> Vec<Seed> {
-    let frames = samples();
+    let frames = samples::frames();
     let mut seeds = Vec::new();
     for (n, frame) in frames.iter().enumerate() {
         let mut data = vec![Mode::byte(0, false, 0)];
@@ -536,7 +483,7 @@ pub fn frame_seeds() -> Vec<Seed> {
 /// Seeds for `payload_decoder`: each sample's payload after its catalog index.
 pub fn payload_seeds() -> Vec<Seed> {
     let catalog = schema::catalog();
-    samples()
+    samples::frames()
         .iter()
         .enumerate()
         .map(|(n, frame)| {
@@ -553,10 +500,11 @@ pub fn payload_seeds() -> Vec<Seed> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use tnlm_core::message::Delivery;
 
     #[test]
     fn samples_cover_every_catalog_entry() {
-        let kinds: BTreeSet<(u8, u8)> = samples()
+        let kinds: BTreeSet<(u8, u8)> = samples::frames()
             .iter()
             .map(|f| {
                 let _ = variant_name(&f.message);

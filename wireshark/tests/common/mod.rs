@@ -3,84 +3,15 @@
 //! own `schema::walk`), and the Info text expected for each.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use tnlm_core::message::{
-    Ack, ClientInfo, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, ListRequest, ListResponse, NameRequest,
-    NameResponse, PingRequest, Pong, SendRequest, ServerPing, Shutdown, TimeRequest, TimeResponse,
-};
 use tnlm_core::schema::{self, Field, Value, Wire};
-use tnlm_core::{ErrorCode, Frame, DEFAULT_MAX_PAYLOAD, HEADER_LEN, VERSION};
+use tnlm_core::{Frame, HEADER_LEN};
 
-/// Text with multi-byte UTF-8 of every length, controls and separators.
-pub const UNICODE: &str = "héllo wörld — 你好, мир! 🦀👩\u{200d}💻 a#b*c\nd\t\0end";
-
-fn client(id: u32, ip: IpAddr, port: u16, since: &str) -> ClientInfo {
-    ClientInfo { id, ip, port, since: since.into() }
-}
-
-/// Sample frames: every catalog entry at least once, with edge values.
-pub fn samples() -> Vec<Frame> {
-    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-    let v6: IpAddr = "2001:db8::1:2:3:4".parse().unwrap();
-    let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
-    let mut frames = vec![
-        Frame::indication(Hello {
-            client_id: 1,
-            server: "lab-host".into(),
-            version: VERSION,
-            max_payload: DEFAULT_MAX_PAYLOAD,
-        }),
-        Frame::new(7, TimeRequest),
-        Frame::new(u32::MAX, NameRequest),
-        Frame::new(9, ListRequest),
-        Frame::new(10, SendRequest { to: 2, text: "Hello world!".into() }),
-        Frame::new(11, SendRequest { to: u32::MAX, text: String::new() }),
-        Frame::new(12, SendRequest { to: 0, text: UNICODE.into() }),
-        Frame::new(7, TimeResponse { time: "2026-11-25T12:00:00.123+08:00".into() }),
-        Frame::new(8, NameResponse { name: "服务器-Ωmega".into() }),
-        Frame::new(13, ListResponse { clients: Vec::new() }),
-        Frame::new(
-            14,
-            ListResponse { clients: vec![client(1, Ipv4Addr::LOCALHOST.into(), 50000, "2026-01-01T00:00:00+00:00")] },
-        ),
-        Frame::new(
-            9,
-            ListResponse {
-                clients: vec![
-                    client(1, v4, 1, "2026-01-01T00:00:00+00:00"),
-                    client(2, v6, 65535, "2026-01-01T00:00:01.5-05:30"),
-                    client(3, Ipv6Addr::LOCALHOST.into(), 4579, ""),
-                    client(u32::MAX, mapped, 0, "ünïcode"),
-                ],
-            },
-        ),
-        Frame::indication(Forwarded { from: 2, from_ip: v4, from_port: 40000, text: "Hello world!".into() }),
-        Frame::indication(Forwarded { from: 4, from_ip: v6, from_port: 1, text: UNICODE.into() }),
-        Frame::indication(Hello {
-            client_id: u32::MAX,
-            server: "日本語サーバ".into(),
-            version: u8::MAX,
-            max_payload: 0,
-        }),
-        Frame::indication(Shutdown { reason: "server is shutting down".into() }),
-        Frame::indication(Shutdown { reason: String::new() }),
-        Frame::new(0, PingRequest),
-        Frame::new(3, ServerPing),
-        Frame::new(3, Pong),
-        Frame::new(21, Ack),
-    ];
-    for (n, status) in DeliveryStatus::ALL.into_iter().enumerate() {
-        frames.push(Frame::new(
-            100 + n as u32,
-            Delivery { to: n as u32, status, reason: format!("{} é", status.name()) },
-        ));
-    }
-    for (n, code) in ErrorCode::ALL.into_iter().enumerate() {
-        frames.push(Frame::new(200 + n as u32, ErrorBody { code, text: format!("{}: ✗", code.name()) }));
-    }
-    frames
-}
+/// Sample frames of every catalog entry, with edge values: `tnlm_core::samples`, the list
+/// the schema tests and the fuzz seeds use too. Its module docs name the ids and texts the
+/// dissector tests expect (one client list of four, some Info texts).
+pub use tnlm_core::samples::frames as samples;
 
 /// The encoded frame.
 pub fn encode(frame: &Frame) -> Vec<u8> {
