@@ -74,10 +74,19 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     // touched another 4 KiB stack page on every connection thread.
     let ending = Session::new(shared, peer, &stream, &outbox).run();
 
-    // Unlisted first: from here on nobody can address this client, and
-    // messages waiting for its ack fail at once.
+    // Unlisted first: from here on nobody can address this client. Its
+    // outbox refuses frames before the deliveries to it fail, so a sender
+    // racing with this either hears `target_gone` from the book or finds
+    // the outbox closed, never neither.
     shared.registry.remove(peer.id);
+    outbox.refuse_more();
     shared.deliveries.target_gone(peer.id);
+    // The last word (an error frame) only now: if the client does not read,
+    // this write may block up to the write timeout, and a dropped ghost must
+    // not stay listed meanwhile.
+    if let Some(farewell) = &ending.farewell {
+        let _ = outbox.write_now(farewell);
+    }
     outbox.close();
     let _ = stream.shutdown(Shutdown::Write);
     if ending.drain {
@@ -159,7 +168,7 @@ impl<'a> Session<'a> {
             self.rearm(Instant::now());
             let chunk: &mut [u8] = if large.is_empty() { &mut small } else { &mut large };
             match self.stream.read(chunk) {
-                Ok(0) => return Ending::quiet(self.end_of_stream()),
+                Ok(0) => return self.end_of_stream(),
                 Ok(n) => {
                     let fatal = if large.is_empty() { self.received(&small[..n]) } else { self.received(&large[..n]) };
                     let fatal = fatal.err();
@@ -172,16 +181,15 @@ impl<'a> Session<'a> {
                     if let Some(fatal) = fatal {
                         // The peer is alive and talking nonsense: drain its input
                         // so our close does not become an RST.
-                        return Ending { drain: true, ..self.close_after_error(&fatal.to_string(), fatal.code()) };
+                        return Ending { drain: true, ..Ending::after_error(&fatal.to_string(), fatal.code()) };
                     }
                 }
                 Err(err) if is_timeout(&err) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Ending::quiet(format!("read error: {err}")),
             }
-            if let Some((text, code)) = self.check_timers() {
-                // Silent or stalled: likely dead, so nothing to drain.
-                return self.close_after_error(&text, code);
+            if let Some(ending) = self.check_timers() {
+                return ending;
             }
         }
     }
@@ -218,6 +226,9 @@ impl<'a> Session<'a> {
                 }
             }
             if self.replies.len() >= REPLY_BATCH {
+                // This write may block on our own client: frames for others
+                // must not wait behind it.
+                crate::writer::release_corked();
                 if let Err(err) = self.flush_replies() {
                     tracing::debug!(client = self.peer.id, "write failed: {err}");
                     break; // the next read fails too
@@ -232,7 +243,6 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Heartbeat and frame timers; `Some` when the client must be dropped.
     /// Writes the collected replies in one go: a pipelined burst of requests
     /// is answered with about as few `write` calls as it arrived in.
     fn flush_replies(&mut self) -> io::Result<()> {
@@ -275,43 +285,44 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn check_timers(&mut self) -> Option<(String, ErrorCode)> {
+    /// Heartbeat and frame timers: sends a ping when one is due, and ends
+    /// the session (`Some`) when the client is silent or stalled too long,
+    /// or does not take the ping.
+    fn check_timers(&mut self) -> Option<Ending> {
         let now = Instant::now();
         let config = &self.shared.config;
         if let Some(since) = self.partial_since {
             if now - since >= config.frame_timeout {
                 let text = format!("a frame took longer than {:?} to arrive", config.frame_timeout);
-                return Some((text, ErrorCode::Timeout));
+                return Some(Ending::after_error(&text, ErrorCode::Timeout));
             }
         }
         let interval = config.heartbeat?;
         let silent = now - self.last_heard;
         if silent >= interval * HEARTBEAT_MISSES {
             let text = format!("no sign of life for {silent:.1?} (heartbeat every {interval:?})");
-            return Some((text, ErrorCode::Timeout));
+            return Some(Ending::after_error(&text, ErrorCode::Timeout));
         }
         if silent >= interval && now - self.last_ping >= interval {
             self.pings = self.pings.wrapping_add(1).max(1);
             self.last_ping = now;
-            let _ = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing)));
+            // A ping that cannot be written (whole) leaves the stream torn:
+            // the client is a slow consumer, and nothing more may follow.
+            if let Err(err) = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing))) {
+                return Some(Ending::quiet(write_failure(&err)));
+            }
         }
         None
     }
 
-    fn end_of_stream(&mut self) -> String {
+    fn end_of_stream(&mut self) -> Ending {
         match self.decoder.finish() {
-            Ok(()) => "closed by client".to_string(),
-            Err(err) => {
-                let _ = self.outbox.write_now(&error_frame(0, err.code(), &err.to_string()));
-                format!("closed by client mid-frame: {err}")
-            }
+            Ok(()) => Ending::quiet("closed by client"),
+            Err(err) => Ending {
+                farewell: Some(error_frame(0, err.code(), &err.to_string())),
+                ..Ending::quiet(format!("closed by client mid-frame: {err}"))
+            },
         }
-    }
-
-    /// Sends an error frame; the caller then closes (FIN after it).
-    fn close_after_error(&mut self, text: &str, code: ErrorCode) -> Ending {
-        let _ = self.outbox.write_now(&error_frame(0, code, text));
-        Ending::quiet(format!("closed after {}: {text}", code.name()))
     }
 }
 
@@ -320,11 +331,21 @@ struct Ending {
     reason: String,
     /// Read and discard the peer's input for a moment before closing.
     drain: bool,
+    /// A last frame for the client (an error), written once it is unlisted.
+    farewell: Option<Vec<u8>>,
 }
 
 impl Ending {
     fn quiet(reason: impl Into<String>) -> Ending {
-        Ending { reason: reason.into(), drain: false }
+        Ending { reason: reason.into(), drain: false, farewell: None }
+    }
+
+    /// Ends with an error frame for the client, then the FIN.
+    fn after_error(text: &str, code: ErrorCode) -> Ending {
+        Ending {
+            farewell: Some(error_frame(0, code, text)),
+            ..Ending::quiet(format!("closed after {}: {text}", code.name()))
+        }
     }
 }
 
@@ -332,12 +353,18 @@ impl Ending {
 /// with unread data makes the kernel send an RST, which could destroy the
 /// error frame we just sent before the peer reads it.
 fn drain_input(mut stream: &TcpStream) {
-    let _ = stream.set_read_timeout(Some(LINGER_DRAIN));
     // On the heap: an 8 KiB array here, inlined into `serve`, made every
     // connection thread probe (touch) two more stack pages on entry.
     let mut sink = vec![0u8; READ_CHUNK];
     let mut budget: usize = 1 << 20;
+    // One deadline for the whole drain: a peer trickling a byte now and then
+    // must not keep this (already unlisted) thread alive.
+    let deadline = Instant::now() + LINGER_DRAIN;
     while budget > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => budget = budget.saturating_sub(n),

@@ -136,12 +136,15 @@ impl Deliveries {
         true
     }
 
-    /// Forgets delivery `id` without answering (the caller answers itself,
-    /// e.g. when the message could not even be queued).
-    pub(crate) fn cancel(&self, id: u32) {
+    /// Forgets delivery `id` without answering, so the caller can answer
+    /// itself (e.g. when the message could not even be queued). False if it
+    /// was settled meanwhile (the target went away, or acknowledged an id
+    /// it guessed): the sender has had its answer, and must not get two.
+    pub(crate) fn cancel(&self, id: u32) -> bool {
         let mut book = self.lock();
-        book.pending.remove(&id);
+        let removed = book.pending.remove(&id).is_some();
         book.trim();
+        removed
     }
 
     /// Client `target` is gone: every delivery to it fails now.

@@ -79,8 +79,11 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
             Err(PushError::Gone) => (DeliveryStatus::TargetGone, format!("client {to} has disconnected")),
         },
     };
-    shared.deliveries.cancel(delivery);
-    refuse(status, reason)
+    if shared.deliveries.cancel(delivery) {
+        refuse(status, reason)
+    } else {
+        None // already answered by the delivery book
+    }
 }
 
 /// The answer to a time request: the server's local time, RFC 3339 with

@@ -68,9 +68,10 @@ impl Registry {
         }
     }
 
-    /// Takes the next client id (1, 2, 3, …; never reused).
-    pub fn next_id(&self) -> u32 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Takes the next client id (1, 2, 3, …; never reused); `None` once all
+    /// 32-bit ids have been handed out (the server must be restarted).
+    pub fn next_id(&self) -> Option<u32> {
+        self.next_id.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1)).ok()
     }
 
     /// Adds a client under an id from [`next_id`](Self::next_id), connected
@@ -173,5 +174,20 @@ impl Registry {
         // A panic in one connection thread must not take the registry down
         // with it: the map itself is always left consistent.
         self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_count_up_from_one_and_are_never_reused_even_at_the_end() {
+        let registry = Registry::new(10);
+        assert_eq!((registry.next_id(), registry.next_id()), (Some(1), Some(2)));
+        registry.next_id.store(u32::MAX - 1, Ordering::Relaxed);
+        assert_eq!(registry.next_id(), Some(u32::MAX - 1));
+        assert_eq!(registry.next_id(), None, "ids must not wrap to 0, 1, … (they would reach live clients)");
+        assert_eq!(registry.next_id(), None);
     }
 }

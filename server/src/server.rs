@@ -123,7 +123,7 @@ impl Server {
                     threads.retain(|t| !t.is_finished());
                     match self.spawn_client(stream, addr) {
                         Ok(thread) => threads.push(thread),
-                        Err(err) => tracing::error!("cannot start a thread for {addr}: {err}"),
+                        Err(err) => tracing::error!("cannot serve {addr}: {err}"),
                     }
                 }
                 Err(err) if concerns_one_connection(&err) => {
@@ -166,7 +166,9 @@ impl Server {
     }
 
     fn spawn_client(&self, stream: TcpStream, addr: SocketAddr) -> io::Result<JoinHandle<()>> {
-        let id = self.shared.registry.next_id();
+        let Some(id) = self.shared.registry.next_id() else {
+            return Err(io::Error::other("every client id has been used once; restart the server"));
+        };
         let shared = Arc::clone(&self.shared);
         // Read the clock here: chrono keeps its time-zone data per thread, and
         // loading it on each connection thread cost ~8 KiB of stack pages per

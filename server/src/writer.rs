@@ -41,11 +41,15 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::Duration;
 
 use tnlm_core::Frame;
 
 /// Queued frames are written in batches of about this many bytes.
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// How long [`Outbox::close`] waits for queued frames when the socket has
+/// no write timeout.
+const DEFAULT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,13 +177,32 @@ impl Outbox {
         self.kick(state);
     }
 
-    /// Accepts no more frames and waits until the flusher (if any) is done.
-    /// The flusher cannot take longer than the socket's write timeout.
+    /// Accepts no more frames from other threads: they get
+    /// [`PushError::Gone`]. What is queued is still written.
+    pub fn refuse_more(&self) {
+        self.inner.lock().closed = true;
+    }
+
+    /// Accepts no more frames and waits until the flusher (if any) is done,
+    /// for at most the socket's write timeout in all: a client that reads
+    /// just often enough that no single write times out would otherwise
+    /// hold the flusher, and this thread, indefinitely. Past that the socket
+    /// is shut down, which fails the flusher's write at once.
     pub fn close(&self) {
+        let patience = self.inner.stream.write_timeout().ok().flatten().unwrap_or(DEFAULT_PATIENCE);
         let mut state = self.inner.lock();
         state.closed = true;
-        while state.flushing {
-            state = self.inner.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        let (mut state, waited) = self
+            .inner
+            .idle
+            .wait_timeout_while(state, patience, |state| state.flushing)
+            .unwrap_or_else(|e| e.into_inner());
+        if waited.timed_out() {
+            tracing::warn!(client = self.inner.id, "queued frames still not written after {patience:?}: cutting off");
+            let _ = self.inner.stream.shutdown(Shutdown::Both);
+            while state.flushing {
+                state = self.inner.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
         }
     }
 
@@ -202,25 +225,24 @@ impl Outbox {
             }
             None => false,
         });
-        if corked || self.kick(state) {
-            Ok(())
-        } else {
-            Err(PushError::Full)
+        if !corked {
+            self.kick(state);
         }
+        Ok(())
     }
 
     /// Gets what is queued written: by this thread at once if the socket is
     /// free and takes it (Linux), else by the client's own thread (if it is
-    /// writing) or a flusher. False if a flusher was needed and could not start.
-    fn kick(&self, mut state: MutexGuard<'_, State>) -> bool {
+    /// writing) or a flusher.
+    fn kick(&self, mut state: MutexGuard<'_, State>) {
         if state.queue.is_empty() || state.flushing || state.paused || state.closed {
-            return true; // nothing to do, or someone will do it
+            return; // nothing to do, or someone will do it
         }
         let Ok(write_guard) = self.inner.write_lock.try_lock() else {
             // The client's own thread is writing (flushers set `flushing`, and
             // other kickers hold the state lock): it drains the queue before
             // it lets go of the lock.
-            return true;
+            return;
         };
         if state.torn.is_none() {
             while !state.queue.is_empty() {
@@ -243,16 +265,23 @@ impl Outbox {
         }
         drop(write_guard);
         if state.queue.is_empty() && state.torn.is_none() {
-            return true;
+            if state.fin_after {
+                // The shutdown notice was queued while the outbox was paused
+                // (no flusher then) and has just left: the FIN follows it.
+                let _ = self.inner.stream.shutdown(Shutdown::Write);
+            }
+            return;
         }
-        self.ensure_flusher(state)
+        self.ensure_flusher(state);
     }
 
-    /// Starts a flusher unless one runs; false if none could be started (the
-    /// frame just queued is then taken back).
-    fn ensure_flusher(&self, mut state: MutexGuard<'_, State>) -> bool {
+    /// Starts a flusher unless one runs. If no thread can be started, the
+    /// frames stay queued: the client's own thread writes them with its next
+    /// frame (a reply or a heartbeat ping), and a message nobody acknowledges
+    /// in time is answered `not_acknowledged` as usual.
+    fn ensure_flusher(&self, mut state: MutexGuard<'_, State>) {
         if state.flushing || state.paused {
-            return true;
+            return;
         }
         state.flushing = true;
         drop(state);
@@ -262,16 +291,10 @@ impl Outbox {
             .stack_size(crate::server::CONNECTION_STACK)
             .spawn(move || inner.flush_queue());
         if let Err(err) = started {
-            tracing::error!(client = self.inner.id, "cannot start a thread to write queued frames: {err}");
-            let mut state = self.inner.lock();
-            state.flushing = false;
-            if let Some(frame) = state.queue.pop_back() {
-                state.bytes -= frame.len();
-            }
+            tracing::error!(client = self.inner.id, "cannot start a thread to write queued frames, they wait: {err}");
+            self.inner.lock().flushing = false;
             self.inner.idle.notify_all();
-            return false;
         }
-        true
     }
 }
 
@@ -384,12 +407,22 @@ pub(crate) struct Cork(());
 impl Drop for Cork {
     fn drop(&mut self) {
         let outboxes = CORKED.with_borrow_mut(Option::take).unwrap_or_default();
-        for outbox in outboxes {
-            let state = outbox.inner.lock();
-            if !outbox.kick(state) {
-                tracing::warn!(client = outbox.inner.id, "frames for this client wait until it next writes");
-            }
-        }
+        kick_all(outboxes);
+    }
+}
+
+/// Writes, while staying corked, what this thread has pushed to other
+/// clients so far: before it blocks in a long write of its own replies,
+/// frames for others must not wait behind it.
+pub(crate) fn release_corked() {
+    let outboxes = CORKED.with_borrow_mut(|corked| corked.as_mut().map(std::mem::take).unwrap_or_default());
+    kick_all(outboxes);
+}
+
+fn kick_all(outboxes: Vec<Outbox>) {
+    for outbox in outboxes {
+        let state = outbox.inner.lock();
+        outbox.kick(state);
     }
 }
 

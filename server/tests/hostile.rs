@@ -405,3 +405,27 @@ fn connect_and_say_nothing_is_dropped_by_the_heartbeat() {
     assert!(matches!(frames.last().map(|f| &f.message), Some(Message::Error(e)) if e.code == ErrorCode::Timeout));
     still_serving(&server);
 }
+
+#[test]
+fn a_peer_trickling_after_a_fatal_error_is_cut_off_after_the_two_second_drain() {
+    let server = server();
+    let mut bad = RawClient::connect(server.local_addr());
+    bad.write_raw(b"XXXXXXXXXXXXXXXX"); // bad magic: fatal, the server drains then closes
+    let frames = bad.frames_until_closed();
+    assert!(frames.iter().any(|f| matches!(&f.message, Message::Error(e) if e.code == ErrorCode::BadMagic)));
+    // Before the drain had one deadline, each byte restarted its 2 s wait and
+    // the (already unlisted) connection thread lived on for as long as this went.
+    let started = std::time::Instant::now();
+    let mut cut_off = false;
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        if bad.stream.write_all(b"x").is_err() {
+            cut_off = true;
+            break;
+        }
+        // Pacing the trickle, not waiting for anything: one byte per 100 ms.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(cut_off, "still accepting bytes after {:?}", started.elapsed());
+    eprintln!("trickling peer cut off after {:?}", started.elapsed());
+    still_serving(&server);
+}
