@@ -73,6 +73,19 @@ impl ErrorCode {
         self as u16
     }
 
+    /// What becomes of the connection after an error frame with this code
+    /// (the table in docs/PROTOCOL.md is made from it).
+    pub fn consequence(self) -> &'static str {
+        match self {
+            code if code.is_fatal() => "closed: the framing is lost",
+            ErrorCode::TooManyClients | ErrorCode::Timeout => "closed",
+            ErrorCode::SlowConsumer => {
+                "reserved, not sent: a slow consumer is cut off without a word (it does not read)"
+            }
+            _ => "goes on: the bad frame was skipped",
+        }
+    }
+
     /// True for errors after which the sender closes the connection, because
     /// the stream's framing can no longer be trusted.
     pub fn is_fatal(self) -> bool {

@@ -241,9 +241,9 @@ pub fn markdown_tables() -> String {
         let _ = writeln!(out, "| {} | `{}` |", s.code(), s.name());
     }
     let _ = writeln!(out, "\n### Error codes (`E` response)\n");
-    let _ = writeln!(out, "| code | name | fatal (connection closed) |\n| --- | --- | --- |");
+    let _ = writeln!(out, "| code | name | the connection afterwards |\n| --- | --- | --- |");
     for e in ErrorCode::ALL {
-        let _ = writeln!(out, "| {} | `{}` | {} |", e.code(), e.name(), if e.is_fatal() { "yes" } else { "no" });
+        let _ = writeln!(out, "| {} | `{}` | {} |", e.code(), e.name(), e.consequence());
     }
     out
 }
