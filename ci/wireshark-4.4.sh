@@ -15,7 +15,8 @@ root="${TNLM_TRIXIE_ROOT:-/var/tmp/tnlm-trixie}"
 suite="${TNLM_TRIXIE_SUITE:-trixie}"
 
 if [ ! -x "$root/usr/bin/tshark" ]; then
-  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap ||
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; }
   mirror=$(grep -rhoE '^URIs: *[^ ]+/debian/?$' /etc/apt/sources.list.d/ 2>/dev/null | head -1 | sed 's/^URIs: *//')
   if [ -z "$mirror" ]; then
     mirror=$(grep -hoE '^deb +[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')

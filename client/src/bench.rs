@@ -222,7 +222,7 @@ pub fn measure(
     progress: bool,
 ) -> Result<Summary, ClientError> {
     let addr = resolve(target)?;
-    if args.kind == Kind::Message && args.clients % 2 != 0 {
+    if args.kind == Kind::Message && !args.clients.is_multiple_of(2) {
         return Err(ClientError::Failed("--kind message pairs the connections: give an even --clients".into()));
     }
     if args.kind == Kind::Idle && args.duration.is_none() {
