@@ -119,6 +119,33 @@ pub struct BenchArgs {
     pub protocol: Protocol,
 }
 
+/// The most bytes one batch may take: a batch is --pipeline copies of the request in one
+/// buffer, written at once.
+pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+impl BenchArgs {
+    /// Checks what clap cannot: one batch (--pipeline requests of this kind and --size)
+    /// must fit in [`MAX_BATCH_BYTES`].
+    pub fn check(&self) -> Result<(), String> {
+        // The largest request of the run: the highest partner id and channel number.
+        let request = template(self.protocol, self.kind, &bench_text(self.size), u32::MAX, self.clients as usize);
+        let request = request.len() as u64;
+        let batch = request * u64::from(self.pipeline);
+        if batch <= MAX_BATCH_BYTES {
+            return Ok(());
+        }
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        Err(format!(
+            "--pipeline {} requests of {request} bytes make a batch of {:.1} MiB, over the limit of {:.0} MiB: \
+             use --pipeline {} or less (or a smaller --size)",
+            self.pipeline,
+            mib(batch),
+            mib(MAX_BATCH_BYTES),
+            MAX_BATCH_BYTES / request
+        ))
+    }
+}
+
 /// What a bench run asks the server.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -221,6 +248,7 @@ pub fn measure(
     settings: &crate::connection::Settings,
     progress: bool,
 ) -> Result<Summary, ClientError> {
+    args.check().map_err(ClientError::Failed)?;
     let addr = resolve(target)?;
     if args.kind == Kind::Message && !args.clients.is_multiple_of(2) {
         return Err(ClientError::Failed("--kind message pairs the connections: give an even --clients".into()));
@@ -395,7 +423,7 @@ struct Plan {
 
 impl Plan {
     fn new(addr: SocketAddr, args: &BenchArgs, settings: &crate::connection::Settings) -> Plan {
-        let text: String = "tnlm-bench-message-".chars().cycle().take(args.size as usize).collect();
+        let text = bench_text(args.size);
         Plan {
             addr,
             kind: args.kind,
@@ -590,7 +618,10 @@ struct Conn {
     outstanding: u32,
     batch_start: Instant,
     next_id: u32,
+    /// The answer due next, where answers come in request order (`time`, `list`).
     expect_id: u32,
+    /// TNLM `message`: the batch's requests still waiting, answered in any order.
+    in_flight: Option<InFlight>,
     /// Will start no more batches.
     finished: bool,
 }
@@ -737,6 +768,10 @@ impl<'a> Worker<'a> {
             batch_start: Instant::now(),
             next_id: 1,
             expect_id: 1,
+            in_flight: (role == Role::Requester
+                && self.plan.kind == Kind::Message
+                && self.plan.protocol == Protocol::Tnlm)
+                .then(InFlight::default),
             finished: role != Role::Requester,
         });
         Ok(())
@@ -748,18 +783,8 @@ impl<'a> Worker<'a> {
             if self.conns[index].role != Role::Requester {
                 continue;
             }
-            let template = match (self.plan.protocol, self.plan.kind) {
-                (Protocol::Tnlm, Kind::Message) => {
-                    let to = self.conns.get(index + 1).map_or(0, |b| b.id);
-                    tnlm_frame(SendRequest { to, text: self.plan.text.clone() })
-                }
-                (Protocol::Tnlm, Kind::List) => tnlm_frame(ListRequest),
-                (Protocol::Tnlm, _) => tnlm_frame(TimeRequest),
-                (Protocol::Redis, Kind::Message) => {
-                    resp_command(&["PUBLISH", &channel(self.first + index), &self.plan.text])
-                }
-                (Protocol::Redis, _) => resp_command(&["PING"]),
-            };
+            let to = self.conns.get(index + 1).map_or(0, |b| b.id);
+            let template = template(self.plan.protocol, self.plan.kind, &self.plan.text, to, self.first + index);
             self.conns[index].template = template;
         }
     }
@@ -888,6 +913,9 @@ impl<'a> Worker<'a> {
             return;
         }
         let tnlm = self.plan.protocol == Protocol::Tnlm;
+        if let Some(in_flight) = &mut conn.in_flight {
+            in_flight.start(conn.next_id, n);
+        }
         for _ in 0..n {
             let at = conn.out.len();
             conn.out.extend_from_slice(&conn.template);
@@ -972,11 +1000,19 @@ impl<'a> Worker<'a> {
                     Incoming::Answer { id, ok } => (id, ok),
                     _ => (None, true),
                 };
-                if let Some(id) = id {
-                    if id != conn.expect_id {
-                        return Err(format!("answer #{id} arrived where #{} was due", conn.expect_id));
+                match (id, &mut conn.in_flight) {
+                    (Some(id), Some(in_flight)) => {
+                        if !in_flight.answer(id) {
+                            return Err(format!("answer #{id} matches no request of the batch still waiting"));
+                        }
                     }
-                    conn.expect_id = conn.expect_id.wrapping_add(1).max(1);
+                    (Some(id), None) => {
+                        if id != conn.expect_id {
+                            return Err(format!("answer #{id} arrived where #{} was due", conn.expect_id));
+                        }
+                        conn.expect_id = conn.expect_id.wrapping_add(1).max(1);
+                    }
+                    (None, _) => {}
                 }
                 conn.outstanding -= 1;
                 self.tally.answered += 1;
@@ -1012,6 +1048,72 @@ impl<'a> Worker<'a> {
         }
         conn.out.drain(..written);
         Ok(())
+    }
+}
+
+/// The request ids of one batch still waiting for their answer, for `message`, whose
+/// answers come in any order: the server answers `queue_full` or `no_such_client` at
+/// once, ahead of deliveries still waiting for the receiver's ack. One bit per request;
+/// the words are reused from batch to batch, so a batch allocates nothing.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// The batch's first request id; the others follow it (skipping 0 when they wrap).
+    first: u32,
+    /// Requests in the batch.
+    len: u32,
+    /// Bit `i` set: request `first + i` is still waiting.
+    waiting: Vec<u64>,
+}
+
+impl InFlight {
+    /// A new batch of `len` requests numbered from `first`, all waiting.
+    fn start(&mut self, first: u32, len: u32) {
+        self.first = first;
+        self.len = len;
+        self.waiting.clear();
+        self.waiting.resize(len.div_ceil(64) as usize, u64::MAX);
+        let tail = len % 64;
+        if let Some(last) = self.waiting.last_mut().filter(|_| tail != 0) {
+            *last = (1 << tail) - 1;
+        }
+    }
+
+    /// Ticks off the answer to `id`; `false` if `id` is no request of the batch still waiting.
+    fn answer(&mut self, id: u32) -> bool {
+        if id == 0 {
+            return false;
+        }
+        // Ids skip 0 when they wrap: …, u32::MAX, 1, 2, …
+        let offset = if id >= self.first { id - self.first } else { (u32::MAX - self.first) + id };
+        if offset >= self.len {
+            return false;
+        }
+        let (word, bit) = ((offset / 64) as usize, 1u64 << (offset % 64));
+        match self.waiting.get_mut(word) {
+            Some(waiting) if *waiting & bit != 0 => {
+                *waiting &= !bit;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The text of every `message` request: `size` bytes.
+fn bench_text(size: u32) -> String {
+    "tnlm-bench-message-".chars().cycle().take(size as usize).collect()
+}
+
+/// One request of the run, encoded: batches are copies of it. `to` is the receiver's
+/// client id (TNLM `message`), `sender` the sender's global connection index (Redis
+/// `message`'s channel).
+fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, sender: usize) -> Vec<u8> {
+    match (protocol, kind) {
+        (Protocol::Tnlm, Kind::Message) => tnlm_frame(SendRequest { to, text: text.to_string() }),
+        (Protocol::Tnlm, Kind::List) => tnlm_frame(ListRequest),
+        (Protocol::Tnlm, _) => tnlm_frame(TimeRequest),
+        (Protocol::Redis, Kind::Message) => resp_command(&["PUBLISH", &channel(sender), text]),
+        (Protocol::Redis, _) => resp_command(&["PING"]),
     }
 }
 
@@ -1183,6 +1285,59 @@ mod tests {
         let (incoming, used) = tnlm_next(&bytes).unwrap().unwrap();
         assert!(matches!(incoming, Incoming::Answer { id: Some(7), ok: true }) && used == whole);
         assert!(tnlm_next(&bytes[whole..]).unwrap().is_none());
+    }
+
+    #[test]
+    fn message_answers_are_ticked_off_in_any_order() {
+        let mut batch = InFlight::default();
+        batch.start(5, 70);
+        // queue_full answers first, deliveries later: any order is fine.
+        for id in (5..75).rev() {
+            assert!(batch.answer(id), "#{id}");
+        }
+        assert!(batch.waiting.iter().all(|&w| w == 0));
+        // Twice, before the batch, after it, or 0: not a request still waiting.
+        batch.start(75, 3);
+        assert!(batch.answer(76));
+        for stray in [76, 74, 78, 0, u32::MAX] {
+            assert!(!batch.answer(stray), "#{stray}");
+        }
+        // Ids skip 0 when they wrap.
+        batch.start(u32::MAX - 1, 4);
+        for id in [2, u32::MAX, 1, u32::MAX - 1] {
+            assert!(batch.answer(id), "#{id}");
+        }
+        assert!(!batch.answer(3));
+    }
+
+    fn args(kind: Kind, pipeline: u32, size: u32) -> BenchArgs {
+        BenchArgs {
+            clients: 2,
+            pipeline,
+            requests: Some(1),
+            duration: None,
+            kind,
+            rate: None,
+            threads: 1,
+            size,
+            connect_window: 1,
+            server_pid: None,
+            protocol: Protocol::Tnlm,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_capped_at_64_mib() {
+        assert!(args(Kind::Time, 100_000, 16).check().is_ok());
+        assert!(args(Kind::Message, 1_000, 60_000).check().is_ok());
+        let err = args(Kind::Message, 100_000, 60_000).check().unwrap_err();
+        let request = template(Protocol::Tnlm, Kind::Message, &bench_text(60_000), 1, 0).len() as u64;
+        let most = MAX_BATCH_BYTES / request;
+        assert!(err.contains("64 MiB") && err.contains(&format!("--pipeline {most} or less")), "{err}");
+        assert!(args(Kind::Message, most as u32, 60_000).check().is_ok());
+        assert!(args(Kind::Message, most as u32 + 1, 60_000).check().is_err());
+        let redis = BenchArgs { protocol: Protocol::Redis, ..args(Kind::Message, 100_000, 60_000) };
+        assert!(redis.check().is_err());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! Every flag's help text is written for students: what it does and an example.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use tnlm_core::sockopt::SocketOptions;
 use tnlm_core::DEFAULT_PORT;
+
+/// How long the client waits for a connection and each response when `--timeout` is left out.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ABOUT: &str = "TNLM client: ask a TNLM server for its time, name and client list, \
 and send messages to other clients";
@@ -40,7 +43,8 @@ pub struct Cli {
     /// The server to talk to, as HOST:PORT (the port defaults to 4579 when left out).
     /// Required by every COMMAND; for the menu it connects right away and becomes the
     /// default the "Connect" item offers. An IPv6 address with a port goes in square
-    /// brackets. Example: --connect 127.0.0.1:4579, --connect myhost, --connect ::1
+    /// brackets. Example: --connect 127.0.0.1:4579, --connect myhost, --connect ::1,
+    /// --connect [::1]:4579
     #[arg(long, short = 'c', value_name = "HOST:PORT", global = true, value_parser = Target::parse)]
     pub connect: Option<Target>,
 
@@ -50,10 +54,11 @@ pub struct Cli {
     pub json: bool,
 
     /// How long to wait, in seconds, for the connection to open and for each response
-    /// (for `time --repeat`: for all responses together). Fractions are allowed.
-    /// Example: --timeout 2.5
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    pub timeout: Duration,
+    /// (for `time --repeat`: for all responses together); 10 when left out. For `listen`
+    /// it is how long to listen (without it: until the server goes away), and the
+    /// connection gets the usual 10 s. Fractions are allowed. Example: --timeout 2.5
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
 
     /// Log debugging details on stderr: the socket options in effect, connects and
     /// closes. Same as RUST_LOG=debug (RUST_LOG=trace also shows every frame);
@@ -62,9 +67,10 @@ pub struct Cli {
     pub verbose: bool,
 
     /// Ping the server after SECS seconds of silence and give up on the connection
-    /// after 3×SECS without a sign of life (off by default; the client always answers
-    /// the server's own heartbeat pings). Example: --heartbeat 5
-    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs)]
+    /// after 3×SECS without a sign of life. Off by default, and 0 means off, as on the
+    /// server (the client always answers the server's own heartbeat pings).
+    /// Example: --heartbeat 5
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_secs_or_zero)]
     pub heartbeat: Option<Duration>,
 
     /// Socket options applied to the connection before it is opened.
@@ -129,7 +135,8 @@ pub enum Command {
     /// It prints the server's hello first (it holds your client id, which other clients
     /// need to reach you). Without --count and --timeout it runs until the server goes
     /// away (exit 0 if the server said it was shutting down, 1 if the connection just
-    /// dropped) or you press Ctrl-C.
+    /// dropped) or you press Ctrl-C. --timeout SECS stops listening after SECS seconds:
+    /// exit 0 if no --count was given, 1 if fewer than --count messages arrived.
     ///
     /// Example: tnlm-client --connect 127.0.0.1:4579 --json listen --count 1 --timeout 30
     Listen {
@@ -137,11 +144,6 @@ pub enum Command {
         /// the server closes, is a failure (exit code 1).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         count: Option<u32>,
-        /// Stop listening after SECS seconds: exit 0 if no --count was given, 1 if fewer
-        /// than --count messages arrived. (This is the listening time; the global
-        /// --timeout before the command is the connect timeout.)
-        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-        timeout: Option<Duration>,
     },
 
     /// Load generator: drive the server from C connections with P requests in flight on
@@ -158,12 +160,25 @@ pub enum Command {
 }
 
 impl Cli {
-    /// How to open connections, from the flags.
-    pub fn settings(&self) -> crate::connection::Settings {
-        crate::connection::Settings { socket: self.socket.clone(), timeout: self.timeout, heartbeat: self.heartbeat }
+    /// `--timeout`, or [`DEFAULT_TIMEOUT`] when it was left out.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 
-    /// Checks what clap cannot express: a COMMAND needs `--connect`.
+    /// How to open connections, from the flags. `listen` takes `--timeout` as its
+    /// listening time, so its connection gets [`DEFAULT_TIMEOUT`]; `--heartbeat 0` is
+    /// no heartbeat.
+    pub fn settings(&self) -> crate::connection::Settings {
+        let timeout = match self.command {
+            Some(Command::Listen { .. }) => DEFAULT_TIMEOUT,
+            _ => self.timeout(),
+        };
+        let heartbeat = self.heartbeat.filter(|interval| !interval.is_zero());
+        crate::connection::Settings { socket: self.socket.clone(), timeout, heartbeat }
+    }
+
+    /// Checks what clap cannot express: a COMMAND needs `--connect`, and a `bench`
+    /// batch must fit in [`crate::bench::MAX_BATCH_BYTES`].
     /// The error prints like any clap usage error and exits with code 2.
     pub fn check(&self) -> Result<(), clap::Error> {
         match (&self.command, &self.connect) {
@@ -176,6 +191,9 @@ impl Cli {
                     command.name()
                 ),
             )),
+            (Some(Command::Bench(args)), Some(_)) => {
+                args.check().map_err(|why| Cli::command().error(clap::error::ErrorKind::ValueValidation, why))
+            }
             _ => Ok(()),
         }
     }
@@ -198,36 +216,69 @@ impl Command {
 /// A server address as the user gave it: a host name or IP literal and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// Host name or IP address (IPv6 without brackets).
+    /// Host name or IP address (IPv6 without brackets, with its `%zone` if any).
     pub host: String,
     /// TCP port.
     pub port: u16,
 }
 
+/// What [`Target::parse`] says when it cannot make sense of its text.
+const TARGET_FORMS: &str =
+    "expected HOST, HOST:PORT, IPv6 or [IPv6]:PORT, e.g. 127.0.0.1:4579, myhost, ::1, [::1]:4579";
+
 impl Target {
-    /// Parses `HOST:PORT`, `[IPv6]:PORT`, a bare IPv6 address, or a bare host
-    /// (which gets the default port 4579).
+    /// Parses `HOST:PORT` or a bare `HOST` (which gets the default port 4579), where
+    /// HOST is a name or an IPv4 address; or an IPv6 address, bare or in square brackets,
+    /// with a port only in brackets: `::1`, `[::1]`, `[::1]:4579`, `fe80::1%eth0`.
     pub fn parse(text: &str) -> Result<Target, String> {
         let text = text.trim();
-        if text.is_empty() {
-            return Err("expected HOST:PORT, e.g. 127.0.0.1:4579".into());
-        }
-        if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(Target { host: ip.to_string(), port: DEFAULT_PORT });
-        }
-        let (host, port) = match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let Some((inside, after)) = rest.split_once(']') else {
+                return Err(format!("{text:?} has no closing ']'; {TARGET_FORMS}"));
+            };
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None if after.is_empty() => None,
+                None => return Err(format!("{text:?}: only :PORT may follow ']'; {TARGET_FORMS}")),
+            };
+            let host = ipv6_host(inside)
+                .ok_or_else(|| format!("{inside:?} in square brackets is not an IPv6 address; {TARGET_FORMS}"))?;
+            (host, port)
+        } else if let Some(host) = ipv6_host(text) {
+            (host, None)
+        } else {
+            let (host, port) = match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            };
+            let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+            if host.is_empty() || !host.chars().all(name_like) || port.is_some_and(|p| p.contains(':')) {
+                return Err(format!("{text:?} is not a server address; {TARGET_FORMS}"));
+            }
+            (host.to_string(), port)
         };
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host; expected HOST:PORT, e.g. 127.0.0.1:4579"));
-        }
         let port = match port {
             None => DEFAULT_PORT,
             Some(port) => parse_port(port)?,
         };
-        Ok(Target { host: host.to_string(), port })
+        Ok(Target { host, port })
+    }
+}
+
+/// `text` as an IPv6 host: the address in its usual short form, plus the `%zone`
+/// (interface name or number) that a link-local address needs, if given.
+fn ipv6_host(text: &str) -> Option<String> {
+    let (addr, zone) = match text.split_once('%') {
+        Some((addr, zone)) => (addr, Some(zone)),
+        None => (text, None),
+    };
+    let addr: Ipv6Addr = addr.parse().ok()?;
+    match zone {
+        None => Some(addr.to_string()),
+        Some(zone) if !zone.is_empty() && zone.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => {
+            Some(format!("{addr}%{zone}"))
+        }
+        Some(_) => None,
     }
 }
 
@@ -252,9 +303,22 @@ impl fmt::Display for Target {
 
 /// Parses a positive number of seconds, fractions allowed (`10`, `0.5`).
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Duration::from_secs_f64(secs)),
+    match seconds(text) {
+        Some(secs) if !secs.is_zero() => Ok(secs),
         _ => Err(format!("{text:?} is not a number of seconds greater than 0, e.g. 10 or 0.5")),
+    }
+}
+
+/// Like [`parse_secs`], but also accepts 0 (for flags where 0 means off).
+pub fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
+    seconds(text).ok_or_else(|| format!("{text:?} is not a number of seconds (0 for off), e.g. 10 or 0.5"))
+}
+
+/// A number of seconds from 0 to 10⁹, fractions allowed.
+fn seconds(text: &str) -> Option<Duration> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if (0.0..=1e9).contains(&secs) => Some(Duration::from_secs_f64(secs)),
+        _ => None,
     }
 }
 
@@ -267,12 +331,57 @@ mod tests {
     fn targets_parse_in_every_usual_form() {
         let t = |s: &str| Target::parse(s).unwrap().to_string();
         assert_eq!(t("127.0.0.1:4000"), "127.0.0.1:4000");
+        assert_eq!(t("127.0.0.1"), "127.0.0.1:4579");
         assert_eq!(t("localhost"), "localhost:4579");
+        assert_eq!(t("my-host.example:80"), "my-host.example:80");
         assert_eq!(t("[::1]:9"), "[::1]:9");
         assert_eq!(t("::1"), "[::1]:4579");
+        assert_eq!(t(" 2001:DB8:0:0::1 "), "[2001:db8::1]:4579");
         assert!(Target::parse("host:0").is_err());
         assert!(Target::parse("host:x").is_err());
         assert!(Target::parse(":80").is_err());
+    }
+
+    #[test]
+    fn ipv6_targets_take_brackets_and_zones() {
+        let t = |s: &str| Target::parse(s).unwrap();
+        let target = |host: &str, port| Target { host: host.into(), port };
+        assert_eq!(t("[::1]"), target("::1", DEFAULT_PORT));
+        assert_eq!(t("[::1]:4000"), target("::1", 4000));
+        assert_eq!(t("fe80::1%lo"), target("fe80::1%lo", DEFAULT_PORT));
+        assert_eq!(t("[fe80::1%eth0]:9"), target("fe80::1%eth0", 9));
+        assert_eq!(t("fe80::1%2"), target("fe80::1%2", DEFAULT_PORT));
+        assert_eq!(t("[fe80::1%lo]").to_string(), "[fe80::1%lo]:4579");
+        // Bare IPv6 has no port: the last group belongs to the address.
+        assert_eq!(t("::1:4000"), target("::1:4000", DEFAULT_PORT));
+    }
+
+    #[test]
+    fn malformed_targets_say_what_was_expected() {
+        for bad in [
+            "",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:0",
+            "[::1]:99999",
+            "[]",
+            "[127.0.0.1]:80",
+            "[myhost]:80",
+            "fe80::1%",
+            "[fe80::1%]:80",
+            "fe80::1%a/b",
+            "1:2:3",
+            "host:1:2",
+            "host name",
+            "host/x:80",
+            "[::1]]:80",
+        ] {
+            let err = Target::parse(bad).expect_err(bad);
+            assert!(err.contains("e.g.") || err.contains("port number"), "{bad:?}: {err}");
+        }
+        assert!(Target::parse("[::1").unwrap_err().contains("']'"));
+        assert!(Target::parse("[::1]:").unwrap_err().contains("not a port number"));
     }
 
     #[test]
@@ -281,6 +390,68 @@ mod tests {
         for bad in ["0", "-1", "x", "inf", "NaN"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_secs_or_zero("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_secs_or_zero(" 2.5 ").unwrap(), Duration::from_millis(2500));
+        for bad in ["-1", "x", "inf", "NaN", "1e10"] {
+            assert!(parse_secs_or_zero(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn parse(argv: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tnlm-client").chain(argv.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn socket_options_and_timeout_may_follow_the_command() {
+        let flags = ["--nodelay", "--linger", "0", "--recv-buffer", "4096", "--keepalive", "10", "--timeout", "2.5"];
+        let after: Vec<&str> = ["-c", "h", "time"].into_iter().chain(flags).collect();
+        let before: Vec<&str> = flags.into_iter().chain(["-c", "h", "time"]).collect();
+        for cli in [parse(&after), parse(&before)] {
+            let settings = cli.settings();
+            assert!(settings.socket.nodelay && settings.socket.keepalive.is_some(), "{cli:?}");
+            assert_eq!((settings.socket.linger, settings.socket.recv_buffer), (Some(0), Some(4096)));
+            assert_eq!(settings.timeout, Duration::from_millis(2500));
+        }
+        let cli = parse(&["-c", "h", "bench", "--requests", "5", "--user-timeout", "900", "--timeout", "3"]);
+        assert_eq!((cli.socket.user_timeout, cli.timeout()), (Some(900), Duration::from_secs(3)));
+        assert_eq!(parse(&["-c", "h", "name"]).settings().timeout, DEFAULT_TIMEOUT);
+        for command in ["time", "name", "list", "send", "listen", "bench"] {
+            let help = Cli::try_parse_from(["tnlm-client", command, "--help"]).unwrap_err().to_string();
+            for flag in ["--timeout", "--nodelay", "--send-buffer", "--heartbeat", "--connect"] {
+                assert!(help.contains(flag), "`{command} --help` lacks {flag}:\n{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn listen_takes_the_timeout_as_its_listening_time() {
+        for argv in [["-c", "h", "listen", "--timeout", "30"], ["--timeout", "30", "-c", "h", "listen"]] {
+            let cli = parse(&argv);
+            assert_eq!(cli.timeout, Some(Duration::from_secs(30)));
+            assert_eq!(cli.settings().timeout, DEFAULT_TIMEOUT, "the connection gets the usual timeout");
+        }
+        assert_eq!(parse(&["-c", "h", "listen", "--count", "1"]).timeout, None);
+    }
+
+    #[test]
+    fn heartbeat_zero_means_off_as_on_the_server() {
+        assert_eq!(parse(&[]).settings().heartbeat, None);
+        assert_eq!(parse(&["--heartbeat", "0"]).settings().heartbeat, None);
+        assert_eq!(parse(&["-c", "h", "time", "--heartbeat", "0.0"]).settings().heartbeat, None);
+        assert_eq!(parse(&["--heartbeat", "5"]).settings().heartbeat, Some(Duration::from_secs(5)));
+        for bad in ["-1", "x"] {
+            assert!(Cli::try_parse_from(["tnlm-client", "--heartbeat", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_bench_batch_is_a_usage_error() {
+        let argv = ["-c", "h", "bench", "--kind", "message", "--clients", "2", "--requests", "1"];
+        let cli = parse(&[&argv[..], &["--pipeline", "100000", "--size", "60000"]].concat());
+        let err = cli.check().unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("64 MiB"), "{err}");
+        assert!(parse(&[&argv[..], &["--pipeline", "1000", "--size", "60000"]].concat()).check().is_ok());
     }
 
     #[test]

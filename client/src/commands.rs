@@ -30,15 +30,16 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
     if let Command::Bench(args) = command {
         return crate::bench::run(cli, target, args); // opens connections of its own
     }
-    let (connection, inbox) = Connection::open(&target.to_string(), &cli.settings())?;
-    let mut session = Session { connection, inbox, output: Output { json: cli.json }, timeout: cli.timeout };
+    let settings = cli.settings();
+    let (connection, inbox) = Connection::open(&target.to_string(), &settings)?;
+    let mut session = Session { connection, inbox, output: Output { json: cli.json }, timeout: settings.timeout };
     let result = match command {
         Command::Time { repeat: None } => session.time(),
         Command::Time { repeat: Some(n) } => session.time_repeat(*n),
         Command::Name => session.name(),
         Command::List => session.list(),
         Command::Send { id, text } => session.send(*id, text),
-        Command::Listen { count, timeout } => session.listen(*count, *timeout),
+        Command::Listen { count } => session.listen(*count, cli.timeout),
         Command::Bench(_) => Ok(()), // handled above
     };
     session.connection.close();

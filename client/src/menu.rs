@@ -357,12 +357,18 @@ impl<'a> Menu<'a> {
         let you = Some(connection.id());
         let id = match connection.send(message) {
             Ok(id) => id,
-            Err(err) => {
+            // The socket failed: the connection is gone.
+            Err(err @ ClientError::Send(_)) => {
                 self.connection_lost(&err);
                 return None;
             }
+            // Nothing was written (e.g. a message over the server's size limit): carry on.
+            Err(err) => {
+                self.console.line(&format!("error: {err}"));
+                return None;
+            }
         };
-        let (console, output, timeout) = (&mut self.console, self.output, self.cli.timeout);
+        let (console, output, timeout) = (&mut self.console, self.output, self.cli.timeout());
         let deadline = Instant::now() + timeout;
         let waited = wait_response(&mut self.events, id, deadline, |frame| show_frame(console, output, frame, you));
         match waited {

@@ -2,6 +2,7 @@
 //! for people or as one JSON object per line (with a `"type"` field) for
 //! scripts, exactly as `DESIGN.md` fixes them.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -192,40 +193,90 @@ impl Record {
     }
 
     /// The record as text for people (may span several lines, no trailing newline).
+    /// Text from the network goes through [`printable`], so it cannot steer the terminal.
     pub fn human(&self) -> String {
         match self {
             Record::Hello { id, server, version, addr, .. } => {
                 format!("connected to {addr} (server {server:?}, protocol v{version}); you are client {id}")
             }
-            Record::Time { time, .. } => format!("server time: {time}"),
-            Record::Name { name } => format!("server name: {name}"),
+            Record::Time { time, .. } => format!("server time: {}", printable(time)),
+            Record::Name { name } => format!("server name: {}", printable(name)),
             Record::List { clients, you } => list_table(clients, *you),
             Record::Delivery { to, delivered: true, .. } => format!("message delivered to client {to}"),
             Record::Delivery { to, status, reason, .. } => {
-                format!("message not delivered to client {to}: {reason} ({status})")
+                format!("message not delivered to client {to}: {} ({status})", printable(reason))
             }
-            Record::Message { from, from_addr, text } => format!("[message from {from} ({from_addr})] {text}"),
-            Record::Shutdown { reason } => format!("[the server is shutting down: {reason}]"),
-            Record::Error { code, name, text } => format!("server error {code} ({name}): {text}"),
+            Record::Message { from, from_addr, text } => {
+                format!("[message from {from} ({from_addr})] {}", printable(text))
+            }
+            Record::Shutdown { reason } => format!("[the server is shutting down: {}]", printable(reason)),
+            Record::Error { code, name, text } => format!("server error {code} ({name}): {}", printable(text)),
             Record::Repeat { sent, received, matched, elapsed_ms } => {
                 format!("received {received}/{sent} responses ({matched} matched) in {elapsed_ms:.1} ms")
             }
         }
     }
 
-    /// The record as one line of JSON.
+    /// The record as one line of JSON. Every control character in a string is escaped
+    /// (`\u001b`, `\u007f`, `\u009b`), not only the ones JSON requires (below U+0020).
     pub fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|err| {
-            serde_json::json!({ "type": "error", "code": 0, "text": format!("cannot print as JSON: {err}") })
-                .to_string()
-        })
+        let mut line = Vec::new();
+        let written = self.serialize(&mut serde_json::Serializer::with_formatter(&mut line, EscapeControls));
+        match written.map(|()| String::from_utf8(line)) {
+            Ok(Ok(line)) => line,
+            Ok(Err(err)) => json_error(&err),
+            Err(err) => json_error(&err),
+        }
     }
+}
+
+/// The JSON line printed when a record cannot be (should not happen).
+fn json_error(err: &dyn std::fmt::Display) -> String {
+    serde_json::json!({ "type": "error", "code": 0, "text": format!("cannot print as JSON: {err}") }).to_string()
+}
+
+/// serde_json's compact output, with DEL and the C1 controls escaped too: serde_json
+/// escapes only what JSON requires (C0), and a terminal may act on the others.
+struct EscapeControls;
+
+impl serde_json::ser::Formatter for EscapeControls {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices().filter(|(_, c)| c.is_control()) {
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            start = at + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// `text` with every control character escaped (`\n`, `\t`, `\r`, others as `\u{1b}`),
+/// for printing text that came from the network to a terminal: another client's
+/// message must not be able to move the cursor, recolour or retitle the terminal,
+/// or fake lines of output. (JSON output is escaped by serde_json instead.)
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    use std::fmt::Write as _;
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        let _ = match c {
+            '\n' => escaped.write_str("\\n"),
+            '\t' => escaped.write_str("\\t"),
+            '\r' => escaped.write_str("\\r"),
+            c if c.is_control() => write!(escaped, "\\u{{{:x}}}", u32::from(c)),
+            c => escaped.write_char(c),
+        };
+    }
+    Cow::Owned(escaped)
 }
 
 /// A table of clients: id, ip, port, since, with "(you)" on our own row.
 fn list_table(clients: &[ClientRecord], you: Option<u32>) -> String {
     let ip_width = clients.iter().map(|c| c.ip.to_string().len()).max().unwrap_or(0).max(2);
-    let since_width = clients.iter().map(|c| c.since.len()).max().unwrap_or(0).max(5);
+    let since_width = clients.iter().map(|c| printable(&c.since).len()).max().unwrap_or(0).max(5);
     let count = match clients.len() {
         1 => "1 client connected:".to_string(),
         n => format!("{n} clients connected:"),
@@ -234,8 +285,13 @@ fn list_table(clients: &[ClientRecord], you: Option<u32>) -> String {
     let mut lines = vec![count, header];
     for c in clients {
         let mark = if Some(c.id) == you { "  (you)" } else { "" };
-        let row =
-            format!("{:>6}  {:<ip_width$}  {:>5}  {:<since_width$}{mark}", c.id, c.ip.to_string(), c.port, c.since);
+        let row = format!(
+            "{:>6}  {:<ip_width$}  {:>5}  {:<since_width$}{mark}",
+            c.id,
+            c.ip.to_string(),
+            c.port,
+            printable(&c.since)
+        );
         lines.push(row.trim_end().to_string());
     }
     lines.join("\n")
@@ -299,7 +355,42 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&record.json()).unwrap();
         assert_eq!(value["from_addr"], "[::1]:5");
         assert_eq!(value["text"], "a\"b\n你好");
-        assert_eq!(record.human(), "[message from 2 ([::1]:5)] a\"b\n你好");
+        assert_eq!(record.human(), "[message from 2 ([::1]:5)] a\"b\\n你好");
+    }
+
+    #[test]
+    fn control_characters_from_the_network_are_escaped_for_people() {
+        let hostile = "\u{1b}]0;owned\u{7}\u{1b}[2J\rfake\tline\nmessage delivered to client 9\u{9b}31m\u{7f}";
+        let f = Forwarded { from: 2, from_ip: "127.0.0.1".parse().unwrap(), from_port: 5, text: hostile.into() };
+        let record = Record::forwarded(&f);
+        let shown = record.human();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(
+            shown,
+            "[message from 2 (127.0.0.1:5)] \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rfake\\tline\\nmessage delivered to \
+             client 9\\u{9b}31m\\u{7f}"
+        );
+        // JSON keeps the text exactly, escaped the JSON way (DEL and C1 too).
+        let value: serde_json::Value = serde_json::from_str(&record.json()).unwrap();
+        assert_eq!(value["text"], hostile);
+        assert!(!record.json().chars().any(char::is_control), "{:?}", record.json());
+        assert!(record.json().contains(r"\u001b]0;owned\u0007") && record.json().contains(r"\u009b31m\u007f"));
+        // Everything else the server sends is text from the network too.
+        for record in [
+            Record::Name { name: "evil\u{1b}[31m".into() },
+            Record::Time { request_id: 1, time: "t\u{1b}[2J".into() },
+            Record::Shutdown { reason: "bye\u{1b}c".into() },
+            Record::Error { code: 1, name: "x", text: "e\u{1b}[A".into() },
+            Record::delivery(
+                &Delivery { to: 1, status: DeliveryStatus::NoSuchClient, reason: "r\u{1b}[K".into() },
+                None,
+            ),
+        ] {
+            let shown = record.human();
+            assert!(!shown.contains('\u{1b}') && shown.contains("\\u{1b}"), "{shown:?}");
+        }
+        assert_eq!(printable("plain 你好 \\ text"), "plain 你好 \\ text");
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{refused_target, run, start_server, target};
+use common::{refused_target, run, start_server, start_server_with, target, test_config};
 use serde_json::Value;
 
 /// Runs `bench ARGS --json` against `server` and returns its one summary object.
@@ -45,6 +45,44 @@ fn messages_go_the_whole_relay_path_and_are_all_delivered() {
     assert_eq!(summary["requests"], 200, "{summary}");
     assert_eq!(summary["relayed"], 200, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
+}
+
+/// The server answers `queue_full` at once, ahead of the deliveries of the same batch
+/// that still wait for the receiver's ack: answers come out of request order.
+#[test]
+fn message_answers_may_come_out_of_order() {
+    // Room for two 600-byte messages in the receiver's queue: of each batch of 8 (one
+    // read on the server), the first two are delivered, the others refused at once.
+    let server = start_server_with(tnlm_server::Config { queue_bytes: 1500, ..test_config() });
+    let summary = bench(
+        &target(&server),
+        &["--kind", "message", "--clients", "2", "--pipeline", "8", "--requests", "40", "--size", "600"],
+    );
+    assert_eq!(summary["requests"], 40, "{summary}");
+    let (errors, relayed) = (summary["errors"].as_u64().unwrap(), summary["relayed"].as_u64().unwrap());
+    assert!(errors > 0, "no queue_full answer, so no reordering: {summary}");
+    assert_eq!(errors + relayed, 40, "{summary}");
+}
+
+#[test]
+fn an_oversized_batch_is_refused_before_connecting() {
+    let out = run(&[
+        "--connect",
+        &refused_target().to_string(),
+        "bench",
+        "--kind",
+        "message",
+        "--clients",
+        "2",
+        "--requests",
+        "1",
+        "--pipeline",
+        "100000",
+        "--size",
+        "60000",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("64 MiB") && out.stderr.contains("--pipeline"), "{out:#?}");
 }
 
 #[test]

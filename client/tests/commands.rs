@@ -194,9 +194,19 @@ fn help_explains_commands_and_flags() {
         assert!(out.stdout.contains(word), "--help lacks {word}");
     }
     let out = run(&["time", "--help"]);
-    assert!(out.assert_code(0).stdout.contains("--repeat"));
+    for flag in ["--repeat", "--timeout", "--nodelay", "--keepalive", "--heartbeat"] {
+        assert!(out.assert_code(0).stdout.contains(flag), "time --help lacks {flag}:\n{}", out.stdout);
+    }
     let out = run(&["listen", "--help"]);
     assert!(out.assert_code(0).stdout.contains("--count"));
+}
+
+#[test]
+fn options_may_follow_the_command() {
+    let server = start_server();
+    let out =
+        run(&["-c", &target(&server), "time", "--nodelay", "--timeout", "5", "--linger", "0", "--heartbeat", "0"]);
+    assert!(out.assert_code(0).stdout.starts_with("server time: "), "{out:?}");
 }
 
 #[test]

@@ -101,3 +101,20 @@ fn connect_defaults_come_from_the_connect_flag() {
     assert!(out.stdout.contains(&format!("server name: {SERVER_NAME}")));
     assert!(out.stdout.contains("end of input"));
 }
+
+#[test]
+fn an_oversized_message_is_refused_and_the_connection_kept() {
+    let server = start_server();
+    let max = tnlm_core::DEFAULT_MAX_PAYLOAD as usize;
+    let pasted = "x".repeat(max + 1);
+    let script = format!("6\n1\n{pasted}\n3\n7\n");
+    let out = Client::spawn_with_input(&["--connect", &target(&server)], &script).finish();
+    out.assert_code(0);
+    let stdout = &out.stdout;
+    let refused = stdout.find("error: cannot send that request").unwrap_or_else(|| panic!("no refusal in:\n{stdout}"));
+    assert!(stdout.contains(&format!("exceeds the limit of {max} bytes")), "{stdout}");
+    let time = stdout.find("server time: ").unwrap_or_else(|| panic!("no time after the refusal:\n{stdout}"));
+    assert!(refused < time, "{stdout}");
+    assert!(!stdout.contains("closed"), "the connection was dropped:\n{stdout}");
+    assert!(stdout.ends_with("bye\n"), "{stdout}");
+}

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -71,17 +71,55 @@ pub fn reachable(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
-/// Connects to `target` (`host:port`), trying each resolved address in turn,
-/// with the socket options applied before the handshake.
+/// Connects to `target` (`host:port`, `[ipv6]:port`, `[ipv6%zone]:port`), trying each
+/// resolved address in turn, with the socket options applied before the handshake.
+///
+/// `timeout` bounds the whole attempt, not each address: every address gets an equal
+/// share of the time still left, so a host whose first addresses are unreachable still
+/// gets its later ones tried, and N unreachable addresses take `timeout`, not N times it.
+/// The error is the last address's.
 pub fn connect(target: &str, options: &SocketOptions, timeout: Duration) -> io::Result<(TcpStream, Vec<Warning>)> {
-    let mut last_err = io::Error::new(io::ErrorKind::NotFound, format!("{target} resolved to no address"));
-    for addr in target.to_socket_addrs()? {
-        match connect_addr(addr, options, timeout) {
-            Ok(connected) => return Ok(connected),
-            Err(err) => last_err = err,
+    let deadline = Instant::now() + timeout;
+    connect_any(target, &resolve(target)?, options, deadline)
+}
+
+/// Resolves `target`. A bracketed host goes to the resolver without its brackets, which
+/// is how a zone given by name (`[fe80::1%eth0]:4579`) resolves: std parses numeric
+/// zones only.
+fn resolve(target: &str) -> io::Result<Vec<SocketAddr>> {
+    let bracketed = target.strip_prefix('[').and_then(|rest| rest.rsplit_once("]:"));
+    if let Some((host, port)) = bracketed {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok((host, port).to_socket_addrs()?.collect());
         }
     }
-    Err(last_err)
+    Ok(target.to_socket_addrs()?.collect())
+}
+
+/// Tries `addrs` (resolved from `target`) in order until `deadline`, each with an
+/// equal share of the time left.
+fn connect_any(
+    target: &str,
+    addrs: &[SocketAddr],
+    options: &SocketOptions,
+    deadline: Instant,
+) -> io::Result<(TcpStream, Vec<Warning>)> {
+    let mut last_err = None;
+    for (index, &addr) in addrs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let share = left / u32::try_from(addrs.len() - index).unwrap_or(u32::MAX);
+        match connect_addr(addr, options, share.max(Duration::from_millis(1))) {
+            Ok(connected) => return Ok(connected),
+            Err(err) => last_err = Some(err),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| match addrs {
+        [] => io::Error::new(io::ErrorKind::NotFound, format!("{target} resolved to no address")),
+        _ => io::Error::new(io::ErrorKind::TimedOut, format!("no connection to {target} in time")),
+    }))
 }
 
 fn connect_addr(addr: SocketAddr, options: &SocketOptions, timeout: Duration) -> io::Result<(TcpStream, Vec<Warning>)> {
@@ -108,4 +146,73 @@ pub fn is_socket_timeout(err: &io::Error) -> bool {
 #[cfg(not(unix))]
 pub fn is_socket_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A listener on 127.0.0.1 whose accept queue is full (backlog 0, one connection
+    /// queued), so Linux drops further SYNs: a connect to it hangs until its timeout.
+    #[cfg(target_os = "linux")]
+    fn black_hole() -> (Socket, TcpStream, SocketAddr) {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        socket.listen(0).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let queued = TcpStream::connect(addr).unwrap();
+        (socket, queued, addr)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unreachable_addresses_share_one_timeout() {
+        let holes = [black_hole(), black_hole(), black_hole()];
+        let addrs: Vec<SocketAddr> = holes.iter().map(|hole| hole.2).collect();
+        let timeout = Duration::from_secs(1);
+        let start = Instant::now();
+        let err = connect_any("holes", &addrs, &SocketOptions::default(), start + timeout).unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        // Each address got a third; one timeout per address would take 3 s.
+        assert!(elapsed >= timeout - Duration::from_millis(50), "{elapsed:?}");
+        assert!(elapsed < timeout * 2, "{elapsed:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unreachable_first_address_leaves_time_for_the_next() {
+        let hole = black_hole();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addrs = [hole.2, listener.local_addr().unwrap()];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (stream, _) = connect_any("two", &addrs, &SocketOptions::default(), deadline).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
+    }
+
+    #[test]
+    fn bracketed_hosts_resolve_with_their_zone() {
+        let port = |addrs: Vec<SocketAddr>| addrs.iter().map(SocketAddr::port).collect::<Vec<_>>();
+        assert_eq!(resolve("[::1]:4579").unwrap(), ["[::1]:4579".parse().unwrap()]);
+        assert_eq!(port(resolve("127.0.0.1:9").unwrap()), [9]);
+        // A link-local address names its interface; std alone parses only numbers there.
+        #[cfg(target_os = "linux")]
+        {
+            let addrs = resolve("[fe80::1%lo]:4579").unwrap();
+            let Some(SocketAddr::V6(v6)) = addrs.first() else { panic!("{addrs:?}") };
+            assert_eq!((v6.ip().to_string(), v6.port()), ("fe80::1".to_string(), 4579));
+            assert_ne!(v6.scope_id(), 0, "the zone became the interface index");
+        }
+        assert!(resolve("[::1]").is_err(), "no port");
+    }
+
+    #[test]
+    fn no_address_or_no_time_left_are_errors() {
+        let none = connect_any("nowhere", &[], &SocketOptions::default(), Instant::now() + Duration::from_secs(1));
+        assert_eq!(none.unwrap_err().kind(), io::ErrorKind::NotFound);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let late = connect_any("late", &[listener.local_addr().unwrap()], &SocketOptions::default(), Instant::now());
+        assert_eq!(late.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
 }

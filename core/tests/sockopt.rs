@@ -178,6 +178,10 @@ fn clap_rejects_bad_values_with_errors_not_panics() {
         (&["--user-timeout", "soon"], "user-timeout"),
         (&["--recv-buffer", "-5"], "-5"),
         (&["--send-buffer", "1k"], "send-buffer"),
+        (&["--recv-buffer", "0"], "recv-buffer"),
+        (&["--recv-buffer", "4294967296"], "2147483647"),
+        (&["--send-buffer", "2147483648"], "2147483647"),
+        (&["--send-buffer", "18446744073709551616"], "send-buffer"),
         (&["--nodelay=yes"], "nodelay"),
     ];
     for (args, mentions) in cases {
@@ -208,6 +212,18 @@ fn clap_rejects_bad_values_with_errors_not_panics() {
     {
         assert!(help.contains(flag), "help lacks {flag}:\n{help}");
     }
+}
+
+/// The OS keeps a buffer size in a C `int`: a larger value would silently become another
+/// size (4294967296 → 0), so clap refuses it; the largest `int` is accepted.
+#[test]
+fn buffer_sizes_stop_at_the_largest_c_int() {
+    let largest = i32::MAX.to_string();
+    let cli = Cli::try_parse_from(["x", "--recv-buffer", &largest, "--send-buffer", "1"]).unwrap();
+    assert_eq!((cli.opts.recv_buffer, cli.opts.send_buffer), (Some(i32::MAX as usize), Some(1)));
+    let err = Cli::try_parse_from(["x", "--recv-buffer", "4294967296"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    assert!(err.to_string().contains("1..=2147483647"), "{err}");
 }
 
 #[test]

@@ -23,8 +23,16 @@ pub const SERVER_NAME: &str = "test-server";
 
 /// A server on 127.0.0.1 with a free port, serving in a background thread.
 pub fn start_server() -> RunningServer {
-    let config =
-        Config { port: 0, bind: Some("127.0.0.1".parse().unwrap()), name: SERVER_NAME.into(), ..Config::default() };
+    start_server_with(test_config())
+}
+
+/// The configuration [`start_server`] uses, to start from for [`start_server_with`].
+pub fn test_config() -> Config {
+    Config { port: 0, bind: Some("127.0.0.1".parse().unwrap()), name: SERVER_NAME.into(), ..Config::default() }
+}
+
+/// A server with `config`, serving in a background thread.
+pub fn start_server_with(config: Config) -> RunningServer {
     Server::bind(config).unwrap().spawn()
 }
 

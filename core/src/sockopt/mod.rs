@@ -21,38 +21,50 @@ mod windows;
 use windows as platform;
 
 /// The socket options a user can set from the command line.
+///
+/// Every flag is `global`: in a command line with subcommands (the client's) it may
+/// come before or after the subcommand.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 #[command(next_help_heading = "Socket options")]
 pub struct SocketOptions {
     /// Disable Nagle's algorithm (TCP_NODELAY): send small frames at once instead of
     /// holding them back to coalesce with later data.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub nodelay: bool,
 
     /// Enable TCP keepalive (SO_KEEPALIVE): probe an idle peer after TIME seconds, then
     /// every INTERVAL seconds, and give up after RETRIES unanswered probes.
     /// Omitted parts keep the OS default (on Windows INTERVAL defaults to 1 s).
-    #[arg(long, value_name = "TIME[,INTERVAL[,RETRIES]]", value_parser = Keepalive::parse)]
+    #[arg(long, global = true, value_name = "TIME[,INTERVAL[,RETRIES]]", value_parser = Keepalive::parse)]
     pub keepalive: Option<Keepalive>,
 
     /// Set SO_LINGER: on close, wait up to SECS seconds for unsent data to be
-    /// acknowledged. 0 means an abortive close: the peer gets an RST and no
-    /// TIME_WAIT is left behind.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=65535))]
+    /// acknowledged. 0 means an abortive close: the connection is reset (RST) instead
+    /// of closed with a FIN, so no TIME_WAIT is left behind. Exception: on Windows the
+    /// client sends a FIN before the RST (see docs/PLATFORMS.md).
+    #[arg(long, global = true, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub linger: Option<u32>,
 
     /// Set TCP_USER_TIMEOUT (Linux only): drop the connection when sent data stays
     /// unacknowledged for MS milliseconds.
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
     pub user_timeout: Option<u32>,
 
-    /// Set SO_RCVBUF, the kernel receive buffer size (Linux reports back twice the value).
-    #[arg(long, value_name = "BYTES")]
+    /// Set SO_RCVBUF, the kernel receive buffer size, 1 to 2147483647 bytes (Linux
+    /// reports back twice the value).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = buffer_size())]
     pub recv_buffer: Option<usize>,
 
-    /// Set SO_SNDBUF, the kernel send buffer size (Linux reports back twice the value).
-    #[arg(long, value_name = "BYTES")]
+    /// Set SO_SNDBUF, the kernel send buffer size, 1 to 2147483647 bytes (Linux
+    /// reports back twice the value).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = buffer_size())]
     pub send_buffer: Option<usize>,
+}
+
+/// The values `--recv-buffer` and `--send-buffer` take: the OS stores a buffer size
+/// in a C `int`, so anything above `i32::MAX` would be cut to a different size.
+fn buffer_size() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=i32::MAX as u64)
 }
 
 /// The parts of `--keepalive TIME[,INTERVAL[,RETRIES]]`.
