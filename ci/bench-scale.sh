@@ -21,37 +21,11 @@ RATE=${BENCH_RATE:-10}
 SECS=${BENCH_SECS:-5}
 ulimit -n "$(ulimit -Hn)"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=ci/bench-lib.sh
+source ci/bench-lib.sh
 
-json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,}\"]*\).*/\1/p"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads/ { print $2 }' "/proc/$1/status"; }
-# What other processes used while a bench run measured: "others / capacity" CPU s.
-others() {
-  awk -v m="$(json_field machine_cpu_s <<<"$1")" -v c="$(json_field cpu_s <<<"$1")" \
-    -v s="$(json_field server_cpu_s <<<"$1")" -v cap="$(json_field machine_capacity_s <<<"$1")" \
-    'BEGIN { o = m - c - s; if (o < 0) o = 0; printf "%.1f / %.0f", o, cap }'
-}
-wait_line() {
-  local deadline=$((SECONDS + $3))
-  until grep -q "$2" "$1" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      echo "timed out waiting for '$2' in $1" >&2
-      cat "$1" >&2 || true
-      exit 1
-    fi
-    sleep 0.05
-  done
-}
 
 echo "== $HOLD clients held by one server"
 # Emptied first, so wait_line cannot see an earlier run's lines.

@@ -33,28 +33,12 @@ mkdir -p "$OUT"
 ROWS=$OUT/rows.md
 : >"$ROWS"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=ci/bench-lib.sh
+source ci/bench-lib.sh
 
-# A field of a flat JSON object: json_field NAME < line
-json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,}\"]*\).*/\1/p"; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 # CPU seconds all processes have used since boot (from /proc/stat).
 machine_busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-# What other processes used while a bench run measured: "others / capacity" CPU s.
-others() {
-  awk -v m="$(json_field machine_cpu_s <<<"$1")" -v c="$(json_field cpu_s <<<"$1")" \
-    -v s="$(json_field server_cpu_s <<<"$1")" -v cap="$(json_field machine_capacity_s <<<"$1")" \
-    'BEGIN { o = m - c - s; if (o < 0) o = 0; printf "%.1f / %.0f", o, cap }'
-}
 # CPU seconds (user + system) of a process so far.
 cpu_of() { awk '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / 100 }' "/proc/$1/stat"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -79,18 +63,6 @@ count_wait() {
 count_per_request() {
   awk -F, -v n="$2" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
     END { if (n > 0 && s != "") printf "%.2f / %.2f", s / n, c / n; else print "n/a" }' "$1"
-}
-# Waits (at most $3 s) until file $1 has a line matching $2.
-wait_line() {
-  local deadline=$((SECONDS + $3))
-  until grep -q "$2" "$1" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      echo "timed out waiting for '$2' in $1" >&2
-      cat "$1" >&2 || true
-      exit 1
-    fi
-    sleep 0.05
-  done
 }
 
 echo "== tools"

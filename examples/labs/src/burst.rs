@@ -14,14 +14,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tnlm_client::{Event, EventSource};
 use tnlm_core::message::TimeRequest;
 use tnlm_core::sockopt::SocketOptions;
-use tnlm_core::Message;
 
 use crate::capture::{self, Direction};
 use crate::sockets::{self, SegmentCounts};
-use crate::{connect, explain, heading, ms, start_server, CaptureTo, LabError, Result, TIMEOUT};
+use crate::{collect_time_responses, connect, explain, heading, ms, start_server, CaptureTo, Result, Tally, TIMEOUT};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -105,20 +103,7 @@ fn burst(options: &Options, nodelay: bool) -> Result<Variant> {
         ms(sent_in)
     );
 
-    let (mut received, mut matched, mut last) = (0, 0, start);
-    let deadline = start + TIMEOUT;
-    while !pending.is_empty() {
-        match inbox.next_event(Some(deadline)) {
-            None => break,
-            Some(Event::Closed(reason)) => return Err(LabError::Failed(format!("connection closed: {reason}"))),
-            Some(Event::Frame(frame)) if matches!(frame.message, Message::TimeResponse(_)) => {
-                received += 1;
-                matched += u32::from(pending.remove(&frame.request_id));
-                last = Instant::now();
-            }
-            Some(_) => {}
-        }
-    }
+    let Tally { received, matched, last } = collect_time_responses(&mut inbox, pending, start)?;
     let elapsed = last - start;
     println!(
         "   received {received} of {} time responses ({matched} matched to their request by id) in {}",

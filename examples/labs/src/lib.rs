@@ -24,6 +24,7 @@ pub mod ports;
 pub mod sockets;
 pub mod whois;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tnlm_client::connection::{wait_response, Settings};
-use tnlm_client::{ClientError, Connection, Inbox};
+use tnlm_client::{ClientError, Connection, Event, EventSource, Inbox};
 use tnlm_core::sockopt::SocketOptions;
 use tnlm_core::{Frame, Message};
 use tnlm_server::{Config, RunningServer, Server};
@@ -140,6 +141,36 @@ pub fn request(connection: &mut Connection, inbox: &mut Inbox, message: impl Int
     let frame: Frame = wait_response(inbox, id, Instant::now() + TIMEOUT, |_| {})
         .map_err(|e| LabError::Failed(format!("no response to request #{id}: {e:?}")))?;
     Ok(frame.message)
+}
+
+/// How the answers to a burst of time requests came back.
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    /// Time responses received.
+    pub received: u32,
+    /// Of those, the ones whose request id was one of the burst's.
+    pub matched: u32,
+    /// When the last of them arrived.
+    pub last: Instant,
+}
+
+/// Reads time responses until every id in `pending` is answered or
+/// [`TIMEOUT`] after `start` has passed; other frames are ignored.
+pub fn collect_time_responses(inbox: &mut Inbox, mut pending: HashSet<u32>, start: Instant) -> Result<Tally> {
+    let mut tally = Tally { received: 0, matched: 0, last: start };
+    while !pending.is_empty() {
+        match inbox.next_event(Some(start + TIMEOUT)) {
+            None => break,
+            Some(Event::Closed(reason)) => return Err(LabError::Failed(format!("connection closed: {reason}"))),
+            Some(Event::Frame(frame)) if matches!(frame.message, Message::TimeResponse(_)) => {
+                tally.received += 1;
+                tally.matched += u32::from(pending.remove(&frame.request_id));
+                tally.last = Instant::now();
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(tally)
 }
 
 /// Reads a plain socket until the server's hello (sent right after `accept()`)

@@ -15,13 +15,14 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tnlm_client::{Connection, Event, EventSource, Inbox};
+use tnlm_client::{Connection, Inbox};
 use tnlm_core::message::TimeRequest;
 use tnlm_core::sockopt::SocketOptions;
-use tnlm_core::Message;
 
 use crate::capture;
-use crate::{connect, explain, heading, ms, start_server, CaptureTo, LabError, Result, TIMEOUT};
+use crate::{
+    collect_time_responses, connect, explain, heading, ms, start_server, CaptureTo, LabError, Result, Tally, TIMEOUT,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -158,19 +159,7 @@ fn burst(mut connection: Connection, mut inbox: Inbox, requests: u32) -> Result<
     for _ in 0..requests {
         pending.insert(connection.send(TimeRequest)?);
     }
-    let (mut received, mut matched, mut last) = (0, 0, start);
-    while !pending.is_empty() {
-        match inbox.next_event(Some(start + TIMEOUT)) {
-            None => break,
-            Some(Event::Closed(reason)) => return Err(LabError::Failed(format!("connection closed: {reason}"))),
-            Some(Event::Frame(frame)) if matches!(frame.message, Message::TimeResponse(_)) => {
-                received += 1;
-                matched += u32::from(pending.remove(&frame.request_id));
-                last = Instant::now();
-            }
-            Some(_) => {}
-        }
-    }
+    let Tally { received, matched, last } = collect_time_responses(&mut inbox, pending, start)?;
     let result =
         ClientResult { id: connection.id(), local: connection.local(), received, matched, elapsed: last - start };
     Ok((result, connection))
