@@ -12,17 +12,36 @@
 //! Events go either to a private channel ([`Inbox`], for the commands) or to a
 //! caller-provided sink (the menu merges them with stdin lines in one channel);
 //! anything that can wait for the next event implements [`EventSource`].
+//!
+//! # A consumer that stops taking events
+//!
+//! The receiver acknowledges a forwarded message (which makes the server tell
+//! the sender `delivered`) and queues it for the caller. If the caller stops
+//! taking events from the [`Inbox`] (`tnlm-client listen | slow_program`, a
+//! paused terminal, a library user that never calls
+//! [`next_event`](EventSource::next_event)) while others keep sending, the
+//! queue would grow without bound and senders would be told `delivered` for
+//! messages nobody reads. So the forwarded messages waiting in an `Inbox` are
+//! bounded by [`MAX_QUEUED_MESSAGE_BYTES`]: a message that does not fit is
+//! neither acknowledged nor queued but dropped, and the server answers its
+//! sender `not_acknowledged` after its ack timeout, which is the truth. The
+//! receiver logs a warning at the first drop and each time the number of drops
+//! doubles. Messages are accepted again as soon as the caller has taken
+//! enough. Responses to the caller's own requests, errors, the hello and the
+//! shutdown notice are never dropped: they are bounded by the caller's own
+//! requests. A caller-provided sink ([`Connection::open_with`]) owns its queue
+//! and gets no such bound.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
-use tnlm_core::message::{Ack, Hello, PingRequest, Pong};
+use tnlm_core::message::{Ack, Forwarded, Hello, PingRequest, Pong};
 use tnlm_core::sockopt::{Effective, SocketOptions};
 use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
 
@@ -36,6 +55,14 @@ const READ_BUFFER: usize = 8 * 1024;
 /// limit because an `L` response grows with the number of clients (about 50
 /// bytes each: 10,000 clients make ~500 KB); still a fixed bound.
 pub const MAX_RESPONSE_PAYLOAD: u32 = 16 * 1024 * 1024;
+
+/// The most bytes of forwarded messages that may wait in an [`Inbox`], not
+/// yet taken by [`next_event`](EventSource::next_event). Each message counts
+/// its text plus the size of the [`Event`] that carries it. A message that
+/// would go past this is dropped unacknowledged, so its sender learns
+/// `not_acknowledged`; one message is always accepted into an empty queue,
+/// whatever its size. See [the module docs](self#a-consumer-that-stops-taking-events).
+pub const MAX_QUEUED_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How to open a connection: socket options, the timeout for the handshake
 /// and each response, and the optional application heartbeat.
@@ -103,21 +130,37 @@ pub trait EventSource {
 }
 
 /// The private event channel of a connection opened with [`Connection::open`].
+/// The forwarded messages waiting in it are bounded by [`MAX_QUEUED_MESSAGE_BYTES`].
 #[derive(Debug)]
 pub struct Inbox {
     events: Receiver<Event>,
+    /// Bytes of forwarded messages queued and not yet taken; shared with the receiver thread.
+    queued: Arc<AtomicUsize>,
 }
 
 impl EventSource for Inbox {
     fn next_event(&mut self, deadline: Option<Instant>) -> Option<Event> {
-        match deadline {
+        let event = match deadline {
             Some(deadline) => self.events.recv_deadline(deadline).ok(),
             None => self.events.recv().ok(),
+        }?;
+        if let Event::Frame(Frame { message: Message::Forwarded(message), .. }) = &event {
+            // The receiver counted it before queueing it (and the channel orders the two).
+            self.queued.fetch_sub(queued_cost(message), Ordering::Relaxed);
         }
+        Some(event)
     }
 }
 
-/// An open connection; see the [module docs](self).
+/// What one forwarded message counts against [`MAX_QUEUED_MESSAGE_BYTES`]
+/// while it waits in an [`Inbox`].
+fn queued_cost(message: &Forwarded) -> usize {
+    message.text.len() + std::mem::size_of::<Event>()
+}
+
+/// An open connection; see the [module docs](self), which also say what
+/// happens to forwarded messages while nobody takes events
+/// ([`MAX_QUEUED_MESSAGE_BYTES`]).
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
@@ -135,22 +178,38 @@ pub struct Connection {
 impl Connection {
     /// Connects to `target` (`host:port`), waits up to `timeout` for the TCP
     /// handshake and then for the server's hello. Events arrive in the
-    /// returned [`Inbox`].
+    /// returned [`Inbox`]; forwarded messages beyond
+    /// [`MAX_QUEUED_MESSAGE_BYTES`] waiting in it are dropped unacknowledged.
     pub fn open(target: &str, settings: &Settings) -> Result<(Connection, Inbox), ClientError> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut inbox = Inbox { events: rx };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut inbox = Inbox { events: rx, queued: Arc::clone(&queued) };
         let sink: Sink = Box::new(move |event| tx.send(event).is_ok());
-        let connection = Connection::open_with(target, settings, sink, &mut inbox)?;
+        let connection = Connection::open_inner(target, settings, sink, &mut inbox, Some(queued))?;
         Ok((connection, inbox))
     }
 
     /// Like [`open`](Self::open), but events go to `sink`, and the hello is
-    /// awaited through `source` (which must see what `sink` is given).
+    /// awaited through `source` (which must see what `sink` is given). The
+    /// sink's owner decides how much may wait: every forwarded message is
+    /// acknowledged and passed on.
     pub fn open_with(
         target: &str,
         settings: &Settings,
         sink: Sink,
         source: &mut impl EventSource,
+    ) -> Result<Connection, ClientError> {
+        Connection::open_inner(target, settings, sink, source, None)
+    }
+
+    /// [`open_with`](Self::open_with), with the byte count of the forwarded
+    /// messages waiting in the queue when the consumer keeps one (`queued`).
+    fn open_inner(
+        target: &str,
+        settings: &Settings,
+        sink: Sink,
+        source: &mut impl EventSource,
+        queued: Option<Arc<AtomicUsize>>,
     ) -> Result<Connection, ClientError> {
         let (options, timeout) = (&settings.socket, settings.timeout);
         let deadline = Instant::now() + timeout;
@@ -174,6 +233,9 @@ impl Connection {
             closing: Arc::clone(&closing),
             heartbeat: settings.heartbeat,
             sink,
+            queued,
+            dropped: 0,
+            dropping: false,
         };
         let receiver = receiver.spawn().map_err(connect_error)?;
         let mut connection = Connection {
@@ -361,12 +423,24 @@ fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello
 }
 
 /// The receiver thread's state: it owns the read side of the socket.
+///
+/// When the consumer keeps count of the forwarded messages waiting for it
+/// (`queued`, an [`Inbox`]), the receiver adds each message's
+/// [`queued_cost`] before acknowledging and queueing it, and drops
+/// unacknowledged a message that would take the count past
+/// [`MAX_QUEUED_MESSAGE_BYTES`]: see the [module docs](self#a-consumer-that-stops-taking-events).
 struct ReceiverThread {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
     closing: Arc<AtomicBool>,
     heartbeat: Option<Duration>,
     sink: Sink,
+    /// Bytes of forwarded messages queued and not yet taken (`None`: not bounded).
+    queued: Option<Arc<AtomicUsize>>,
+    /// Forwarded messages dropped so far because the queue was full.
+    dropped: u64,
+    /// The last forwarded message was dropped.
+    dropping: bool,
 }
 
 /// Why the receive loop stopped.
@@ -445,12 +519,14 @@ impl ReceiverThread {
     }
 
     /// The receiver, not the user, answers the server's heartbeat pings and
-    /// acknowledges each forwarded message as soon as it has arrived whole,
-    /// so the sender's `delivered` is the truth even while the user is busy.
-    fn auto_reply(&self, frame: &Frame) -> Handled {
-        let reply = match frame.message {
+    /// acknowledges each forwarded message as soon as it has arrived whole and
+    /// has room in the queue, so the sender's `delivered` is the truth even
+    /// while the user is busy. A message without room is dropped unanswered.
+    fn auto_reply(&mut self, frame: &Frame) -> Handled {
+        let reply = match &frame.message {
             Message::ServerPing(_) => Frame::new(frame.request_id, Pong),
             Message::Pong(_) if frame.request_id == 0 => return Handled::Consumed, // our heartbeat
+            Message::Forwarded(message) if !self.admit(message) => return Handled::Consumed,
             Message::Forwarded(_) => Frame::new(frame.request_id, Ack),
             _ => return Handled::PassOn,
         };
@@ -462,9 +538,41 @@ impl ReceiverThread {
             _ => Handled::PassOn,
         }
     }
+
+    /// Counts `message` as queued if it fits within [`MAX_QUEUED_MESSAGE_BYTES`]
+    /// (or the queue is empty) and returns `true`; otherwise counts and
+    /// reports a drop and returns `false`. One atomic operation when it fits.
+    fn admit(&mut self, message: &Forwarded) -> bool {
+        let Some(queued) = &self.queued else {
+            return true;
+        };
+        let cost = queued_cost(message);
+        let before = queued.fetch_add(cost, Ordering::Relaxed);
+        if before == 0 || before + cost <= MAX_QUEUED_MESSAGE_BYTES {
+            if self.dropping {
+                self.dropping = false;
+                tracing::info!(dropped = self.dropped, "the inbox has room again; accepting forwarded messages");
+            }
+            return true;
+        }
+        queued.fetch_sub(cost, Ordering::Relaxed);
+        self.dropping = true;
+        self.dropped += 1;
+        if self.dropped.is_power_of_two() {
+            tracing::warn!(
+                "events are not being taken: {before} bytes of forwarded messages wait (limit \
+                 {MAX_QUEUED_MESSAGE_BYTES}); dropped {} unacknowledged so far, the latest from client {}, \
+                 whose sender will get not_acknowledged",
+                self.dropped,
+                message.from
+            );
+        }
+        false
+    }
 }
 
-/// Whether a frame still goes to the caller after [`ReceiverThread::auto_reply`].
+/// Whether a frame still goes to the caller after [`ReceiverThread::auto_reply`]
+/// (`Consumed` also for a forwarded message dropped for want of room).
 enum Handled {
     Consumed,
     PassOn,

@@ -1,5 +1,6 @@
 //! The connection API used directly: request ids, one-write batches,
-//! indications handed to the callback while waiting, clean close.
+//! indications handed to the callback while waiting, clean close, the bound
+//! on forwarded messages nobody takes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,16 +8,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start_server, target};
-use tnlm_client::connection::{wait_response, Settings, WaitError};
-use tnlm_client::{CloseReason, Connection, Event, EventSource};
+use common::{start_server, start_server_with, target, test_config};
+use tnlm_client::connection::{wait_response, Settings, WaitError, MAX_QUEUED_MESSAGE_BYTES};
+use tnlm_client::{CloseReason, Connection, Event, EventSource, Inbox};
 use tnlm_core::message::{DeliveryStatus, SendRequest, TimeRequest};
 use tnlm_core::sockopt::SocketOptions;
 use tnlm_core::Message;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn open(addr: &str) -> (Connection, tnlm_client::Inbox) {
+fn open(addr: &str) -> (Connection, Inbox) {
     Connection::open(addr, &Settings::new(&SocketOptions::default(), TIMEOUT)).unwrap()
 }
 
@@ -89,4 +90,57 @@ fn an_oversize_message_is_refused_before_sending() {
     let max = connection.hello().max_payload as usize;
     let err = connection.send(SendRequest { to: 1, text: "x".repeat(max) }).unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
+}
+
+/// Sends message `n` (`TEXT` bytes, starting with its number) to `to` and
+/// returns the status of its delivery.
+fn send_numbered(sender: &mut Connection, inbox: &mut Inbox, to: u32, n: usize) -> DeliveryStatus {
+    const TEXT: usize = 60 * 1024;
+    let text = format!("{n:06}{}", "x".repeat(TEXT - 6));
+    let id = sender.send(SendRequest { to, text }).unwrap();
+    let frame = wait_response(inbox, id, Instant::now() + TIMEOUT, |f| panic!("unexpected {f:?}")).unwrap();
+    let Message::Delivery(delivery) = frame.message else { panic!("{frame:?}") };
+    delivery.status
+}
+
+/// The number at the start of the next forwarded message in `inbox`.
+fn take_numbered(inbox: &mut Inbox) -> usize {
+    let event = inbox.next_event(Some(Instant::now() + TIMEOUT));
+    let Some(Event::Frame(frame)) = event else { panic!("{event:?}") };
+    let Message::Forwarded(message) = frame.message else { panic!("{frame:?}") };
+    message.text[..6].parse().unwrap()
+}
+
+#[test]
+fn messages_nobody_takes_are_bounded_and_refused_unacknowledged() {
+    let server = start_server_with(tnlm_server::Config { ack_timeout: Duration::from_millis(500), ..test_config() });
+    let (target_connection, mut target_inbox) = open(&target(&server));
+    let (mut sender, mut sender_inbox) = open(&target(&server));
+    let to = target_connection.id();
+
+    // The target takes no events: its inbox fills up to the bound, then refuses.
+    let most = MAX_QUEUED_MESSAGE_BYTES / (60 * 1024);
+    let mut delivered = 0;
+    let refused = loop {
+        match send_numbered(&mut sender, &mut sender_inbox, to, delivered) {
+            DeliveryStatus::Delivered if delivered <= most => delivered += 1,
+            DeliveryStatus::Delivered => panic!("{delivered} messages of 60 KiB delivered, past the bound"),
+            status => break status,
+        }
+    };
+    assert_eq!(refused, DeliveryStatus::NotAcknowledged);
+    assert!(delivered * 60 * 1024 <= MAX_QUEUED_MESSAGE_BYTES, "{delivered}");
+    assert!((delivered + 1) * 61 * 1024 > MAX_QUEUED_MESSAGE_BYTES, "refused after only {delivered}");
+
+    // Taking one event makes room for one more; the refused message was never queued.
+    assert_eq!(take_numbered(&mut target_inbox), 0);
+    assert_eq!(send_numbered(&mut sender, &mut sender_inbox, to, delivered + 1), DeliveryStatus::Delivered);
+    for n in 1..delivered {
+        assert_eq!(take_numbered(&mut target_inbox), n);
+    }
+    assert_eq!(take_numbered(&mut target_inbox), delivered + 1);
+
+    // An empty inbox accepts again.
+    assert_eq!(send_numbered(&mut sender, &mut sender_inbox, to, delivered + 2), DeliveryStatus::Delivered);
+    assert_eq!(take_numbered(&mut target_inbox), delivered + 2);
 }
