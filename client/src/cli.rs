@@ -45,6 +45,8 @@ pub struct Cli {
     /// default the "Connect" item offers. An IPv6 address with a port goes in square
     /// brackets. Example: --connect 127.0.0.1:4579, --connect myhost, --connect ::1,
     /// --connect [::1]:4579
+    // This comment is also the --help text, where "[::1]" must stay as typed.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, short = 'c', value_name = "HOST:PORT", global = true, value_parser = Target::parse)]
     pub connect: Option<Target>,
 

@@ -10,7 +10,7 @@
 //!   writes requests and matches responses by request id.
 //! - [`commands`]: the scriptable subcommands (`time`, `name`, `list`, `send`,
 //!   `listen`), each a short function over a connection.
-//! - [`bench`]: the load generator (`bench`): event-loop threads over many
+//! - [`bench`](mod@bench): the load generator (`bench`): event-loop threads over many
 //!   connections, pipelined batches, HdrHistogram latencies.
 //! - [`menu`]: the seed's interactive 7-item menu. Stdin is read by its own
 //!   thread into the same channel as network events, so messages from other

@@ -1,7 +1,7 @@
 //! Every TNLM message as a Rust type, and the table that ties each one to its
 //! type code, class and payload layout.
 //!
-//! The table in [`messages!`] is the single place where a message is defined:
+//! The table in `messages!` is the single place where a message is defined:
 //! the enum [`Message`], its header mapping, its payload codec and the
 //! [`schema`](crate::schema) description all come from it.
 
