@@ -15,7 +15,7 @@ use tnlm_core::{Frame, Message};
 use crate::cli::{Cli, Command, Target};
 use crate::connection::{is_indication, wait_response, Connection, Event, EventSource, Inbox};
 use crate::error::{secs, ClientError};
-use crate::output::{Output, Record};
+use crate::output::{printable, Output, Record};
 
 /// A connected command: the connection, its events, and how to print.
 struct Session {
@@ -78,7 +78,7 @@ impl Session {
             Message::Delivery(delivery) if delivery.status == DeliveryStatus::Delivered => Ok(()),
             Message::Delivery(delivery) => Err(ClientError::Failed(format!(
                 "message not delivered to client {to}: {} ({})",
-                delivery.reason,
+                printable(&delivery.reason),
                 delivery.status.name()
             ))),
             _ => Err(unexpected("send", &frame)),
@@ -98,7 +98,7 @@ impl Session {
         match &frame.message {
             Message::Error(body) => Err(ClientError::Failed(format!(
                 "the server answered the {what} request with an error: {} ({})",
-                body.text,
+                printable(&body.text),
                 body.code.name()
             ))),
             _ => Ok(frame),
@@ -141,7 +141,7 @@ impl Session {
             match &frame.message {
                 Message::TimeResponse(_) => burst.count(frame.request_id),
                 Message::Error(body) => {
-                    return Err(ClientError::Failed(format!("the server reported an error: {}", body.text)))
+                    return Err(ClientError::Failed(format!("the server reported an error: {}", printable(&body.text))))
                 }
                 _ => {}
             }
@@ -173,7 +173,7 @@ impl Session {
                 Message::Forwarded(_) => received += 1,
                 Message::Shutdown(_) => shutdown_notice = true,
                 Message::Error(body) => {
-                    return Err(ClientError::Failed(format!("the server reported an error: {}", body.text)))
+                    return Err(ClientError::Failed(format!("the server reported an error: {}", printable(&body.text))))
                 }
                 _ => {}
             }

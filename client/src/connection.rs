@@ -47,6 +47,7 @@ use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD
 
 use crate::error::ClientError;
 pub use crate::error::CloseReason;
+use crate::output::printable;
 
 /// How many bytes the receiver thread asks for per `read`.
 const READ_BUFFER: usize = 8 * 1024;
@@ -416,8 +417,8 @@ fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello
             }
             Ok(hello)
         }
-        Message::Error(body) => Err(format!("the server refused: {} ({})", body.text, body.code.name())),
-        Message::Shutdown(notice) => Err(format!("the server is shutting down: {}", notice.reason)),
+        Message::Error(body) => Err(format!("the server refused: {} ({})", printable(&body.text), body.code.name())),
+        Message::Shutdown(notice) => Err(format!("the server is shutting down: {}", printable(&notice.reason))),
         _ => Err(format!("it sent {} instead of a hello", frame.summary())),
     }
 }
