@@ -29,8 +29,8 @@
 //! doubles. Messages are accepted again as soon as the caller has taken
 //! enough. Responses to the caller's own requests, errors, the hello and the
 //! shutdown notice are never dropped: they are bounded by the caller's own
-//! requests. A caller-provided sink ([`Connection::open_with`]) owns its queue
-//! and gets no such bound.
+//! requests. A caller-provided sink ([`Connection::open_with`]) gets the same
+//! bound by reporting what it takes ([`QueuedMessages`]).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -130,13 +130,30 @@ pub trait EventSource {
     fn next_event(&mut self, deadline: Option<Instant>) -> Option<Event>;
 }
 
+/// The bytes of forwarded messages a connection's receiver has queued for
+/// its consumer and the consumer has not taken yet, bounded by
+/// [`MAX_QUEUED_MESSAGE_BYTES`]. The receiver counts a message in before it
+/// queues it; the consumer calls [`taken`](Self::taken) for each event it
+/// takes. Shared by both sides (clones count the same bytes).
+#[derive(Debug, Clone, Default)]
+pub struct QueuedMessages(Arc<AtomicUsize>);
+
+impl QueuedMessages {
+    /// Counts `event` out of the queue (only forwarded messages count).
+    pub fn taken(&self, event: &Event) {
+        if let Event::Frame(Frame { message: Message::Forwarded(message), .. }) = event {
+            // The receiver counted it before queueing it (and the channel orders the two).
+            self.0.fetch_sub(queued_cost(message), Ordering::Relaxed);
+        }
+    }
+}
+
 /// The private event channel of a connection opened with [`Connection::open`].
 /// The forwarded messages waiting in it are bounded by [`MAX_QUEUED_MESSAGE_BYTES`].
 #[derive(Debug)]
 pub struct Inbox {
     events: Receiver<Event>,
-    /// Bytes of forwarded messages queued and not yet taken; shared with the receiver thread.
-    queued: Arc<AtomicUsize>,
+    queued: QueuedMessages,
 }
 
 impl EventSource for Inbox {
@@ -145,10 +162,7 @@ impl EventSource for Inbox {
             Some(deadline) => self.events.recv_deadline(deadline).ok(),
             None => self.events.recv().ok(),
         }?;
-        if let Event::Frame(Frame { message: Message::Forwarded(message), .. }) = &event {
-            // The receiver counted it before queueing it (and the channel orders the two).
-            self.queued.fetch_sub(queued_cost(message), Ordering::Relaxed);
-        }
+        self.queued.taken(&event);
         Some(event)
     }
 }
@@ -183,34 +197,24 @@ impl Connection {
     /// [`MAX_QUEUED_MESSAGE_BYTES`] waiting in it are dropped unacknowledged.
     pub fn open(target: &str, settings: &Settings) -> Result<(Connection, Inbox), ClientError> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let mut inbox = Inbox { events: rx, queued: Arc::clone(&queued) };
+        let queued = QueuedMessages::default();
+        let mut inbox = Inbox { events: rx, queued: queued.clone() };
         let sink: Sink = Box::new(move |event| tx.send(event).is_ok());
-        let connection = Connection::open_inner(target, settings, sink, &mut inbox, Some(queued))?;
+        let connection = Connection::open_with(target, settings, sink, &mut inbox, queued)?;
         Ok((connection, inbox))
     }
 
     /// Like [`open`](Self::open), but events go to `sink`, and the hello is
     /// awaited through `source` (which must see what `sink` is given). The
-    /// sink's owner decides how much may wait: every forwarded message is
-    /// acknowledged and passed on.
+    /// sink's owner calls [`QueuedMessages::taken`] on `queued` for every
+    /// event it takes, so that forwarded messages beyond
+    /// [`MAX_QUEUED_MESSAGE_BYTES`] waiting for it are dropped unacknowledged.
     pub fn open_with(
         target: &str,
         settings: &Settings,
         sink: Sink,
         source: &mut impl EventSource,
-    ) -> Result<Connection, ClientError> {
-        Connection::open_inner(target, settings, sink, source, None)
-    }
-
-    /// [`open_with`](Self::open_with), with the byte count of the forwarded
-    /// messages waiting in the queue when the consumer keeps one (`queued`).
-    fn open_inner(
-        target: &str,
-        settings: &Settings,
-        sink: Sink,
-        source: &mut impl EventSource,
-        queued: Option<Arc<AtomicUsize>>,
+        queued: QueuedMessages,
     ) -> Result<Connection, ClientError> {
         let (options, timeout) = (&settings.socket, settings.timeout);
         let deadline = Instant::now() + timeout;
@@ -425,9 +429,8 @@ fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello
 
 /// The receiver thread's state: it owns the read side of the socket.
 ///
-/// When the consumer keeps count of the forwarded messages waiting for it
-/// (`queued`, an [`Inbox`]), the receiver adds each message's
-/// [`queued_cost`] before acknowledging and queueing it, and drops
+/// The receiver adds each forwarded message's [`queued_cost`] to `queued`
+/// before acknowledging and queueing it, and drops
 /// unacknowledged a message that would take the count past
 /// [`MAX_QUEUED_MESSAGE_BYTES`]: see the [module docs](self#a-consumer-that-stops-taking-events).
 struct ReceiverThread {
@@ -436,8 +439,8 @@ struct ReceiverThread {
     closing: Arc<AtomicBool>,
     heartbeat: Option<Duration>,
     sink: Sink,
-    /// Bytes of forwarded messages queued and not yet taken (`None`: not bounded).
-    queued: Option<Arc<AtomicUsize>>,
+    /// Bytes of forwarded messages queued and not yet taken.
+    queued: QueuedMessages,
     /// Forwarded messages dropped so far because the queue was full.
     dropped: u64,
     /// The last forwarded message was dropped.
@@ -544,9 +547,7 @@ impl ReceiverThread {
     /// (or the queue is empty) and returns `true`; otherwise counts and
     /// reports a drop and returns `false`. One atomic operation when it fits.
     fn admit(&mut self, message: &Forwarded) -> bool {
-        let Some(queued) = &self.queued else {
-            return true;
-        };
+        let queued = &self.queued.0;
         let cost = queued_cost(message);
         let before = queued.fetch_add(cost, Ordering::Relaxed);
         if before == 0 || before + cost <= MAX_QUEUED_MESSAGE_BYTES {

@@ -30,7 +30,7 @@ pub mod output;
 use std::process::ExitCode;
 
 pub use cli::{Cli, Command, Target};
-pub use connection::{CloseReason, Connection, Event, EventSource, Inbox};
+pub use connection::{CloseReason, Connection, Event, EventSource, Inbox, QueuedMessages};
 pub use error::ClientError;
 
 /// Runs the client as the command line asks and returns the process exit code:

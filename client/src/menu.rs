@@ -36,7 +36,9 @@ use tnlm_core::message::{ListRequest, NameRequest, SendRequest, TimeRequest};
 use tnlm_core::{Frame, Message, DEFAULT_PORT};
 
 use crate::cli::{parse_port, Cli, Target};
-use crate::connection::{is_indication, wait_response, Connection, Event, EventSource, Sink, WaitError};
+use crate::connection::{
+    is_indication, wait_response, Connection, Event, EventSource, QueuedMessages, Sink, WaitError,
+};
 use crate::console::Console;
 use crate::error::ClientError;
 use crate::output::{Output, Record};
@@ -105,19 +107,30 @@ struct Events {
     input_ended: bool,
     /// Numbers connections, so late events of a closed one are recognised.
     generation: u64,
+    /// The current connection's messages not yet taken (see [`QueuedMessages`]).
+    queued: QueuedMessages,
 }
 
 impl Events {
     fn new() -> Events {
         let (tx, rx) = crossbeam_channel::unbounded();
-        Events { tx, rx, backlog: VecDeque::new(), input_ended: false, generation: 0 }
+        Events {
+            tx,
+            rx,
+            backlog: VecDeque::new(),
+            input_ended: false,
+            generation: 0,
+            queued: QueuedMessages::default(),
+        }
     }
 
-    /// A sink for a new connection; events of older ones are ignored from now on.
-    fn new_sink(&mut self) -> Sink {
+    /// A sink for a new connection, and its count of queued messages;
+    /// events of older ones are ignored from now on.
+    fn new_sink(&mut self) -> (Sink, QueuedMessages) {
         self.generation += 1;
+        self.queued = QueuedMessages::default();
         let (tx, generation) = (self.tx.clone(), self.generation);
-        Box::new(move |event| tx.send(MenuEvent::Net { generation, event }).is_ok())
+        (Box::new(move |event| tx.send(MenuEvent::Net { generation, event }).is_ok()), self.queued.clone())
     }
 
     /// Forgets the current connection's events (it was closed).
@@ -142,7 +155,8 @@ impl Events {
                     return Incoming::Input(None);
                 }
                 Ok(MenuEvent::Net { generation, event }) if generation == self.generation => {
-                    return Incoming::Net(event)
+                    self.queued.taken(&event);
+                    return Incoming::Net(event);
                 }
                 Ok(MenuEvent::Net { .. }) => {}
             }
@@ -161,7 +175,10 @@ impl EventSource for Events {
             match event {
                 MenuEvent::Line(line) => self.backlog.push_back(Some(line)),
                 MenuEvent::InputEnd => self.backlog.push_back(None),
-                MenuEvent::Net { generation, event } if generation == self.generation => return Some(event),
+                MenuEvent::Net { generation, event } if generation == self.generation => {
+                    self.queued.taken(&event);
+                    return Some(event);
+                }
                 MenuEvent::Net { .. } => {}
             }
         }
@@ -285,8 +302,8 @@ impl<'a> Menu<'a> {
     /// Opens a connection to `target` and shows the server's hello.
     fn connect_to(&mut self, target: Target) {
         self.console.line(&format!("connecting to {target} …"));
-        let sink = self.events.new_sink();
-        let opened = Connection::open_with(&target.to_string(), &self.cli.settings(), sink, &mut self.events);
+        let (sink, queued) = self.events.new_sink();
+        let opened = Connection::open_with(&target.to_string(), &self.cli.settings(), sink, &mut self.events, queued);
         match opened {
             Ok(connection) => {
                 self.show(&Record::hello(connection.hello(), connection.peer()));
@@ -463,8 +480,8 @@ mod tests {
     #[test]
     fn stale_connection_events_are_dropped_and_lines_queued() {
         let mut events = Events::new();
-        let mut old = events.new_sink();
-        let mut current = events.new_sink();
+        let (mut old, _) = events.new_sink();
+        let (mut current, _) = events.new_sink();
         assert!(old(Event::Closed(CloseReason::Eof)));
         events.tx.send(MenuEvent::Line("3".into())).ok();
         assert!(current(Event::Closed(CloseReason::Local)));
