@@ -66,6 +66,7 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     }
     if let Err(err) = outbox.write_now(&encode(&Frame::indication(hello))) {
         shared.registry.remove(peer.id);
+        outbox.refuse_more(); // as at the end of a session, below
         shared.deliveries.target_gone(peer.id);
         return Err(err);
     }
@@ -81,11 +82,11 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     shared.registry.remove(peer.id);
     outbox.refuse_more();
     shared.deliveries.target_gone(peer.id);
-    // The last word (an error frame) only now: if the client does not read,
-    // this write may block up to the write timeout, and a dropped ghost must
-    // not stay listed meanwhile.
-    if let Some(farewell) = &ending.farewell {
-        let _ = outbox.write_now(farewell);
+    // The last word (an error frame) only now, queued behind what others
+    // queued: a client that does not read must not stay listed while it
+    // waits, and `close` bounds the wait for all of it by the write timeout.
+    if let Some(farewell) = ending.farewell {
+        outbox.push_last(farewell);
     }
     outbox.close();
     let _ = stream.shutdown(Shutdown::Write);
@@ -137,6 +138,9 @@ struct Session<'a> {
     pings: u32,
     /// Replies collected while handling one read's worth of frames.
     replies: Vec<u8>,
+    /// A write of replies failed in the middle of a read's frames: the
+    /// stream may hold part of a frame, so the session must end.
+    failed_write: Option<io::Error>,
     /// The socket's read timeout now: the longest a `read` may wait.
     read_timeout: Duration,
 }
@@ -156,6 +160,7 @@ impl<'a> Session<'a> {
             partial_since: None,
             pings: 0,
             replies: Vec::new(),
+            failed_write: None,
             read_timeout: shared.config.tick(), // as `configure` set it
         }
     }
@@ -174,6 +179,9 @@ impl<'a> Session<'a> {
                     let fatal = fatal.err();
                     if n == FIRST_READ && large.is_empty() {
                         large = vec![0; READ_CHUNK]; // a busy client: read more at once from now on
+                    }
+                    if let Some(err) = self.failed_write.take() {
+                        return Ending::quiet(write_failure(&err));
                     }
                     if let Err(err) = self.flush_replies() {
                         return Ending::quiet(write_failure(&err));
@@ -230,8 +238,8 @@ impl<'a> Session<'a> {
                 // must not wait behind it.
                 crate::writer::release_corked();
                 if let Err(err) = self.flush_replies() {
-                    tracing::debug!(client = self.peer.id, "write failed: {err}");
-                    break; // the next read fails too
+                    self.failed_write = Some(err);
+                    break;
                 }
             }
         }

@@ -183,6 +183,16 @@ impl Outbox {
         self.inner.lock().closed = true;
     }
 
+    /// The client's last frame (an error), from its own thread once it
+    /// refuses more: queued behind what others queued and written by a
+    /// flusher, so that [`close`](Self::close) bounds the wait for all of it.
+    pub fn push_last(&self, bytes: Vec<u8>) {
+        let mut state = self.inner.lock();
+        state.bytes += bytes.len();
+        state.queue.push_back(bytes);
+        self.ensure_flusher(state);
+    }
+
     /// Accepts no more frames and waits until the flusher (if any) is done,
     /// for at most the socket's write timeout in all: a client that reads
     /// just often enough that no single write times out would otherwise
