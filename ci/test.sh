@@ -3,8 +3,10 @@
 # tests over real loopback sockets, and the Wireshark dissector's tests. This is
 # the README's test command. Extra arguments go to every `cargo test`.
 #
-# The tshark tests skip (with a message) where tshark/dumpcap are missing or may
-# not capture; set TNLM_REQUIRE_TSHARK=1 to make that a failure (CI does).
+# Tests whose need is missing here (tshark and dumpcap, network namespaces,
+# IPv6, a raised open-file limit, `ss`) print `SKIP <test>: needs …` and pass;
+# TNLM_REQUIRE=all (CI) turns each such skip into a failure naming the test,
+# TNLM_REQUIRE=netns,ipv6 just those (names: core/src/requirement.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked "$@"
@@ -12,3 +14,9 @@ cargo test --workspace --locked "$@"
 # build, so the two runs are separate cargo invocations with different features.
 cargo test --locked -p tnlm-wireshark --features lua52 --test mlua "$@"
 cargo test --locked -p tnlm-wireshark --features lua54 --test mlua "$@"
+# The fuzz crate (core/fuzz) is a workspace of its own, as cargo-fuzz lays it out:
+# its unit tests (the checks the fuzz targets apply, on every seed), then a check
+# that the committed seed corpus is what the samples in tnlm-core generate today.
+cargo test --locked --manifest-path core/fuzz/Cargo.toml "$@"
+cargo run --locked -q --manifest-path core/fuzz/Cargo.toml --example seed -- --check
+echo "fuzz seed corpus: up to date"

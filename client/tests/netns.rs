@@ -20,6 +20,7 @@ use common::Client;
 use tnlm_client::connection::{wait_response, Settings};
 use tnlm_client::Connection;
 use tnlm_core::message::{DeliveryStatus, ListRequest, SendRequest};
+use tnlm_core::requirement::Need;
 use tnlm_core::sockopt::{Keepalive, SocketOptions};
 use tnlm_core::Message;
 use tnlm_server::{Config, RunningServer, Server};
@@ -83,7 +84,7 @@ fn netns_or_skip(test: &str) -> Option<Netns> {
     match Netns::create() {
         Ok(net) => Some(net),
         Err(why) => {
-            eprintln!("skipped {test}: cannot create a network namespace (needs root and iproute2): {why}");
+            Need::Netns.missing(test, format!("cannot create a network namespace (needs root and iproute2): {why}"));
             None
         }
     }

@@ -14,7 +14,10 @@
 //!   by both binaries, applied through socket2 with small per-platform modules;
 //! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
 //! - [`samples`]: sample frames of every message kind with edge values, shared by the
-//!   schema tests, the dissector tests and the fuzz seeds.
+//!   schema tests, the dissector tests and the fuzz seeds;
+//! - [`requirement`]: what the test suites need from the machine (network namespaces,
+//!   IPv6, tshark, …) and the `TNLM_REQUIRE` switch that turns a missing one from a
+//!   skip into a failure, as in CI.
 
 pub mod codec;
 pub mod decoder;
@@ -22,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod net;
+pub mod requirement;
 pub mod samples;
 pub mod schema;
 pub mod sockopt;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use socket2::SockRef;
 use tnlm_core::net;
+use tnlm_core::requirement::Need;
 use tnlm_core::sockopt::{Effective, Keepalive, SocketOptions};
 use tnlm_core::{Decoder, Frame};
 
@@ -41,14 +42,16 @@ fn all_options() -> SocketOptions {
     cli.opts
 }
 
-/// A connected (client, server) pair on `ip`, or `None` (with a message) if `ip` cannot be bound.
+/// A connected (client, server) pair on `ip`, or `None` (after [`Need::missing`]) if an
+/// IPv6 `ip` cannot be bound; IPv4 loopback is always there.
 fn pair(ip: IpAddr) -> Option<(TcpStream, TcpStream)> {
     let listener = match TcpListener::bind(SocketAddr::new(ip, 0)) {
         Ok(listener) => listener,
-        Err(err) => {
-            println!("skipping {ip}: cannot bind ({err})");
+        Err(err) if ip.is_ipv6() => {
+            Need::Ipv6.missing("sockopt over IPv6", format!("cannot bind {ip} ({err})"));
             return None;
         }
+        Err(err) => panic!("cannot bind {ip}: {err}"),
     };
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
@@ -258,7 +261,8 @@ fn listen_any_accepts_ipv4_and_ipv6_clients() {
     assert_ne!(port, 0);
     let dual_stack = local.is_ipv6() && warnings.is_empty();
     if !dual_stack {
-        println!("listen_any is not dual-stack here ({local}, {warnings:?}): IPv6 part skipped");
+        Need::Ipv6
+            .missing("listen_any_accepts_ipv4_and_ipv6_clients", format!("not dual-stack ({local}, {warnings:?})"));
     }
     #[cfg(target_os = "linux")]
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -289,7 +293,8 @@ fn listen_any_accepts_ipv4_and_ipv6_clients() {
                 assert_eq!(net::canonical(peer), peer, "a real IPv6 peer stays IPv6");
                 assert_eq!(peer.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
             }
-            Err(err) => println!("skipping IPv6 client: cannot connect to [::1]:{port} ({err})"),
+            Err(err) => Need::Ipv6
+                .missing("listen_any_accepts_ipv4_and_ipv6_clients", format!("cannot connect to [::1]:{port} ({err})")),
         }
     }
 }
@@ -331,7 +336,7 @@ fn connect_over_ipv6_and_by_name() {
             let (client, _) = net::connect(&format!("[::1]:{port}"), &SocketOptions::default(), TIMEOUT).unwrap();
             assert_eq!(listener.accept().unwrap().1, client.local_addr().unwrap());
         }
-        Err(err) => println!("skipping IPv6 connect: cannot bind [::1] ({err})"),
+        Err(err) => Need::Ipv6.missing("connect_over_ipv6_and_by_name", format!("cannot bind [::1] ({err})")),
     }
     // "localhost" may resolve to ::1 first: connect must go on to 127.0.0.1.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();

@@ -9,6 +9,7 @@ use std::thread;
 
 use common::{server, RawClient};
 use tnlm_core::message::*;
+use tnlm_core::requirement::Need;
 use tnlm_core::{Frame, Message, VERSION};
 
 #[test]
@@ -255,9 +256,12 @@ fn shutdown_notifies_every_client_then_closes() {
 
 #[test]
 fn ipv6_clients_are_listed_with_their_ipv6_address() {
-    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
-        eprintln!("skipped: no IPv6 loopback on this machine");
-        return;
+    let probe = match std::net::TcpListener::bind("[::1]:0") {
+        Ok(probe) => probe,
+        Err(err) => {
+            Need::Ipv6.missing("ipv6_clients_are_listed_with_their_ipv6_address", format!("cannot bind [::1] ({err})"));
+            return;
+        }
     };
     drop(probe);
     let server = common::server_with(|c| c.bind = None);

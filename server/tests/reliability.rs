@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use common::{server_with, RawClient, ServerProcess};
 use socket2::{Domain, Socket, Type};
 use tnlm_core::message::*;
+use tnlm_core::requirement::Need;
 use tnlm_core::{ErrorCode, Frame, Message};
 
 /// Lets this process hold `wanted` open files, raising its soft limit up to
@@ -165,7 +166,7 @@ fn ten_thousand_connections_at_once() {
     // The server runs as its own process: each side then holds 10,000
     // sockets, within the usual 20,000 open-file limit per process.
     if !allow_open_files(12_000) {
-        eprintln!("skipped: this process may not open 12,000 files");
+        Need::OpenFiles.missing("ten_thousand_connections_at_once", "this process may not open 12,000 files");
         return;
     }
     // No heartbeat: a ping (id 1) arriving during a slow connect phase would be

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tnlm_core::message::DeliveryStatus;
+use tnlm_core::requirement::Need;
 use tnlm_labs::cable::{run, Detection, Observation, Options, Run};
 use tnlm_labs::sockets::TcpState;
 use tnlm_labs::LabError;
@@ -26,7 +27,7 @@ fn one(detection: Detection, capture: bool) -> Option<Run> {
     match run(&options) {
         Ok(Observation { mut runs }) => runs.pop(),
         Err(LabError::Unsupported(why)) => {
-            eprintln!("skipped the pulled-cable test ({detection:?}): {why}");
+            Need::Netns.missing(&format!("the pulled-cable test ({detection:?})"), why);
             None
         }
         Err(err) => panic!("{err}"),

@@ -3,6 +3,7 @@
 //! or a failure with `TNLM_REQUIRE_TSHARK=1`, as in CI.
 #![allow(dead_code)]
 
+use tnlm_core::requirement::Need;
 use tnlm_labs::CaptureTo;
 
 /// Captures go to this test target's scratch directory, never into the tree.
@@ -20,6 +21,15 @@ pub fn wire<T>(what: &str, wire: Option<T>) -> Option<T> {
         );
     }
     wire
+}
+
+/// The kernel's TCP counters of the observation, or `None` after saying why they
+/// are missing (no `ss`, not Linux); with `TNLM_REQUIRE=socket-table` that fails.
+pub fn kernel<T>(what: &str, kernel: Option<T>) -> Option<T> {
+    if kernel.is_none() {
+        Need::SocketTable.missing(what, "the kernel's counters could not be read (needs Linux and `ss` from iproute2)");
+    }
+    kernel
 }
 
 /// True where the experiment can read TIME_WAIT timers and queue lengths from the OS.
