@@ -25,6 +25,11 @@ use tnlm_core::sockopt::{Keepalive, SocketOptions};
 use tnlm_core::Message;
 use tnlm_server::{Config, RunningServer, Server};
 
+/// What the OS may add to a detection bound on a loaded 2-core machine
+/// (scheduling the server's threads, the kernel's timer granularity); the
+/// tests assert docs/RELIABILITY.md's bound plus this, and the page says so.
+const ALLOWANCE: f64 = 0.3;
+
 /// A namespace with one end of a veth pair; the other end stays on the host.
 struct Netns {
     name: String,
@@ -137,21 +142,27 @@ fn pull_the_cable(net: &Netns, server: &RunningServer, message_it: bool) -> (f64
 }
 
 #[test]
-fn heartbeat_drops_a_pulled_cable_within_four_seconds() {
-    let Some(net) = netns_or_skip("heartbeat_drops_a_pulled_cable_within_four_seconds") else { return };
+fn heartbeat_drops_a_pulled_cable_within_three_intervals() {
+    let Some(net) = netns_or_skip("heartbeat_drops_a_pulled_cable_within_three_intervals") else { return };
     let server = server_on(&net, |c| {
         c.heartbeat = Some(Duration::from_secs(1));
         c.ack_timeout = Duration::from_millis(1500);
     });
     let (gone, status) = pull_the_cable(&net, &server, true);
-    eprintln!("--heartbeat 1: ghost listed for {gone:.2} s after the cut; message to it: {status:?}");
-    assert!(gone <= 4.0, "took {gone:.2} s");
+    // 3 × SECS + min(SECS / 8, 1 s) after the last sign of life, which came before the cut.
+    let bound = 3.0 + 1.0 / 8.0 + ALLOWANCE;
+    eprintln!(
+        "--heartbeat 1: ghost listed for {gone:.2} s after the cut (bound {bound:.3} s); message to it: {status:?}"
+    );
+    assert!(gone <= bound, "took {gone:.2} s");
     assert_ne!(status, Some(DeliveryStatus::Delivered), "a message to the ghost was reported delivered");
 }
 
 #[test]
 fn keepalive_alone_drops_an_idle_ghost_after_time_plus_interval_times_retries() {
-    let Some(net) = netns_or_skip("keepalive_alone_drops_an_idle_ghost") else { return };
+    let Some(net) = netns_or_skip("keepalive_alone_drops_an_idle_ghost_after_time_plus_interval_times_retries") else {
+        return;
+    };
     let keepalive =
         Keepalive { time: Duration::from_secs(1), interval: Some(Duration::from_secs(1)), retries: Some(2) };
     let server = server_on(&net, |c| {
@@ -159,9 +170,10 @@ fn keepalive_alone_drops_an_idle_ghost_after_time_plus_interval_times_retries() 
         c.socket.keepalive = Some(keepalive);
     });
     let (gone, _) = pull_the_cable(&net, &server, false);
-    eprintln!("--keepalive 1,1,2 (no heartbeat): idle ghost listed for {gone:.2} s after the cut");
-    // time + interval × retries = 3 s after the last traffic, plus a probe interval of slack.
-    assert!(gone <= 5.0, "took {gone:.2} s");
+    // TIME + INTERVAL × RETRIES after the last traffic, which came before the cut.
+    let bound = 1.0 + 1.0 * 2.0 + ALLOWANCE;
+    eprintln!("--keepalive 1,1,2 (no heartbeat): idle ghost listed for {gone:.2} s after the cut (bound {bound:.2} s)");
+    assert!(gone <= bound, "took {gone:.2} s");
 }
 
 #[test]
@@ -173,16 +185,21 @@ fn user_timeout_drops_a_ghost_with_unacknowledged_data() {
         c.socket.user_timeout = Some(2000);
     });
     let (gone, status) = pull_the_cable(&net, &server, true);
+    // MS after the oldest unacknowledged byte: the message, sent just after the cut.
+    let bound = 2.0 + ALLOWANCE;
     eprintln!(
-        "--user-timeout 2000 (no heartbeat): ghost with unacked data listed for {gone:.2} s; message: {status:?}"
+        "--user-timeout 2000 (no heartbeat): ghost with unacked data listed for {gone:.2} s (bound {bound:.2} s); \
+         message: {status:?}"
     );
-    assert!(gone <= 4.5, "took {gone:.2} s");
+    assert!(gone <= bound, "took {gone:.2} s");
     assert_eq!(status, Some(DeliveryStatus::NotAcknowledged));
 }
 
 #[test]
 fn without_any_detection_the_ghost_stays_but_messages_are_not_acknowledged() {
-    let Some(net) = netns_or_skip("without_any_detection_the_ghost_stays") else { return };
+    let Some(net) = netns_or_skip("without_any_detection_the_ghost_stays_but_messages_are_not_acknowledged") else {
+        return;
+    };
     let server = server_on(&net, |c| {
         c.heartbeat = None;
         c.ack_timeout = Duration::from_millis(500);

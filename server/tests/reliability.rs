@@ -16,6 +16,15 @@ use tnlm_core::message::*;
 use tnlm_core::requirement::Need;
 use tnlm_core::{ErrorCode, Frame, Message};
 
+/// docs/RELIABILITY.md: a time request of a third client while another never
+/// reads is answered within 0.5 s (a quarter of the test's 2 s write timeout,
+/// which is what a request stuck behind the stalled socket would wait).
+const BYSTANDER_BOUND: Duration = Duration::from_millis(500);
+
+/// docs/RELIABILITY.md: shutdown joins every thread within 2 s: the 1.5 s
+/// grace for clients to close, then up to 0.5 s to cut off the rest and join.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
 /// Lets this process hold `wanted` open files, raising its soft limit up to
 /// the hard one if needed.
 fn allow_open_files(wanted: u64) -> bool {
@@ -106,8 +115,17 @@ fn a_client_that_never_reads_cannot_stall_anyone() {
         "20,000 × 1 KiB messages to a client that never reads: {total:?}; bystander's slowest time request \
          {slowest:?}; server RSS {before:?} KiB before, {after:?} KiB after"
     );
+    // The behaviour, not the relay's speed: every message is answered, none as
+    // delivered, the stuck client's queue filled (so senders were refused at
+    // once), and every answer is one a stuck or departed target can get.
+    assert_eq!(total.values().sum::<u32>(), 20_000, "every message gets its receipt: {total:?}");
     assert_eq!(total.get("delivered"), None, "nothing was acknowledged, so nothing is delivered");
-    assert!(total.get("queue_full").copied().unwrap_or(0) > 10_000, "{total:?}");
+    assert!(total.get("queue_full").is_some_and(|&n| n > 0), "the 64 KiB queue never filled: {total:?}");
+    let expected = ["queue_full", "not_acknowledged", "target_gone", "no_such_client"];
+    assert!(total.keys().all(|status| expected.contains(status)), "{total:?}");
+    // The bystander never waits on the stuck socket: a request stalled behind
+    // it would take up to the 2 s write timeout.
+    assert!(slowest <= BYSTANDER_BOUND, "a bystander's time request took {slowest:?}");
     if let (Some(before), Some(after)) = (before, after) {
         assert!(after.saturating_sub(before) < 16 * 1024, "server memory grew from {before} to {after} KiB");
     }
@@ -254,5 +272,5 @@ fn shutdown_under_load_answers_or_fails_everything_and_joins_quickly() {
         assert!(matches!(frames.last(), Some(Frame { message: Message::Shutdown(_), .. })), "{frames:?}");
     }
     eprintln!("shutdown with 50 busy clients: every thread joined in {took:?}");
-    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    assert!(took <= SHUTDOWN_BOUND, "shutdown took {took:?}");
 }
