@@ -15,6 +15,7 @@ use tnlm_core::message::{ErrorBody, Hello, ServerPing};
 use tnlm_core::sockopt::Effective;
 use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, VERSION};
 
+use crate::bad_input_log::BadInputLog;
 use crate::handler::{self, Peer};
 use crate::registry::Refusal;
 use crate::server::{shutdown_notice, Shared};
@@ -143,6 +144,8 @@ struct Session<'a> {
     failed_write: Option<io::Error>,
     /// The socket's read timeout now: the longest a `read` may wait.
     read_timeout: Duration,
+    /// Warnings about bad frames, rate-limited.
+    bad_input: BadInputLog,
 }
 
 impl<'a> Session<'a> {
@@ -162,11 +165,19 @@ impl<'a> Session<'a> {
             replies: Vec::new(),
             failed_write: None,
             read_timeout: shared.config.tick(), // as `configure` set it
+            bad_input: BadInputLog::new(peer.id, now),
         }
     }
 
     /// Reads and answers frames until the connection ends; returns why it ended.
     fn run(mut self) -> Ending {
+        let ending = self.read_loop();
+        self.bad_input.finish();
+        ending
+    }
+
+    /// The body of [`run`](Self::run).
+    fn read_loop(&mut self) -> Ending {
         let mut small = [0u8; FIRST_READ];
         let mut large: Vec<u8> = Vec::new();
         loop {
@@ -225,7 +236,7 @@ impl<'a> Session<'a> {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    tracing::warn!(client = self.peer.id, "bad input: {err}");
+                    self.bad_input.note(&err, now);
                     if err.is_fatal() {
                         return Err(err);
                     }

@@ -16,6 +16,7 @@
 //! - a heartbeat drops clients that fall silent, so a pulled cable does not
 //!   leave a ghost in the list.
 
+mod bad_input_log;
 pub mod config;
 mod connection;
 mod deliveries;
