@@ -3,6 +3,11 @@
 //!
 //! Ids start at 1 and are never reused within one server run, so a message
 //! addressed to a client that left can never reach a newcomer by mistake.
+//!
+//! A client that has been [removed](Registry::remove) is no longer listed or
+//! addressable, but its thread may still be writing its last frames; its
+//! socket stays here (*leaving*) until [`forget`](Registry::forget), so that
+//! shutdown can cut it off too instead of waiting out its write timeout.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
@@ -45,7 +50,11 @@ pub struct Registry {
 #[derive(Debug, Default)]
 struct Clients {
     map: BTreeMap<u32, Entry>,
+    /// The sockets of removed clients whose threads have not ended yet.
+    leaving: BTreeMap<u32, Arc<TcpStream>>,
     closed: bool,
+    /// [`Registry::disconnect_all`] has run: a client removed from now on is cut at once.
+    cut: bool,
 }
 
 /// Why a client could not be listed.
@@ -109,9 +118,26 @@ impl Registry {
         }
     }
 
-    /// Removes a client (it disconnected).
+    /// Unlists a client (it is disconnecting): nobody can list or address it
+    /// any more. Its socket is kept until [`forget`](Self::forget).
     pub fn remove(&self, id: u32) {
-        self.lock().map.remove(&id);
+        let mut clients = self.lock();
+        if let Some(entry) = clients.map.remove(&id) {
+            if clients.cut {
+                let _ = entry.stream.shutdown(std::net::Shutdown::Both);
+            }
+            clients.leaving.insert(id, entry.stream);
+        }
+        drop(clients);
+        self.departed.notify_all();
+    }
+
+    /// Drops what is left of client `id` (its thread is ending).
+    pub fn forget(&self, id: u32) {
+        let mut clients = self.lock();
+        clients.map.remove(&id);
+        clients.leaving.remove(&id);
+        drop(clients);
         self.departed.notify_all();
     }
 
@@ -139,9 +165,10 @@ impl Registry {
         self.lock().map.len()
     }
 
-    /// Waits until every client has gone, at most `timeout`; true if they did.
+    /// Waits until every client has gone, including those still leaving,
+    /// at most `timeout`; true if they did.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
-        self.wait_until(timeout, |clients| clients.map.is_empty())
+        self.wait_until(timeout, |clients| clients.map.is_empty() && clients.leaving.is_empty())
     }
 
     /// Waits until client `id` is no longer listed, at most `timeout`; true if it left.
@@ -162,11 +189,15 @@ impl Registry {
         true
     }
 
-    /// Cuts every remaining connection (both directions), which wakes their
-    /// threads from blocking reads and writes.
+    /// Cuts every remaining connection (both directions), listed or leaving,
+    /// which wakes their threads from blocking reads and writes; one removed
+    /// later is cut as it is removed.
     pub fn disconnect_all(&self) {
-        for entry in self.lock().map.values() {
-            let _ = entry.stream.shutdown(std::net::Shutdown::Both);
+        let mut clients = self.lock();
+        clients.cut = true;
+        let streams = clients.map.values().map(|entry| &entry.stream).chain(clients.leaving.values());
+        for stream in streams {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 

@@ -184,7 +184,8 @@ impl Server {
         let since = chrono::Local::now();
         // Dropping the JoinHandle detaches the thread.
         thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
-            connection::serve(shared, id, stream, addr, since);
+            connection::serve(Arc::clone(&shared), id, stream, addr, since);
+            shared.registry.forget(id);
             drop(running);
         })?;
         tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");

@@ -39,9 +39,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tnlm_core::Frame;
 
@@ -76,6 +77,12 @@ struct Inner {
     idle: Condvar,
     /// The most bytes [`Outbox::try_push`] lets wait in the queue.
     max_bytes: usize,
+    /// `--write-timeout`: how long output may stay owed before the client is
+    /// cut off as a slow consumer.
+    write_timeout: Duration,
+    /// The socket's send timeout now, in nanoseconds (writes are serialised
+    /// by `write_lock`, so this only saves system calls).
+    send_wait_nanos: AtomicU64,
 }
 
 #[derive(Default)]
@@ -93,6 +100,9 @@ struct State {
     /// The unsent tail of a frame a non-blocking send wrote only in part:
     /// the next write to the socket must start with it.
     torn: Option<Vec<u8>>,
+    /// Since when output has been owed without a break: the write timeout
+    /// runs from here, however the writes in between progress.
+    owed_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -107,6 +117,7 @@ impl Outbox {
     /// from other threads wait until [`resume`](Self::resume), so the
     /// connection thread can write its hello first.
     pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize) -> Outbox {
+        let write_timeout = stream.write_timeout().ok().flatten().unwrap_or(DEFAULT_PATIENCE);
         let inner = Inner {
             id,
             stream,
@@ -114,6 +125,8 @@ impl Outbox {
             state: Mutex::new(State { paused: true, ..State::default() }),
             idle: Condvar::new(),
             max_bytes,
+            write_timeout,
+            send_wait_nanos: AtomicU64::new(nanos(write_timeout)),
         };
         Outbox { inner: Arc::new(inner) }
     }
@@ -123,11 +136,11 @@ impl Outbox {
     /// not reading, up to the socket's write timeout.
     pub fn write_now(&self, bytes: &[u8]) -> io::Result<()> {
         let guard = self.inner.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let torn = self.inner.lock().torn.take();
+        let (torn, deadline) = self.inner.owe();
         if let Some(torn) = torn {
-            (&*self.inner.stream).write_all(&torn)?;
+            self.inner.write_all_by(&torn, deadline)?;
         }
-        (&*self.inner.stream).write_all(bytes)?;
+        self.inner.write_all_by(bytes, deadline)?;
         // Frames others queued while we held the lock: a pusher that found the
         // lock taken left them to us. Let go of the write lock only while
         // holding the state lock with the queue seen empty, so none is missed.
@@ -136,13 +149,16 @@ impl Outbox {
         loop {
             let mut state = self.inner.lock();
             if state.queue.is_empty() || state.paused || state.flushing {
+                if !state.flushing {
+                    state.owed_since = None; // everything owed is in the socket
+                }
                 drop(guard);
                 drop(state);
                 return Ok(());
             }
             let batch = take_batch(&mut state);
             drop(state);
-            (&*self.inner.stream).write_all(&batch)?;
+            self.inner.write_all_by(&batch, deadline)?;
         }
     }
 
@@ -275,6 +291,7 @@ impl Outbox {
         }
         drop(write_guard);
         if state.queue.is_empty() && state.torn.is_none() {
+            state.owed_since = None;
             if state.fin_after {
                 // The shutdown notice was queued while the outbox was paused
                 // (no flusher then) and has just left: the FIN follows it.
@@ -314,14 +331,59 @@ impl Inner {
     }
 
     /// The flusher's write: `bytes` (after a torn tail, if one is waiting),
-    /// blocking up to the socket's write timeout.
+    /// blocking until the owed output's deadline at most.
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let torn = self.lock().torn.take();
+        let (torn, deadline) = self.owe();
         if let Some(torn) = torn {
-            (&*self.stream).write_all(&torn)?;
+            self.write_all_by(&torn, deadline)?;
         }
-        (&*self.stream).write_all(bytes)
+        self.write_all_by(bytes, deadline)
+    }
+
+    /// A writer (holding `write_lock`) starts: takes the torn tail, if any,
+    /// and returns the deadline of the output owed, which starts now unless
+    /// output was owed already.
+    fn owe(&self) -> (Option<Vec<u8>>, Instant) {
+        let mut state = self.lock();
+        let since = *state.owed_since.get_or_insert_with(Instant::now);
+        (state.torn.take(), since + self.write_timeout)
+    }
+
+    /// Writes all of `bytes` by `deadline`, with the socket's send timeout
+    /// shrunk to what is left before each `send`: a reader that takes a
+    /// trickle cannot stretch `--write-timeout` by letting every `send` make a
+    /// little progress (each used to get the whole timeout anew).
+    fn write_all_by(&self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, "output owed for longer than the write timeout"));
+            }
+            self.limit_send_wait(left)?;
+            match (&*self.stream).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(sent) => bytes = &bytes[sent..],
+                // The loop checks the deadline again.
+                Err(err) if is_timeout(&err) || err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a blocked `send` return after `left` at most. The socket's
+    /// timeout is changed only when it is longer than that, or more than
+    /// twice as short (a new run of owed output), so a client that reads
+    /// costs no extra system call.
+    fn limit_send_wait(&self, left: Duration) -> io::Result<()> {
+        let now = self.send_wait_nanos.load(Ordering::Relaxed);
+        let wanted = nanos(left);
+        if wanted < now || wanted / 2 > now {
+            self.stream.set_write_timeout(Some(left))?;
+            self.send_wait_nanos.store(wanted, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The flusher thread: writes queued frames in batches until none are left.
@@ -332,6 +394,7 @@ impl Inner {
                 if state.queue.is_empty() && state.torn.is_none() {
                     let fin = state.fin_after;
                     state.flushing = false;
+                    state.owed_since = None;
                     self.idle.notify_all();
                     drop(state);
                     if fin {
@@ -365,6 +428,11 @@ impl Inner {
         state.flushing = false;
         self.idle.notify_all();
     }
+}
+
+/// `duration` in nanoseconds, saturating (for [`Inner::send_wait_nanos`]).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Takes queued frames off the front, up to about [`COALESCE_LIMIT`] bytes,
