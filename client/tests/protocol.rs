@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 
 use common::run;
-use tnlm_core::message::{ErrorBody, Hello, TimeResponse};
+use tnlm_core::message::{Delivery, DeliveryStatus, ErrorBody, Hello, Shutdown, TimeResponse};
 use tnlm_core::{Decoder, ErrorCode, Frame, DEFAULT_MAX_PAYLOAD};
 
 /// A one-connection fake server running `script` on the accepted socket.
@@ -162,4 +162,53 @@ fn a_burst_with_missing_responses_fails_after_the_timeout() {
     assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(9), Some(9)));
     assert!(out.stderr.contains("only 9 of 10"), "{out:?}");
     server.join().unwrap();
+}
+
+/// Server text with a terminal title escape, a bell, a screen clear, a carriage
+/// return and a newline starting a fake line of output.
+const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\rfake\nerror: not from the client";
+
+/// What a fake server answers, given the request id it answers (0: none).
+type Answer = fn(u32) -> Frame;
+
+fn hostile_error(request_id: u32) -> Frame {
+    Frame::new(request_id, ErrorBody { code: ErrorCode::UnknownType, text: HOSTILE.into() })
+}
+
+#[test]
+fn server_text_in_error_messages_has_its_control_characters_escaped() {
+    // (the client's command, whether the server says hello first, requests it reads, its answer)
+    let cases: [(&[&str], bool, usize, Answer); 6] = [
+        (&["name"], true, 1, hostile_error),
+        (&["time", "--repeat", "2"], true, 2, hostile_error),
+        (&["listen", "--count", "1"], true, 0, hostile_error),
+        (&["send", "9", "hi"], true, 1, |id| {
+            Frame::new(id, Delivery { to: 9, status: DeliveryStatus::NotAcknowledged, reason: HOSTILE.into() })
+        }),
+        (&["time"], false, 0, hostile_error),
+        (&["time"], false, 0, |_| Frame::indication(Shutdown { reason: HOSTILE.into() })),
+    ];
+    for (command, says_hello, requests, answer) in cases {
+        let (addr, server) = fake_server(move |mut stream| {
+            if says_hello {
+                write_frames(&mut stream, &[hello()]);
+            }
+            let id = read_requests(&mut stream, requests).last().map_or(0, |r| r.request_id);
+            write_frames(&mut stream, &[answer(id)]);
+            drain(&mut stream);
+        });
+        let mut args = vec!["--connect", addr.as_str(), "--timeout", "5"];
+        args.extend_from_slice(command);
+        let out = run(&args);
+        out.assert_code(1);
+        let raw = |c: char| c.is_control() && c != '\n';
+        assert!(
+            !out.stderr.contains(raw) && !out.stdout.contains(raw),
+            "{command:?}: raw control characters\n{out:#?}"
+        );
+        let escaped = "\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rfake\\nerror: not from the client";
+        assert!(out.stderr.contains(escaped), "{command:?}\n{out:#?}");
+        assert_eq!(out.stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{command:?}\n{out:#?}");
+        server.join().unwrap();
+    }
 }
