@@ -1,6 +1,8 @@
 //! The client against a scripted fake server on 127.0.0.1: error frames,
 //! garbage, a missing hello, frames split into single bytes and responses
-//! coalesced out of order. The client must report each clearly and never panic.
+//! coalesced out of order. The client must report each clearly and never panic,
+//! and quote the server's text with its control characters escaped. Also what
+//! the server's end sees of the client's abortive close (`--linger 0`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -211,4 +213,63 @@ fn server_text_in_error_messages_has_its_control_characters_escaped() {
         assert_eq!(out.stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{command:?}\n{out:#?}");
         server.join().unwrap();
     }
+}
+
+/// The sockets between ports `a` and `b` (IPv4, either side) as
+/// `/proc/net/tcp` lists them: (local port, remote port, state), the state in
+/// its hex code (`01` established, `06` TIME_WAIT). The kernel prints the
+/// table in chunks, so while other sockets come and go one read may repeat or
+/// miss a row: this is the union of three reads.
+#[cfg(target_os = "linux")]
+fn tcp_sockets(a: u16, b: u16) -> std::collections::BTreeSet<(u16, u16, String)> {
+    let port = |field: &str| field.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    let mut found = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        for line in std::fs::read_to_string("/proc/net/tcp").unwrap().lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(state)) =
+                (fields.get(1).and_then(|f| port(f)), fields.get(2).and_then(|f| port(f)), fields.get(3))
+            else {
+                continue;
+            };
+            if (local, remote) == (a, b) || (local, remote) == (b, a) {
+                found.insert((local, remote, state.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// `--linger 0` as docs/PLATFORMS.md describes it on Linux: the client shuts
+/// down only its read side, then closes, so the peer reads a reset and no FIN,
+/// and no TIME_WAIT is left for the client's port.
+#[cfg(target_os = "linux")]
+#[test]
+fn linger_0_closes_with_a_reset_and_leaves_no_time_wait() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (addr, server) = fake_server(move |mut stream| {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let client_port = stream.peer_addr().unwrap().port();
+        write_frames(&mut stream, &[hello()]);
+        let request = read_requests(&mut stream, 1).remove(0);
+        let while_open = tcp_sockets(client_port, stream.local_addr().unwrap().port());
+        write_frames(&mut stream, &[Frame::new(request.request_id, TimeResponse { time: "t".into() })]);
+        let after_close = stream.read(&mut [0u8; 64]).map_err(|e| e.kind());
+        tx.send((client_port, while_open, after_close)).unwrap();
+    });
+    let out = run(&["--connect", &addr, "--linger", "0", "time"]);
+    assert_eq!(out.assert_code(0).stdout, "server time: t\n");
+    server.join().unwrap(); // the server's end is closed too
+    let (client_port, while_open, after_close) = rx.recv().unwrap();
+    let server_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let established = |local, remote| (local, remote, "01".to_string());
+    let both = [established(client_port, server_port), established(server_port, client_port)];
+    assert_eq!(while_open, both.into(), "both ends established, as /proc/net/tcp shows them");
+    // A FIN first would read as end of stream (Ok(0)) even with an RST after it.
+    assert_eq!(after_close, Err(std::io::ErrorKind::ConnectionReset), "the client's close was not a bare RST");
+    let left = tcp_sockets(client_port, server_port);
+    assert!(
+        !left.iter().any(|(_, _, state)| state == "06"),
+        "TIME_WAIT left between ports {client_port} and {server_port}: {left:?}"
+    );
 }
