@@ -94,10 +94,13 @@ fn list_idle_and_open_loop_runs_finish() {
     let summary = bench(&addr, &["--kind", "idle", "--clients", "20", "--duration", "0.2"]);
     assert_eq!(summary["requests"], 0, "{summary}");
     assert!(summary["connect_ms"].as_f64().unwrap() > 0.0, "{summary}");
-    // 5 connections × 50 batches/s for 0.3 s: about 75 requests, all answered.
+    // Open loop, 5 connections × 50 batches/s for 0.3 s: each connection has 15 ticks
+    // (one every 20 ms) before the deadline and starts at most one batch per tick, so
+    // at most 75 requests, however fast the machine (a closed loop would send
+    // thousands). How many of the 75 start depends on the machine's load: at least one.
     let summary = bench(&addr, &["--clients", "5", "--rate", "50", "--duration", "0.3"]);
     let answered = summary["requests"].as_u64().unwrap();
-    assert!((50..=100).contains(&answered), "{summary}");
+    assert!((1..=75).contains(&answered), "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
 }
 

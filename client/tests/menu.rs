@@ -4,7 +4,18 @@
 
 mod common;
 
-use common::{refused_target, start_server, target, Client, SERVER_NAME};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{refused_target, start_server, start_server_with, target, test_config, Client, DEADLINE, SERVER_NAME};
+use crossbeam_channel::{Receiver, Sender};
+use tnlm_client::connection::{wait_response, Settings, MAX_QUEUED_MESSAGE_BYTES};
+use tnlm_client::{Connection, Inbox};
+use tnlm_core::message::{DeliveryStatus, SendRequest};
+use tnlm_core::sockopt::SocketOptions;
+use tnlm_core::Message;
 
 const NOT_CONNECTED: &str = "not connected — choose 1 first";
 
@@ -117,4 +128,108 @@ fn an_oversized_message_is_refused_and_the_connection_kept() {
     assert!(refused < time, "{stdout}");
     assert!(!stdout.contains("closed"), "the connection was dropped:\n{stdout}");
     assert!(stdout.ends_with("bye\n"), "{stdout}");
+}
+
+/// The text of message `n`: 60 KiB that start with its number.
+fn numbered(n: usize) -> String {
+    format!("{n:06}{}", "x".repeat(60 * 1024 - 6))
+}
+
+/// Sends message `n` to `to` and returns the status of its delivery.
+fn send_numbered(sender: &mut Connection, inbox: &mut Inbox, to: u32, n: usize) -> DeliveryStatus {
+    let id = sender.send(SendRequest { to, text: numbered(n) }).unwrap();
+    let frame = wait_response(inbox, id, Instant::now() + DEADLINE, |f| panic!("unexpected {f:?}")).unwrap();
+    let Message::Delivery(delivery) = frame.message else { panic!("{frame:?}") };
+    delivery.status
+}
+
+/// The menu's stdout, read line by line until a line containing `pause_at`,
+/// then not at all (a terminal paused with Ctrl-S) until `resume` is sent.
+fn paused_output(stdout: ChildStdout, pause_at: &'static str) -> (Receiver<String>, Sender<()>) {
+    let (tx, lines) = crossbeam_channel::unbounded();
+    let (resume, resumed) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let mut paused = Some(resumed);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let pause = line.contains(pause_at);
+            if tx.send(line).is_err() {
+                return;
+            }
+            if let Some(resumed) = paused.take_if(|_| pause) {
+                let _: Result<(), _> = resumed.recv();
+            }
+        }
+    });
+    (lines, resume)
+}
+
+/// Kills the process when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// docs/RELIABILITY.md: the menu keeps the 16 MiB bound on forwarded messages
+/// not yet shown. A menu whose terminal stops taking output holds messages up
+/// to the bound; the next one is dropped unacknowledged (its sender hears
+/// `not_acknowledged`); once the terminal reads again every held message is
+/// shown, in order, and new ones are accepted.
+#[test]
+fn messages_the_menu_cannot_show_are_bounded_and_refused_unacknowledged() {
+    let server = start_server_with(tnlm_server::Config { ack_timeout: Duration::from_millis(500), ..test_config() });
+    let mut menu = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_tnlm-client"))
+            .args(["--connect", &target(&server)])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (lines, resume) = paused_output(menu.0.stdout.take().unwrap(), "you are client");
+    let next_line = || lines.recv_timeout(DEADLINE).expect("a line from the menu");
+    let hello = std::iter::repeat_with(next_line).find(|l| l.contains("you are client")).unwrap();
+    let to: u32 = hello.rsplit(' ').next().unwrap().parse().unwrap();
+    let settings = Settings::new(&SocketOptions::default(), DEADLINE);
+    let (mut sender, mut sender_inbox) = Connection::open(&target(&server), &settings).unwrap();
+
+    // Besides the messages waiting in its queue, the stuck menu has taken the ones
+    // in the stdout pipe (64 KiB on Linux: one message) and the one it is writing.
+    let most = MAX_QUEUED_MESSAGE_BYTES / (60 * 1024) + 2;
+    let mut delivered = 0;
+    let refused = loop {
+        match send_numbered(&mut sender, &mut sender_inbox, to, delivered) {
+            DeliveryStatus::Delivered if delivered <= most => delivered += 1,
+            DeliveryStatus::Delivered => panic!("{delivered} messages of 60 KiB delivered, past the bound"),
+            status => break status,
+        }
+    };
+    assert_eq!(refused, DeliveryStatus::NotAcknowledged);
+    assert!((delivered + 1) * 61 * 1024 > MAX_QUEUED_MESSAGE_BYTES, "refused after only {delivered}");
+
+    // The terminal reads again: every delivered message is shown, the refused one never.
+    resume.send(()).unwrap();
+    let shown = |n: usize| format!("{n:06}");
+    let next_message = || loop {
+        let line = next_line();
+        if let Some((_, text)) = line.split_once("] ").filter(|_| line.starts_with("[message from ")) {
+            break text[..6].to_string();
+        }
+    };
+    for n in 0..delivered {
+        assert_eq!(next_message(), shown(n));
+    }
+    assert_eq!(send_numbered(&mut sender, &mut sender_inbox, to, delivered + 1), DeliveryStatus::Delivered);
+    assert_eq!(next_message(), shown(delivered + 1));
+
+    let stdin = menu.0.stdin.as_mut().unwrap();
+    stdin.write_all(b"7\n").unwrap();
+    stdin.flush().unwrap();
+    std::iter::repeat_with(next_line).find(|l| l.ends_with("bye")).unwrap();
 }

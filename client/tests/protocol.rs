@@ -1,6 +1,8 @@
 //! The client against a scripted fake server on 127.0.0.1: error frames,
 //! garbage, a missing hello, frames split into single bytes and responses
-//! coalesced out of order. The client must report each clearly and never panic.
+//! coalesced out of order. The client must report each clearly and never panic,
+//! and quote the server's text with its control characters escaped. Also what
+//! the server's end sees of the client's abortive close (`--linger 0`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 
 use common::run;
-use tnlm_core::message::{ErrorBody, Hello, TimeResponse};
+use tnlm_core::message::{Delivery, DeliveryStatus, ErrorBody, Hello, Shutdown, TimeResponse};
 use tnlm_core::{Decoder, ErrorCode, Frame, DEFAULT_MAX_PAYLOAD};
 
 /// A one-connection fake server running `script` on the accepted socket.
@@ -162,4 +164,112 @@ fn a_burst_with_missing_responses_fails_after_the_timeout() {
     assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(9), Some(9)));
     assert!(out.stderr.contains("only 9 of 10"), "{out:?}");
     server.join().unwrap();
+}
+
+/// Server text with a terminal title escape, a bell, a screen clear, a carriage
+/// return and a newline starting a fake line of output.
+const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\rfake\nerror: not from the client";
+
+/// What a fake server answers, given the request id it answers (0: none).
+type Answer = fn(u32) -> Frame;
+
+fn hostile_error(request_id: u32) -> Frame {
+    Frame::new(request_id, ErrorBody { code: ErrorCode::UnknownType, text: HOSTILE.into() })
+}
+
+#[test]
+fn server_text_in_error_messages_has_its_control_characters_escaped() {
+    // (the client's command, whether the server says hello first, requests it reads, its answer)
+    let cases: [(&[&str], bool, usize, Answer); 6] = [
+        (&["name"], true, 1, hostile_error),
+        (&["time", "--repeat", "2"], true, 2, hostile_error),
+        (&["listen", "--count", "1"], true, 0, hostile_error),
+        (&["send", "9", "hi"], true, 1, |id| {
+            Frame::new(id, Delivery { to: 9, status: DeliveryStatus::NotAcknowledged, reason: HOSTILE.into() })
+        }),
+        (&["time"], false, 0, hostile_error),
+        (&["time"], false, 0, |_| Frame::indication(Shutdown { reason: HOSTILE.into() })),
+    ];
+    for (command, says_hello, requests, answer) in cases {
+        let (addr, server) = fake_server(move |mut stream| {
+            if says_hello {
+                write_frames(&mut stream, &[hello()]);
+            }
+            let id = read_requests(&mut stream, requests).last().map_or(0, |r| r.request_id);
+            write_frames(&mut stream, &[answer(id)]);
+            drain(&mut stream);
+        });
+        let mut args = vec!["--connect", addr.as_str(), "--timeout", "5"];
+        args.extend_from_slice(command);
+        let out = run(&args);
+        out.assert_code(1);
+        let raw = |c: char| c.is_control() && c != '\n';
+        assert!(
+            !out.stderr.contains(raw) && !out.stdout.contains(raw),
+            "{command:?}: raw control characters\n{out:#?}"
+        );
+        let escaped = "\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rfake\\nerror: not from the client";
+        assert!(out.stderr.contains(escaped), "{command:?}\n{out:#?}");
+        assert_eq!(out.stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{command:?}\n{out:#?}");
+        server.join().unwrap();
+    }
+}
+
+/// The sockets between ports `a` and `b` (IPv4, either side) as
+/// `/proc/net/tcp` lists them: (local port, remote port, state), the state in
+/// its hex code (`01` established, `06` TIME_WAIT). The kernel prints the
+/// table in chunks, so while other sockets come and go one read may repeat or
+/// miss a row: this is the union of three reads.
+#[cfg(target_os = "linux")]
+fn tcp_sockets(a: u16, b: u16) -> std::collections::BTreeSet<(u16, u16, String)> {
+    let port = |field: &str| field.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    let mut found = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        for line in std::fs::read_to_string("/proc/net/tcp").unwrap().lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(state)) =
+                (fields.get(1).and_then(|f| port(f)), fields.get(2).and_then(|f| port(f)), fields.get(3))
+            else {
+                continue;
+            };
+            if (local, remote) == (a, b) || (local, remote) == (b, a) {
+                found.insert((local, remote, state.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// `--linger 0` as docs/PLATFORMS.md describes it on Linux: the client shuts
+/// down only its read side, then closes, so the peer reads a reset and no FIN,
+/// and no TIME_WAIT is left for the client's port.
+#[cfg(target_os = "linux")]
+#[test]
+fn linger_0_closes_with_a_reset_and_leaves_no_time_wait() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (addr, server) = fake_server(move |mut stream| {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let client_port = stream.peer_addr().unwrap().port();
+        write_frames(&mut stream, &[hello()]);
+        let request = read_requests(&mut stream, 1).remove(0);
+        let while_open = tcp_sockets(client_port, stream.local_addr().unwrap().port());
+        write_frames(&mut stream, &[Frame::new(request.request_id, TimeResponse { time: "t".into() })]);
+        let after_close = stream.read(&mut [0u8; 64]).map_err(|e| e.kind());
+        tx.send((client_port, while_open, after_close)).unwrap();
+    });
+    let out = run(&["--connect", &addr, "--linger", "0", "time"]);
+    assert_eq!(out.assert_code(0).stdout, "server time: t\n");
+    server.join().unwrap(); // the server's end is closed too
+    let (client_port, while_open, after_close) = rx.recv().unwrap();
+    let server_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let established = |local, remote| (local, remote, "01".to_string());
+    let both = [established(client_port, server_port), established(server_port, client_port)];
+    assert_eq!(while_open, both.into(), "both ends established, as /proc/net/tcp shows them");
+    // A FIN first would read as end of stream (Ok(0)) even with an RST after it.
+    assert_eq!(after_close, Err(std::io::ErrorKind::ConnectionReset), "the client's close was not a bare RST");
+    let left = tcp_sockets(client_port, server_port);
+    assert!(
+        !left.iter().any(|(_, _, state)| state == "06"),
+        "TIME_WAIT left between ports {client_port} and {server_port}: {left:?}"
+    );
 }

@@ -166,7 +166,7 @@ fn install_stop_triggers(handle: ShutdownHandle) {
 
 fn read_console(handle: &ShutdownHandle) {
     for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { return };
+        let Ok(line) = line else { break };
         match line.trim() {
             "quit" | "exit" => return handle.shutdown(),
             "list" => print_clients(handle),
@@ -174,6 +174,7 @@ fn read_console(handle: &ShutdownHandle) {
             other => eprintln!("unknown command {other:?}; commands: `list`, `quit`"),
         }
     }
+    tracing::info!("end of stdin: no more console commands, still serving (stop with Ctrl-C or SIGTERM)");
 }
 
 fn print_clients(handle: &ShutdownHandle) {

@@ -33,9 +33,14 @@ fn quit_on_stdin_notifies_clients_and_exits_zero() {
 #[test]
 fn end_of_stdin_is_not_quit() {
     let mut server = ServerProcess::start(&[]);
+    let mut before = RawClient::connect(server.addr);
     drop(server.child.stdin.take());
-    let mut client = RawClient::connect(server.addr);
-    assert!(matches!(client.request(TimeRequest), Message::TimeResponse(_)));
+    // The server logs once it has read the end of stdin; only then is "still serving" a finding.
+    server.wait_log("end of stdin: no more console commands");
+    let mut after = RawClient::connect(server.addr);
+    for client in [&mut before, &mut after] {
+        assert!(matches!(client.request(TimeRequest), Message::TimeResponse(_)));
+    }
     assert!(server.child.try_wait().unwrap().is_none());
 }
 

@@ -34,9 +34,34 @@ fn committed_dissector_is_up_to_date() {
     );
 }
 
+/// Output that depended on the process (its id, hash seeds, working directory,
+/// time zone, locale) would differ between runs; two generator processes that
+/// differ in all of these must write what this process generates.
 #[test]
 fn generation_is_deterministic() {
-    assert_eq!(tnlm_wireshark::generate(), tnlm_wireshark::generate());
+    let dir = std::env::temp_dir().join(format!("tnlm-determinism-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let here = tnlm_wireshark::generate();
+    for (run, (cwd, tz, lang)) in
+        [(&dir, "UTC", "C"), (&crate_dir(), "Asia/Shanghai", "zh_CN.UTF-8")].into_iter().enumerate()
+    {
+        let out = dir.join(format!("run{run}.lua"));
+        let status = Command::new(env!("CARGO_BIN_EXE_tnlm-wireshark"))
+            .arg(&out)
+            .current_dir(cwd)
+            .env("TZ", tz)
+            .env("LANG", lang)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(
+            std::fs::read_to_string(&out).unwrap() == here,
+            "run {run} (TZ={tz}, in {}) generated other text",
+            cwd.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The code of a Lua chunk with comments and string literals blanked out.
