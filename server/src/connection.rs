@@ -34,6 +34,9 @@ const FIRST_READ: usize = 512;
 const LINGER_DRAIN: Duration = Duration::from_secs(2);
 /// Replies are written once this many bytes have been collected.
 const REPLY_BATCH: usize = 64 * 1024;
+/// How long after the ack timeout a half-closed client's receipts may come
+/// (the reaper's tick, and scheduling).
+const RECEIPT_SLACK: Duration = Duration::from_millis(250);
 /// The shortest read timeout: timers are checked at most this often.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 /// The read timeout when no timer runs (no heartbeat, no partial frame).
@@ -77,12 +80,19 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     let ending = Session::new(shared, peer, &stream, &outbox).run();
 
     // Unlisted first: from here on nobody can address this client. Its
-    // outbox refuses frames before the deliveries to it fail, so a sender
+    // outbox refuses messages before the deliveries to it fail, so a sender
     // racing with this either hears `target_gone` from the book or finds
     // the outbox closed, never neither.
     shared.registry.remove(peer.id);
-    outbox.refuse_more();
+    outbox.refuse_messages();
     shared.deliveries.target_gone(peer.id);
+    if ending.owed_receipts {
+        // It closed only its sending side: it still gets the receipts for
+        // the messages it sent, each within the ack timeout.
+        let deadline = Instant::now() + shared.config.ack_timeout + RECEIPT_SLACK;
+        shared.deliveries.wait_settled_from(peer.id, deadline);
+    }
+    outbox.refuse_more();
     // The last word (an error frame) only now, queued behind what others
     // queued: a client that does not read must not stay listed while it
     // waits, and `close` bounds the wait for all of it by the write timeout.
@@ -336,7 +346,7 @@ impl<'a> Session<'a> {
 
     fn end_of_stream(&mut self) -> Ending {
         match self.decoder.finish() {
-            Ok(()) => Ending::quiet("closed by client"),
+            Ok(()) => Ending { owed_receipts: true, ..Ending::quiet("closed by client") },
             Err(err) => Ending {
                 farewell: Some(error_frame(0, err.code(), &err.to_string())),
                 ..Ending::quiet(format!("closed by client mid-frame: {err}"))
@@ -352,11 +362,14 @@ struct Ending {
     drain: bool,
     /// A last frame for the client (an error), written once it is unlisted.
     farewell: Option<Vec<u8>>,
+    /// The client ended its input cleanly (it may have closed only its
+    /// sending side): wait for the receipts of the messages it sent.
+    owed_receipts: bool,
 }
 
 impl Ending {
     fn quiet(reason: impl Into<String>) -> Ending {
-        Ending { reason: reason.into(), drain: false, farewell: None }
+        Ending { reason: reason.into(), drain: false, farewell: None, owed_receipts: false }
     }
 
     /// Ends with an error frame for the client, then the FIN.

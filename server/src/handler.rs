@@ -36,8 +36,16 @@ pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame)
         Message::SendRequest(request) => return forward(shared, peer, outbox, frame.request_id, request),
         Message::Pong(_) => return None,
         Message::Ack(_) => {
-            if !shared.deliveries.acknowledge(peer.id, frame.request_id) {
-                tracing::debug!(client = peer.id, "ack #{} for no pending delivery", frame.request_id);
+            let id = frame.request_id;
+            // An ack may overtake the count of what was written: the writer
+            // can be preempted between its `send` and counting it. Before
+            // calling the ack a lie, let any write in progress finish.
+            let acknowledged = shared.deliveries.acknowledge(peer.id, id, outbox.written()) || {
+                outbox.wait_for_writer();
+                shared.deliveries.acknowledge(peer.id, id, outbox.written())
+            };
+            if !acknowledged {
+                tracing::debug!(client = peer.id, "ack #{id} for no delivery it has received");
             }
             return None;
         }
@@ -62,7 +70,7 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
     let Some(target) = shared.registry.outbox(to) else {
         return refuse(DeliveryStatus::NoSuchClient, format!("no client with id {to} is connected"));
     };
-    let delivery = shared.deliveries.begin(outbox.clone(), request_id, to);
+    let delivery = shared.deliveries.begin(outbox.clone(), peer.id, request_id, to);
     // Room for the header, the sender fields and the text: one allocation.
     let mut bytes = Vec::with_capacity(tnlm_core::HEADER_LEN + 64 + request.text.len());
     let indication = Frame::new(
@@ -72,7 +80,10 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
     let (status, reason) = match indication.encode_into(&mut bytes, shared.config.max_payload) {
         Err(err) => (DeliveryStatus::TooLarge, format!("message too large to forward: {err}")),
         Ok(()) => match target.try_push(bytes) {
-            Ok(()) => return None,
+            Ok(end) => {
+                shared.deliveries.queued(delivery, end);
+                return None;
+            }
             Err(PushError::Full) => {
                 (DeliveryStatus::QueueFull, format!("client {to} is not reading; its queue is full"))
             }

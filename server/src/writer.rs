@@ -83,12 +83,21 @@ struct Inner {
     /// The socket's send timeout now, in nanoseconds (writes are serialised
     /// by `write_lock`, so this only saves system calls).
     send_wait_nanos: AtomicU64,
+    /// How many queued bytes the socket has taken, ever: a queued frame has
+    /// been completely written once this reaches the end offset its push
+    /// returned (what a delivery's ack is checked against).
+    queue_written: AtomicU64,
 }
 
 #[derive(Default)]
 struct State {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// How many bytes were ever queued: the end offset of the last frame.
+    queued_total: u64,
+    /// Frames from other clients are refused (the client is leaving), but
+    /// answers to its own requests are still taken (see [`Outbox::offer`]).
+    refusing_messages: bool,
     /// A flusher thread is running.
     flushing: bool,
     /// No more frames are accepted.
@@ -127,6 +136,7 @@ impl Outbox {
             max_bytes,
             write_timeout,
             send_wait_nanos: AtomicU64::new(nanos(write_timeout)),
+            queue_written: AtomicU64::new(0),
         };
         Outbox { inner: Arc::new(inner) }
     }
@@ -138,7 +148,7 @@ impl Outbox {
         let guard = self.inner.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (torn, deadline) = self.inner.owe();
         if let Some(torn) = torn {
-            self.inner.write_all_by(&torn, deadline)?;
+            self.inner.write_queued_by(&torn, deadline)?;
         }
         self.inner.write_all_by(bytes, deadline)?;
         // Frames others queued while we held the lock: a pusher that found the
@@ -158,20 +168,41 @@ impl Outbox {
             }
             let batch = take_batch(&mut state);
             drop(state);
-            self.inner.write_all_by(&batch, deadline)?;
+            self.inner.write_queued_by(&batch, deadline)?;
         }
     }
 
     /// Queues a frame from another client's thread without waiting; refused
-    /// when the client already has `max_bytes` waiting.
-    pub fn try_push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes)
+    /// when the client already has `max_bytes` waiting, or is leaving.
+    /// Returns the frame's end offset: it has been completely written once
+    /// [`written`](Self::written) reaches it.
+    pub fn try_push(&self, bytes: Vec<u8>) -> Result<u64, PushError> {
+        self.enqueue(bytes, self.inner.max_bytes, true)
     }
 
     /// Queues a frame without waiting and with a looser limit (a response
-    /// completed on another thread, e.g. a delivery receipt).
+    /// completed on another thread, e.g. a delivery receipt); taken until
+    /// the client is gone, also while it is leaving.
     pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16))
+        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16), false).map(|_| ())
+    }
+
+    /// How many queued bytes the socket has taken so far (see [`try_push`](Self::try_push)).
+    pub fn written(&self) -> u64 {
+        self.inner.queue_written.load(Ordering::Acquire)
+    }
+
+    /// Waits until no write to the socket is in progress. Bytes are counted
+    /// in [`written`](Self::written) before the writer lets go, so a frame
+    /// that a write in progress was handing to the socket is counted after this.
+    pub fn wait_for_writer(&self) {
+        drop(self.inner.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    }
+
+    /// The client is leaving: frames from other clients are refused from now
+    /// on ([`PushError::Gone`]); answers it is owed are still taken.
+    pub fn refuse_messages(&self) {
+        self.inner.lock().refusing_messages = true;
     }
 
     /// Server shutdown: queue `notice` after whatever is waiting, then FIN.
@@ -181,8 +212,7 @@ impl Outbox {
             return;
         }
         state.fin_after = true;
-        state.bytes += notice.len();
-        state.queue.push_back(notice);
+        state.append(notice);
         self.ensure_flusher(state);
     }
 
@@ -204,8 +234,7 @@ impl Outbox {
     /// flusher, so that [`close`](Self::close) bounds the wait for all of it.
     pub fn push_last(&self, bytes: Vec<u8>) {
         let mut state = self.inner.lock();
-        state.bytes += bytes.len();
-        state.queue.push_back(bytes);
+        state.append(bytes);
         self.ensure_flusher(state);
     }
 
@@ -232,16 +261,15 @@ impl Outbox {
         }
     }
 
-    fn enqueue(&self, bytes: Vec<u8>, limit: usize) -> Result<(), PushError> {
+    fn enqueue(&self, bytes: Vec<u8>, limit: usize, from_others: bool) -> Result<u64, PushError> {
         let mut state = self.inner.lock();
-        if state.closed {
+        if state.closed || (from_others && state.refusing_messages) {
             return Err(PushError::Gone);
         }
         if state.bytes + bytes.len() > limit {
             return Err(PushError::Full);
         }
-        state.bytes += bytes.len();
-        state.queue.push_back(bytes);
+        let end = state.append(bytes);
         let corked = CORKED.with_borrow_mut(|corked| match corked {
             Some(outboxes) => {
                 if !outboxes.iter().any(|o| Arc::ptr_eq(&o.inner, &self.inner)) {
@@ -254,7 +282,7 @@ impl Outbox {
         if !corked {
             self.kick(state);
         }
-        Ok(())
+        Ok(end)
     }
 
     /// Gets what is queued written: by this thread at once if the socket is
@@ -273,7 +301,11 @@ impl Outbox {
         if state.torn.is_none() {
             while !state.queue.is_empty() {
                 let batch = take_batch(&mut state);
-                match send_without_blocking(&self.inner.stream, &batch) {
+                let sent = send_without_blocking(&self.inner.stream, &batch);
+                if let Some(sent) = sent {
+                    self.inner.queue_written.fetch_add(sent as u64, Ordering::Release);
+                }
+                match sent {
                     Some(sent) if sent == batch.len() => continue,
                     Some(sent) if sent > 0 => {
                         state.torn = Some(batch[sent..].to_vec());
@@ -336,9 +368,17 @@ impl Inner {
         let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (torn, deadline) = self.owe();
         if let Some(torn) = torn {
-            self.write_all_by(&torn, deadline)?;
+            self.write_queued_by(&torn, deadline)?;
         }
-        self.write_all_by(bytes, deadline)
+        self.write_queued_by(bytes, deadline)
+    }
+
+    /// [`write_all_by`](Self::write_all_by) for bytes taken off the queue:
+    /// counts them as written once the socket has taken them all.
+    fn write_queued_by(&self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        self.write_all_by(bytes, deadline)?;
+        self.queue_written.fetch_add(bytes.len() as u64, Ordering::Release);
+        Ok(())
     }
 
     /// A writer (holding `write_lock`) starts: takes the torn tail, if any,
@@ -427,6 +467,16 @@ impl Inner {
         state.bytes = 0;
         state.flushing = false;
         self.idle.notify_all();
+    }
+}
+
+impl State {
+    /// Queues `bytes` at the back; returns their end offset.
+    fn append(&mut self, bytes: Vec<u8>) -> u64 {
+        self.bytes += bytes.len();
+        self.queued_total += bytes.len() as u64;
+        self.queue.push_back(bytes);
+        self.queued_total
     }
 }
 
