@@ -23,8 +23,11 @@ pub struct Config {
     /// Bytes of messages from other clients that may wait in one client's
     /// queue; past that, senders get `queue_full`.
     pub queue_bytes: usize,
-    /// How long one write to a client may stay blocked before the client is
-    /// disconnected as a slow consumer.
+    /// Bytes that may wait in all clients' queues together; past that,
+    /// senders get `queue_full` however empty their target's own queue is.
+    pub queue_total: usize,
+    /// How long output may stay owed to a client (not taken by its socket)
+    /// before it is disconnected as a slow consumer.
     pub write_timeout: Duration,
     /// Ping each client after this much silence, and drop it after three
     /// times this much (`None`: never; a dead peer then stays until TCP notices).
@@ -49,6 +52,7 @@ impl Default for Config {
             max_payload: tnlm_core::DEFAULT_MAX_PAYLOAD,
             max_clients: 10_000,
             queue_bytes: 1024 * 1024,
+            queue_total: DEFAULT_QUEUE_TOTAL,
             write_timeout: Duration::from_secs(10),
             heartbeat: Some(Duration::from_secs(30)),
             frame_timeout: Duration::from_secs(10),
@@ -66,6 +70,9 @@ impl Config {
         (shortest / 4).max(Duration::from_millis(50))
     }
 }
+
+/// The default of [`Config::queue_total`]: 256 MiB.
+pub const DEFAULT_QUEUE_TOTAL: usize = 256 * 1024 * 1024;
 
 /// This machine's host name, or `tnlm-server` if the OS will not say.
 pub fn default_name() -> String {

@@ -55,7 +55,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: Socke
 
 fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateTime<Local>) -> io::Result<()> {
     configure(shared, peer, &stream)?;
-    let outbox = Outbox::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes);
+    let outbox = Outbox::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes, Arc::clone(&shared.queue_budget));
     let hello = Hello {
         client_id: peer.id,
         server: shared.config.name.clone(),

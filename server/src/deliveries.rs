@@ -340,7 +340,7 @@ mod tests {
     fn outbox() -> Outbox {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        Outbox::new(1, Arc::new(stream), 1 << 20)
+        Outbox::new(1, Arc::new(stream), 1 << 20, crate::writer::QueueBudget::new(usize::MAX))
     }
 
     #[test]

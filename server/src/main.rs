@@ -71,6 +71,12 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     queue_bytes: u64,
 
+    /// Bytes of messages and receipts allowed to wait for all slow clients
+    /// together, so that many of them at once cannot exhaust memory; beyond
+    /// that, senders get `queue_full`.
+    #[arg(long, value_name = "BYTES", default_value_t = tnlm_server::config::DEFAULT_QUEUE_TOTAL as u64, value_parser = clap::value_parser!(u64).range(1024..))]
+    queue_total: u64,
+
     /// Wait SECS seconds after listening before accepting the first client, as if
     /// stopped at a breakpoint between listen() and accept(): clients that connect
     /// meanwhile finish the TCP handshake and wait in the listen queue; their hello
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
         max_payload: cli.max_frame,
         max_clients: cli.max_clients as usize,
         queue_bytes: usize::try_from(cli.queue_bytes).unwrap_or(usize::MAX),
+        queue_total: usize::try_from(cli.queue_total).unwrap_or(usize::MAX),
         heartbeat: cli.heartbeat.0,
         ack_timeout: cli.ack_timeout.0.unwrap_or(defaults.ack_timeout),
         frame_timeout: cli.frame_timeout.0.unwrap_or(defaults.frame_timeout),

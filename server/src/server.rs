@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::connection;
 use crate::deliveries::Deliveries;
 use crate::registry::Registry;
+use crate::writer::QueueBudget;
 
 /// Stack size of each connection thread (reader and writer). They need
 /// little: an 8 KiB read buffer and shallow calls. The default 2 MiB would
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) deliveries: Deliveries,
+    /// What all clients' queues together may hold (`--queue-total`).
+    pub(crate) queue_budget: Arc<QueueBudget>,
     stopping: AtomicBool,
     /// An address that reaches the listener, to wake a blocking `accept`.
     wake_addr: SocketAddr,
@@ -84,6 +87,7 @@ impl Server {
         let shared = Arc::new(Shared {
             deliveries: Deliveries::new(config.ack_timeout),
             registry: Registry::new(config.max_clients),
+            queue_budget: QueueBudget::new(config.queue_total),
             config,
             stopping: AtomicBool::new(false),
             wake_addr: tnlm_core::net::reachable(local_addr),

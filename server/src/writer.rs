@@ -39,7 +39,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -51,6 +51,45 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// How long [`Outbox::close`] waits for queued frames when the socket has
 /// no write timeout.
 const DEFAULT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The bytes waiting in every client's queue together, and their limit
+/// (`--queue-total`): one slow reader is bounded by `--queue-bytes`, and this
+/// bounds thousands of them at once. Shared by every [`Outbox`].
+#[derive(Debug)]
+pub struct QueueBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl QueueBudget {
+    /// A budget of `limit` bytes for all queues together.
+    pub fn new(limit: usize) -> Arc<QueueBudget> {
+        Arc::new(QueueBudget { used: AtomicUsize::new(0), limit })
+    }
+
+    /// Bytes queued in all outboxes now.
+    #[cfg(test)]
+    fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `n` bytes if they fit under the limit.
+    fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| used.checked_add(n).filter(|&u| u <= self.limit))
+            .is_ok()
+    }
+
+    /// Takes `n` bytes whatever the limit (a frame put back, or a client's last frame).
+    fn take(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Gives back `n` bytes that left a queue.
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +116,8 @@ struct Inner {
     idle: Condvar,
     /// The most bytes [`Outbox::try_push`] lets wait in the queue.
     max_bytes: usize,
+    /// What every queue together may hold.
+    budget: Arc<QueueBudget>,
     /// `--write-timeout`: how long output may stay owed before the client is
     /// cut off as a slow consumer.
     write_timeout: Duration,
@@ -122,10 +163,11 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     /// The outbox of client `id`, writing to `stream`; at most `max_bytes`
-    /// of frames from other clients may wait in it. It starts paused: frames
+    /// of frames from other clients may wait in it, and no more than
+    /// `budget` allows in all queues together. It starts paused: frames
     /// from other threads wait until [`resume`](Self::resume), so the
     /// connection thread can write its hello first.
-    pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize) -> Outbox {
+    pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize, budget: Arc<QueueBudget>) -> Outbox {
         let write_timeout = stream.write_timeout().ok().flatten().unwrap_or(DEFAULT_PATIENCE);
         let inner = Inner {
             id,
@@ -134,6 +176,7 @@ impl Outbox {
             state: Mutex::new(State { paused: true, ..State::default() }),
             idle: Condvar::new(),
             max_bytes,
+            budget,
             write_timeout,
             send_wait_nanos: AtomicU64::new(nanos(write_timeout)),
             queue_written: AtomicU64::new(0),
@@ -166,7 +209,7 @@ impl Outbox {
                 drop(state);
                 return Ok(());
             }
-            let batch = take_batch(&mut state);
+            let batch = self.inner.take_batch(&mut state);
             drop(state);
             self.inner.write_queued_by(&batch, deadline)?;
         }
@@ -212,6 +255,7 @@ impl Outbox {
             return;
         }
         state.fin_after = true;
+        self.inner.budget.take(notice.len());
         state.append(notice);
         self.ensure_flusher(state);
     }
@@ -234,6 +278,7 @@ impl Outbox {
     /// flusher, so that [`close`](Self::close) bounds the wait for all of it.
     pub fn push_last(&self, bytes: Vec<u8>) {
         let mut state = self.inner.lock();
+        self.inner.budget.take(bytes.len());
         state.append(bytes);
         self.ensure_flusher(state);
     }
@@ -266,7 +311,7 @@ impl Outbox {
         if state.closed || (from_others && state.refusing_messages) {
             return Err(PushError::Gone);
         }
-        if state.bytes + bytes.len() > limit {
+        if state.bytes + bytes.len() > limit || !self.inner.budget.try_take(bytes.len()) {
             return Err(PushError::Full);
         }
         let end = state.append(bytes);
@@ -300,7 +345,7 @@ impl Outbox {
         };
         if state.torn.is_none() {
             while !state.queue.is_empty() {
-                let batch = take_batch(&mut state);
+                let batch = self.inner.take_batch(&mut state);
                 let sent = send_without_blocking(&self.inner.stream, &batch);
                 if let Some(sent) = sent {
                     self.inner.queue_written.fetch_add(sent as u64, Ordering::Release);
@@ -315,6 +360,7 @@ impl Outbox {
                     // here): put it back for the flusher.
                     _ => {
                         state.bytes += batch.len();
+                        self.inner.budget.take(batch.len());
                         state.queue.push_front(batch);
                         break;
                     }
@@ -360,6 +406,13 @@ impl Outbox {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// [`take_batch`], giving its bytes back to the budget.
+    fn take_batch(&self, state: &mut State) -> Vec<u8> {
+        let batch = take_batch(state);
+        self.budget.give_back(batch.len());
+        batch
     }
 
     /// The flusher's write: `bytes` (after a torn tail, if one is waiting),
@@ -442,7 +495,7 @@ impl Inner {
                     }
                     return;
                 }
-                (take_batch(&mut state), state.fin_after)
+                (self.take_batch(&mut state), state.fin_after)
             };
             if let Err(err) = self.write(&batch) {
                 self.fail(&err, fin);
@@ -464,9 +517,18 @@ impl Inner {
         state.closed = true;
         state.queue.clear();
         state.torn = None;
+        self.budget.give_back(state.bytes);
         state.bytes = 0;
         state.flushing = false;
         self.idle.notify_all();
+    }
+}
+
+impl Drop for Inner {
+    /// What is still queued when the last handle goes is given back.
+    fn drop(&mut self) {
+        let queued = self.lock().bytes;
+        self.budget.give_back(queued);
     }
 }
 
@@ -567,4 +629,33 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         tracing::error!("cannot encode {}: {err}", frame.summary());
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A paused outbox (frames only queue) over a real loopback connection.
+    fn paused_outbox(id: u32, budget: &Arc<QueueBudget>) -> Outbox {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        Outbox::new(id, Arc::new(stream), 1 << 20, Arc::clone(budget))
+    }
+
+    #[test]
+    fn all_queues_together_stay_within_the_budget() {
+        let budget = QueueBudget::new(10_000);
+        let (a, b) = (paused_outbox(1, &budget), paused_outbox(2, &budget));
+        assert_eq!(a.try_push(vec![0; 6_000]), Ok(6_000));
+        assert_eq!(b.try_push(vec![0; 6_000]), Err(PushError::Full), "b's own queue is empty, the budget is not");
+        assert_eq!(b.offer(vec![0; 6_000]), Err(PushError::Full), "receipts count too");
+        assert_eq!(b.try_push(vec![0; 4_000]), Ok(4_000));
+        assert_eq!(budget.used(), 10_000);
+        drop(a);
+        assert_eq!(budget.used(), 4_000, "a departed client's queue is given back");
+        assert_eq!(b.try_push(vec![0; 6_000]), Ok(10_000));
+    }
 }
