@@ -457,22 +457,24 @@ impl Inner {
             match (&*self.stream).write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(sent) => bytes = &bytes[sent..],
-                // The loop checks the deadline again.
-                Err(err) if is_timeout(&err) || err.kind() == io::ErrorKind::Interrupted => {}
+                // The loop checks the deadline again. (On Windows a timed-out
+                // send leaves the socket in an undefined state: it is final.)
+                Err(err) if is_timeout(&err) && cfg!(unix) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
         }
         Ok(())
     }
 
-    /// Makes a blocked `send` return after `left` at most. The socket's
-    /// timeout is changed only when it is longer than that, or more than
-    /// twice as short (a new run of owed output), so a client that reads
+    /// Makes a blocked `send` return after about `left` (within 1 ms). The
+    /// socket's timeout is changed only when it differs from that by more,
+    /// so a client that reads, whose writes each start a fresh deadline,
     /// costs no extra system call.
     fn limit_send_wait(&self, left: Duration) -> io::Result<()> {
         let now = self.send_wait_nanos.load(Ordering::Relaxed);
         let wanted = nanos(left);
-        if wanted < now || wanted / 2 > now {
+        if wanted.abs_diff(now) > 1_000_000 {
             self.stream.set_write_timeout(Some(left))?;
             self.send_wait_nanos.store(wanted, Ordering::Relaxed);
         }
