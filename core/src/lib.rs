@@ -28,5 +28,8 @@ pub mod sockopt;
 
 pub use decoder::Decoder;
 pub use error::{DecodeError, EncodeError, ErrorCode};
-pub use frame::{Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, DEFAULT_PORT, HEADER_LEN, MAGIC, VERSION};
+pub use frame::{
+    Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, DEFAULT_PORT, HEADER_LEN, MAGIC, MAX_NAME_LEN,
+    MIN_MAX_PAYLOAD, VERSION,
+};
 pub use message::Message;
