@@ -331,6 +331,21 @@ pub const FROM_CLIENT: &[(TypeCode, Class)] = &[
     (TypeCode::Ack, Class::Response),
 ];
 
+/// The (type, class) pairs a server may send: every response and indication
+/// of the Messages table (a `P` response answers a client's ping).
+pub const FROM_SERVER: &[(TypeCode, Class)] = &[
+    (TypeCode::Time, Class::Response),
+    (TypeCode::Name, Class::Response),
+    (TypeCode::List, Class::Response),
+    (TypeCode::Message, Class::Response),
+    (TypeCode::Message, Class::Indication),
+    (TypeCode::Hello, Class::Indication),
+    (TypeCode::Shutdown, Class::Indication),
+    (TypeCode::Error, Class::Response),
+    (TypeCode::Ping, Class::Indication),
+    (TypeCode::Ping, Class::Response),
+];
+
 /// Every (type, class) pair of the Messages table, in either direction.
 pub const ANY_DIRECTION: &[(TypeCode, Class)] = &catalog_pairs();
 
