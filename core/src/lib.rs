@@ -10,12 +10,15 @@
 //!   whole frames, with a hard payload limit and typed errors;
 //! - [`schema`]: a machine-readable description of every payload layout, used to
 //!   generate the dissector and the protocol tables;
+//! - [`c_header`]: the C header `examples/c-client/tnlm.h`, rendered from the same
+//!   description, for C programs;
 //! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
 //!   by both binaries, applied through socket2 with small per-platform modules;
 //! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
 //! - [`samples`]: sample frames of every message kind with edge values, shared by the
 //!   schema tests, the dissector tests and the fuzz seeds.
 
+pub mod c_header;
 pub mod codec;
 pub mod decoder;
 pub mod error;
