@@ -10,9 +10,15 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use common::{run, start_server, start_server_with, target, test_config};
+use common::{run, start_server_with, target, test_config};
 use serde_json::Value;
 use tnlm_core::{Decoder, Message};
+
+/// tnlm-server with a 1 s ack timeout, so `not_acknowledged` is answered
+/// within 1 s instead of 5.
+fn quick_server() -> tnlm_server::RunningServer {
+    start_server_with(tnlm_server::Config { ack_timeout: Duration::from_secs(1), ..test_config() })
+}
 
 /// The names of the cases with `"passed": passed`, and the summary's counts.
 fn cases(lines: &[Value], passed: bool) -> Vec<String> {
@@ -25,7 +31,7 @@ fn cases(lines: &[Value], passed: bool) -> Vec<String> {
 
 #[test]
 fn tnlm_server_passes_every_case() {
-    let server = start_server();
+    let server = quick_server();
     let finished = run(&["-c", &target(&server), "conform", "--json"]);
     finished.assert_code(0);
     let lines = finished.json();
@@ -43,7 +49,7 @@ fn tnlm_server_passes_every_case() {
 
 #[test]
 fn the_human_output_names_each_case_and_its_section() {
-    let server = start_server();
+    let server = quick_server();
     let finished = run(&["-c", &target(&server), "conform"]);
     finished.assert_code(0);
     let lines: Vec<&str> = finished.stdout.lines().collect();
@@ -67,7 +73,7 @@ fn a_server_with_a_long_ack_timeout_fails_not_acknowledged_only() {
 /// cases whose error must echo a request id fail.
 #[test]
 fn a_server_that_answers_errors_with_id_0_fails_those_cases() {
-    let server = start_server();
+    let server = quick_server();
     let proxy = proxy_zeroing_error_ids(server.local_addr());
     let finished = run(&["-c", &proxy.to_string(), "conform", "--json"]);
     finished.assert_code(1);
@@ -89,6 +95,9 @@ fn proxy_zeroing_error_ids(server: SocketAddr) -> SocketAddr {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
             let upstream = TcpStream::connect(server).unwrap();
+            // Without Nagle, as the checker itself: one frame per write must not wait 40 ms.
+            client.set_nodelay(true).unwrap();
+            upstream.set_nodelay(true).unwrap();
             relay_raw(client.try_clone().unwrap(), upstream.try_clone().unwrap());
             thread::spawn(move || relay_zeroing(upstream, client));
         }
