@@ -25,6 +25,10 @@ use crate::cli::{Cli, Target};
 use crate::error::ClientError;
 use crate::output::{Output, Record};
 
+/// The largest `max_payload` a hello may announce for the checker to go on:
+/// the cases build texts of about that size.
+const MAX_CHECKED_PAYLOAD: u32 = crate::connection::MAX_RESPONSE_PAYLOAD;
+
 /// What a case returns: `Err` says what the server did wrong.
 type Outcome = Result<(), String>;
 
@@ -99,6 +103,12 @@ impl Checker {
         let mut raw = self.open_silent()?;
         let frame = raw.next_frame()?;
         match frame.message {
+            Message::Hello(hello) if !(MIN_MAX_PAYLOAD..=MAX_CHECKED_PAYLOAD).contains(&hello.max_payload) => {
+                Err(format!(
+                    "the hello announces max_payload {}, outside {MIN_MAX_PAYLOAD}..={MAX_CHECKED_PAYLOAD}",
+                    hello.max_payload
+                ))
+            }
             Message::Hello(hello) => {
                 raw.decoder = Decoder::new(hello.max_payload).accepting(FROM_SERVER);
                 raw.hello = hello;

@@ -249,7 +249,10 @@ static int read_hello(struct conn *c, uint32_t *my_id) {
         return -1;
     }
     unsigned char *bigger = realloc(c->buf, TNLM_HEADER_LEN + (size_t)max_payload);
-    if (!bigger) return -1;
+    if (!bigger) {
+        fprintf(stderr, "error: no memory for frames of %lu bytes\n", (unsigned long)max_payload);
+        return -1;
+    }
     c->buf = bigger;
     c->max_payload = max_payload;
     return 0;

@@ -124,6 +124,10 @@ fn main() -> ExitCode {
         Some(ip) => format!("{ip}:{}", config.port),
         None => format!("port {}", config.port),
     };
+    if let Err(err) = config.check() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2); // a bad command line, as clap's own errors
+    }
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(err) => {
