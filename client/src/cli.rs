@@ -33,6 +33,7 @@ const EXAMPLES: &str = "Examples:
   tnlm-client --connect 127.0.0.1:4579 send 2 'Hello world!'
   tnlm-client --connect 127.0.0.1:4579 listen --count 1
   tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --requests 1000000
+  tnlm-client --connect 127.0.0.1:4579 conform     check the server against docs/PROTOCOL.md
 
 Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail.";
 
