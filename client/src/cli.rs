@@ -175,7 +175,15 @@ pub enum Command {
     /// the server's ack timeout (5 s by default), which must be below --timeout.
     ///
     /// Example: tnlm-client --connect 127.0.0.1:4579 conform
-    Conform,
+    Conform {
+        /// Also run the cases that wait for the server's timers: its heartbeat ping
+        /// (answered with a pong) and the frame timeout (a half-sent frame gets a
+        /// `timeout` error). Start the server with --heartbeat and --frame-timeout
+        /// below --timeout, and its --ack-timeout below 3 heartbeats (a silent target is
+        /// dropped after 3), e.g. tnlm-server --heartbeat 2 --frame-timeout 1 --ack-timeout 1.
+        #[arg(long)]
+        timers: bool,
+    },
 }
 
 impl Cli {
@@ -228,7 +236,7 @@ impl Command {
             Command::Send { .. } => "send",
             Command::Listen { .. } => "listen",
             Command::Bench(_) => "bench",
-            Command::Conform => "conform",
+            Command::Conform { .. } => "conform",
         }
     }
 }

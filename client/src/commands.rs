@@ -29,7 +29,7 @@ struct Session {
 pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientError> {
     match command {
         Command::Bench(args) => return crate::bench::run(cli, target, args), // opens connections of its own
-        Command::Conform => return crate::conform::run(cli, target),         // likewise
+        Command::Conform { timers } => return crate::conform::run(cli, target, *timers), // likewise
         _ => {}
     }
     let settings = cli.settings();
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
         Command::List => session.list(),
         Command::Send { id, text } => session.send(*id, text),
         Command::Listen { count } => session.listen(*count, cli.timeout),
-        Command::Bench(_) | Command::Conform => Ok(()), // handled above
+        Command::Bench(_) | Command::Conform { .. } => Ok(()), // handled above
     };
     session.connection.close();
     result

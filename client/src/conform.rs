@@ -39,6 +39,12 @@ struct Case {
     run: fn(&Checker) -> Outcome,
 }
 
+/// The cases that wait for the server's timers (`conform --timers`).
+const TIMER_CASES: &[Case] = &[
+    Case { name: "server ping answered", section: "Heartbeat and timers", run: server_ping },
+    Case { name: "timeout (frame timeout)", section: "Heartbeat and timers", run: frame_timeout },
+];
+
 /// Every case, in the order they run.
 const CASES: &[Case] = &[
     Case { name: "hello", section: "Hello", run: hello },
@@ -69,13 +75,15 @@ const CASES: &[Case] = &[
     Case { name: "truncated", section: "Checking a frame, and errors", run: truncated },
 ];
 
-/// Runs every case against `target`, prints one line per case and the
-/// summary; fails (exit code 1) if any case failed.
-pub fn run(cli: &Cli, target: &Target) -> Result<(), ClientError> {
+/// Runs every case (with `timers`, also [`TIMER_CASES`]) against `target`,
+/// prints one line per case and the summary; fails (exit code 1) if any
+/// case failed.
+pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> {
     let checker = Checker { target: target.to_string(), timeout: cli.timeout() };
     let output = Output { json: cli.json };
+    let cases: Vec<&Case> = CASES.iter().chain(TIMER_CASES.iter().filter(|_| timers)).collect();
     let mut failed = 0;
-    for case in CASES {
+    for case in &cases {
         let result = (case.run)(&checker);
         failed += usize::from(result.is_err());
         let (passed, detail) = match result {
@@ -84,10 +92,10 @@ pub fn run(cli: &Cli, target: &Target) -> Result<(), ClientError> {
         };
         output.print(&Record::Conform { case: case.name, section: case.section, passed, detail });
     }
-    output.print(&Record::ConformSummary { passed: CASES.len() - failed, failed });
+    output.print(&Record::ConformSummary { passed: cases.len() - failed, failed });
     match failed {
         0 => Ok(()),
-        _ => Err(ClientError::Failed(format!("{failed} of {} conformance cases failed", CASES.len()))),
+        _ => Err(ClientError::Failed(format!("{failed} of {} conformance cases failed", cases.len()))),
     }
 }
 
@@ -128,7 +136,7 @@ impl Checker {
         // Until the hello names the limit, accept the largest frame a v1 server may send.
         let decoder = Decoder::new(u32::MAX >> 8).accepting(FROM_SERVER);
         let hello = Hello { client_id: 0, server: String::new(), version: 0, max_payload: 0 };
-        Ok(Raw { stream, decoder, hello, next_id: 1 })
+        Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true })
     }
 }
 
@@ -145,6 +153,8 @@ struct Raw {
     decoder: Decoder,
     hello: Hello,
     next_id: u32,
+    /// Answer the server's pings in [`next`](Self::next) (and never show them).
+    answer_pings: bool,
 }
 
 impl Raw {
@@ -166,7 +176,7 @@ impl Raw {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(Frame { request_id, message: Message::ServerPing(_) })) => {
+                Ok(Some(Frame { request_id, message: Message::ServerPing(_) })) if self.answer_pings => {
                     self.write(&encode(Frame::new(request_id, Pong)))?;
                     continue;
                 }
@@ -551,6 +561,38 @@ fn coalesced(checker: &Checker) -> Outcome {
         seen[id] = true;
     }
     Ok(())
+}
+
+// ---- Timers (`--timers`) -------------------------------------------------
+
+/// A silent client is pinged (non-zero id) and stays served once it answers.
+fn server_ping(checker: &Checker) -> Outcome {
+    let mut client = checker.open()?;
+    client.answer_pings = false;
+    let frame = client.next_frame()?;
+    let Frame { request_id, message: Message::ServerPing(_) } = frame else {
+        return Err(format!("expected the server's ping, got {}", summary(&frame)));
+    };
+    ensure(request_id != 0, || "a ping with id 0".into())?;
+    client.write(&encode(Frame::new(request_id, Pong)))?;
+    client.answer_pings = true;
+    client.still_served()
+}
+
+/// Half a frame, then silence: an `E` frame `timeout` (id 0), then the close.
+/// Pings are not answered: a pong would land inside the half-sent frame.
+fn frame_timeout(checker: &Checker) -> Outcome {
+    let mut client = checker.open()?;
+    client.answer_pings = false;
+    client.write(&encode(Frame::new(47, TimeRequest))[..7])?;
+    loop {
+        let frame = client.next_frame()?;
+        match &frame.message {
+            Message::ServerPing(_) => continue,
+            Message::Error(body) if body.code == ErrorCode::Timeout && frame.request_id == 0 => return client.closed(),
+            _ => return Err(format!("expected error timeout with id 0, got {}", summary(&frame))),
+        }
+    }
 }
 
 // ---- Errors --------------------------------------------------------------

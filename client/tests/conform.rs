@@ -29,17 +29,23 @@ fn cases(lines: &[Value], passed: bool) -> Vec<String> {
         .collect()
 }
 
+/// With short timers, the `--timers` cases too (as ci/conform.sh runs it).
 #[test]
 fn tnlm_server_passes_every_case() {
-    let server = quick_server();
-    let finished = run(&["-c", &target(&server), "conform", "--json"]);
+    let server = start_server_with(tnlm_server::Config {
+        heartbeat: Some(Duration::from_secs(2)),
+        frame_timeout: Duration::from_secs(1),
+        ack_timeout: Duration::from_secs(1),
+        ..test_config()
+    });
+    let finished = run(&["-c", &target(&server), "conform", "--timers", "--json"]);
     finished.assert_code(0);
     let lines = finished.json();
     assert_eq!(cases(&lines, false), Vec::<String>::new());
     let passed = cases(&lines, true);
-    assert!(passed.len() >= 25, "{passed:?}");
-    for case in ["hello", "list of several clients", "queue_full", "not_acknowledged", "coalesced frames", "truncated"]
-    {
+    assert!(passed.len() >= 28, "{passed:?}");
+    let expected = ["hello", "list of several clients", "queue_full", "not_acknowledged", "coalesced frames"];
+    for case in expected.into_iter().chain(["truncated", "server ping answered", "timeout (frame timeout)"]) {
         assert!(passed.iter().any(|c| c == case), "{case} missing from {passed:?}");
     }
     let summary = finished.json_of("conform_summary");
