@@ -177,6 +177,7 @@ local EXPERT = {
   oversize = ProtoExpert.new("tnlm.expert.oversize", "Payload length exceeds the maximum payload", expert.group.MALFORMED, expert.severity.ERROR),
   malformed = ProtoExpert.new("tnlm.expert.malformed_payload", "Payload does not decode", expert.group.MALFORMED, expert.severity.ERROR),
   unknown_type = ProtoExpert.new("tnlm.expert.unknown_type", "Unknown type code or class", expert.group.PROTOCOL, expert.severity.WARN),
+  unexpected = ProtoExpert.new("tnlm.expert.unexpected_frame", "Known type and class that name no message", expert.group.PROTOCOL, expert.severity.WARN),
   reserved = ProtoExpert.new("tnlm.expert.invalid_header", "Reserved header byte is not zero", expert.group.PROTOCOL, expert.severity.WARN),
   error_frame = ProtoExpert.new("tnlm.expert.error_frame", "Error frame", expert.group.RESPONSE_CODE, expert.severity.NOTE),
   undelivered = ProtoExpert.new("tnlm.expert.undelivered", "Message not delivered", expert.group.RESPONSE_CODE, expert.severity.NOTE),
@@ -187,6 +188,7 @@ tnlm.experts = {
   EXPERT.oversize,
   EXPERT.malformed,
   EXPERT.unknown_type,
+  EXPERT.unexpected,
   EXPERT.reserved,
   EXPERT.error_frame,
   EXPERT.undelivered,
@@ -588,14 +590,25 @@ local function dissect_frame(tvb, pinfo, root)
   end
   local message = MESSAGES[t] and MESSAGES[t][c]
   if message == nil then
+    -- Both bytes known but no such message (a T indication): unexpected_frame;
+    -- a letter or class that version 1 does not define: unknown_type.
+    local known = TYPE_NAMES[t] ~= nil and CLASS_NAMES[c] ~= nil
     local item = items.type
     if TYPE_NAMES[t] ~= nil then
       item = items.class
     end
-    item:add_proto_expert_info(EXPERT.unknown_type,
-      "Unknown type " .. type_letter(t) .. " with class " .. c)
+    if known then
+      item:add_proto_expert_info(EXPERT.unexpected,
+        "No " .. type_letter(t) .. " message has class " .. c)
+    else
+      item:add_proto_expert_info(EXPERT.unknown_type,
+        "Unknown type " .. type_letter(t) .. " with class " .. c)
+    end
     if length > 0 then
       root:add(F.data, tvb(HLEN, length))
+    end
+    if known then
+      return prefix .. " [unexpected]"
     end
     return prefix .. " [unknown type]"
   end

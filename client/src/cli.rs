@@ -33,6 +33,7 @@ const EXAMPLES: &str = "Examples:
   tnlm-client --connect 127.0.0.1:4579 send 2 'Hello world!'
   tnlm-client --connect 127.0.0.1:4579 listen --count 1
   tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --requests 1000000
+  tnlm-client --connect 127.0.0.1:4579 conform     check the server against docs/PROTOCOL.md
 
 Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail.";
 
@@ -159,6 +160,30 @@ pub enum Command {
     ///
     /// Example: tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --duration 10
     Bench(crate::bench::BenchArgs),
+
+    /// Conformance checker: run the cases of docs/PROTOCOL.md against the server and
+    /// report which it passes.
+    ///
+    /// It opens connections of its own and sends exactly the bytes each case needs,
+    /// good and bad: hello, every request, a list seen by several of its own clients,
+    /// messages with every delivery status it can provoke, every error code it can
+    /// provoke and what becomes of the connection after it, split and coalesced
+    /// frames, answers to pings, and the limits announced in the hello. One line per
+    /// case names the PROTOCOL.md section it checks, then "N passed, M failed"; with
+    /// --json one {"type":"conform",...} object per case and a
+    /// {"type":"conform_summary",...}. Exit code 1 if any case failed. Takes about
+    /// the server's ack timeout (5 s by default), which must be below --timeout.
+    ///
+    /// Example: tnlm-client --connect 127.0.0.1:4579 conform
+    Conform {
+        /// Also run the cases that wait for the server's timers: its heartbeat ping
+        /// (answered with a pong) and the frame timeout (a half-sent frame gets a
+        /// `timeout` error). Start the server with --heartbeat and --frame-timeout
+        /// below --timeout, and its --ack-timeout below 3 heartbeats (a silent target is
+        /// dropped after 3), e.g. tnlm-server --heartbeat 2 --frame-timeout 1 --ack-timeout 1.
+        #[arg(long)]
+        timers: bool,
+    },
 }
 
 impl Cli {
@@ -211,6 +236,7 @@ impl Command {
             Command::Send { .. } => "send",
             Command::Listen { .. } => "listen",
             Command::Bench(_) => "bench",
+            Command::Conform { .. } => "conform",
         }
     }
 }

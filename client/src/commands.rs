@@ -27,8 +27,10 @@ struct Session {
 
 /// Connects to `target` and runs `command`.
 pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientError> {
-    if let Command::Bench(args) = command {
-        return crate::bench::run(cli, target, args); // opens connections of its own
+    match command {
+        Command::Bench(args) => return crate::bench::run(cli, target, args), // opens connections of its own
+        Command::Conform { timers } => return crate::conform::run(cli, target, *timers), // likewise
+        _ => {}
     }
     let settings = cli.settings();
     let (connection, inbox) = Connection::open(&target.to_string(), &settings)?;
@@ -40,7 +42,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
         Command::List => session.list(),
         Command::Send { id, text } => session.send(*id, text),
         Command::Listen { count } => session.listen(*count, cli.timeout),
-        Command::Bench(_) => Ok(()), // handled above
+        Command::Bench(_) | Command::Conform { .. } => Ok(()), // handled above
     };
     session.connection.close();
     result

@@ -34,7 +34,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -187,7 +187,29 @@ pub struct Connection {
     hello: Hello,
     peer: SocketAddr,
     local: SocketAddr,
-    next_id: u32,
+    /// Request ids, shared with the receiver thread's heartbeat pings.
+    ids: Arc<RequestIds>,
+}
+
+/// The request ids of one connection: 1, 2, 3, …, skipping 0 when they wrap.
+/// Requests and the receiver's own heartbeat pings draw from the same
+/// counter, so every request a client sends has a distinct, non-zero id.
+#[derive(Debug)]
+struct RequestIds(AtomicU32);
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds(AtomicU32::new(1))
+    }
+
+    fn next(&self) -> u32 {
+        loop {
+            let id = self.0.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
 }
 
 impl Connection {
@@ -230,13 +252,14 @@ impl Connection {
         let peer = stream.peer_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let local = stream.local_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let closing = Arc::new(AtomicBool::new(false));
+        let ids = Arc::new(RequestIds::new());
         let writer =
             Arc::new(WriteHalf { stream: stream.try_clone().map_err(connect_error)?, lock: Default::default() });
         let receiver = ReceiverThread {
             stream: stream.try_clone().map_err(connect_error)?,
             writer: Arc::clone(&writer),
             closing: Arc::clone(&closing),
-            heartbeat: settings.heartbeat,
+            heartbeat: settings.heartbeat.map(|interval| Heartbeat::new(interval, Arc::clone(&ids))),
             sink,
             queued,
             dropped: 0,
@@ -252,7 +275,7 @@ impl Connection {
             hello: placeholder_hello(),
             peer,
             local,
-            next_id: 1,
+            ids,
         };
         match await_hello(source, deadline) {
             Ok(hello) => {
@@ -333,9 +356,7 @@ impl Connection {
     }
 
     fn next_request_id(&mut self) -> u32 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
+        self.ids.next()
     }
 }
 
@@ -437,7 +458,7 @@ struct ReceiverThread {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
     closing: Arc<AtomicBool>,
-    heartbeat: Option<Duration>,
+    heartbeat: Option<Heartbeat>,
     sink: Sink,
     /// Bytes of forwarded messages queued and not yet taken.
     queued: QueuedMessages,
@@ -455,7 +476,7 @@ enum Stop {
 
 impl ReceiverThread {
     fn spawn(self) -> io::Result<JoinHandle<()>> {
-        if let Some(interval) = self.heartbeat {
+        if let Some(interval) = self.heartbeat.as_ref().map(|h| h.interval) {
             // Wake up regularly while the server is silent, to ping it.
             self.stream.set_read_timeout(Some((interval / 4).max(Duration::from_millis(50))))?;
         }
@@ -473,12 +494,11 @@ impl ReceiverThread {
     fn read_until_stop(&mut self) -> Stop {
         let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
         let mut buffer = vec![0u8; READ_BUFFER];
-        let mut heartbeat = self.heartbeat.map(Heartbeat::new);
         loop {
             match self.stream.read(&mut buffer) {
                 Ok(0) => return Stop::Closed(end_of_stream(&decoder, &self.closing)),
                 Ok(n) => {
-                    if let Some(heartbeat) = &mut heartbeat {
+                    if let Some(heartbeat) = &mut self.heartbeat {
                         heartbeat.heard();
                     }
                     decoder.feed(&buffer[..n]);
@@ -491,7 +511,7 @@ impl ReceiverThread {
                 Err(_) if self.closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
                 Err(err) => return Stop::Closed(CloseReason::Io(err)),
             }
-            if let Some(heartbeat) = &mut heartbeat {
+            if let Some(heartbeat) = &mut self.heartbeat {
                 if let Err(silent) = heartbeat.check(&self.writer) {
                     let _ = self.stream.shutdown(Shutdown::Both);
                     return Stop::Closed(CloseReason::HeartbeatTimeout(silent));
@@ -529,7 +549,9 @@ impl ReceiverThread {
     fn auto_reply(&mut self, frame: &Frame) -> Handled {
         let reply = match &frame.message {
             Message::ServerPing(_) => Frame::new(frame.request_id, Pong),
-            Message::Pong(_) if frame.request_id == 0 => return Handled::Consumed, // our heartbeat
+            Message::Pong(_) if self.heartbeat.as_mut().is_some_and(|h| h.answered(frame.request_id)) => {
+                return Handled::Consumed; // the answer to our own heartbeat ping
+            }
             Message::Forwarded(message) if !self.admit(message) => return Handled::Consumed,
             Message::Forwarded(_) => Frame::new(frame.request_id, Ack),
             _ => return Handled::PassOn,
@@ -586,12 +608,23 @@ struct Heartbeat {
     interval: Duration,
     last_heard: Instant,
     last_ping: Instant,
+    /// Where ping ids come from (the connection's request ids).
+    ids: Arc<RequestIds>,
+    /// Ids of our pings not yet answered, the latest [`HEARTBEAT_MISSES`].
+    unanswered: Vec<u32>,
 }
 
 impl Heartbeat {
-    fn new(interval: Duration) -> Heartbeat {
+    fn new(interval: Duration, ids: Arc<RequestIds>) -> Heartbeat {
         let now = Instant::now();
-        Heartbeat { interval, last_heard: now, last_ping: now }
+        Heartbeat { interval, last_heard: now, last_ping: now, ids, unanswered: Vec::new() }
+    }
+
+    /// True (and forgotten) if `id` is one of our unanswered pings.
+    fn answered(&mut self, id: u32) -> bool {
+        let before = self.unanswered.len();
+        self.unanswered.retain(|&ping| ping != id);
+        self.unanswered.len() != before
     }
 
     fn heard(&mut self) {
@@ -607,7 +640,12 @@ impl Heartbeat {
         }
         if silent >= self.interval && now - self.last_ping >= self.interval {
             self.last_ping = now;
-            let _ = writer.write_frame(&Frame::new(0, PingRequest));
+            let id = self.ids.next();
+            if self.unanswered.len() == HEARTBEAT_MISSES as usize {
+                self.unanswered.remove(0);
+            }
+            self.unanswered.push(id);
+            let _ = writer.write_frame(&Frame::new(id, PingRequest));
         }
         Ok(())
     }

@@ -12,6 +12,8 @@
 //!   `listen`), each a short function over a connection.
 //! - [`bench`](mod@bench): the load generator (`bench`): event-loop threads over many
 //!   connections, pipelined batches, HdrHistogram latencies.
+//! - [`conform`]: the conformance checker (`conform`): the cases of
+//!   docs/PROTOCOL.md run against any server over raw sockets.
 //! - [`menu`]: the seed's interactive 7-item menu. Stdin is read by its own
 //!   thread into the same channel as network events, so messages from other
 //!   clients are printed the moment they arrive.
@@ -21,6 +23,7 @@
 pub mod bench;
 pub mod cli;
 pub mod commands;
+pub mod conform;
 pub mod connection;
 pub mod console;
 pub mod error;

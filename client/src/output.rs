@@ -85,6 +85,24 @@ pub enum Record {
         /// The server's explanation.
         text: String,
     },
+    /// One case of `conform`.
+    Conform {
+        /// The case's name, e.g. `oversize`.
+        case: &'static str,
+        /// The section of docs/PROTOCOL.md it checks.
+        section: &'static str,
+        /// Whether the server passed it.
+        passed: bool,
+        /// Why it failed (empty when it passed).
+        detail: String,
+    },
+    /// The summary of `conform`.
+    ConformSummary {
+        /// Cases passed.
+        passed: usize,
+        /// Cases failed.
+        failed: usize,
+    },
     /// The summary of `time --repeat`.
     Repeat {
         /// Requests written.
@@ -211,6 +229,11 @@ impl Record {
             }
             Record::Shutdown { reason } => format!("[the server is shutting down: {}]", printable(reason)),
             Record::Error { code, name, text } => format!("server error {code} ({name}): {}", printable(text)),
+            Record::Conform { case, section, passed: true, .. } => format!("ok    {case:<28} PROTOCOL.md: {section}"),
+            Record::Conform { case, section, passed: false, detail } => {
+                format!("FAIL  {case:<28} PROTOCOL.md: {section}: {}", printable(detail))
+            }
+            Record::ConformSummary { passed, failed } => format!("{passed} passed, {failed} failed"),
             Record::Repeat { sent, received, matched, elapsed_ms } => {
                 format!("received {received}/{sent} responses ({matched} matched) in {elapsed_ms:.1} ms")
             }

@@ -144,3 +144,43 @@ fn messages_nobody_takes_are_bounded_and_refused_unacknowledged() {
     assert_eq!(send_numbered(&mut sender, &mut sender_inbox, to, delivered + 2), DeliveryStatus::Delivered);
     assert_eq!(take_numbered(&mut target_inbox), delivered + 2);
 }
+
+/// The client's own heartbeat pings draw from its request ids: non-zero and
+/// never the id of another request (PROTOCOL.md, "Heartbeat").
+#[test]
+fn heartbeat_pings_use_fresh_nonzero_request_ids() {
+    use std::io::Write;
+    use tnlm_core::message::{Hello, Pong};
+    use tnlm_core::{Decoder, Frame};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let settings =
+        Settings { heartbeat: Some(Duration::from_millis(50)), ..Settings::new(&SocketOptions::default(), TIMEOUT) };
+    let fake = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let hello = Hello { client_id: 1, server: "fake".into(), version: 1, max_payload: 65536 };
+        stream.write_all(&Frame::indication(hello).to_bytes().unwrap()).unwrap();
+        let mut decoder = Decoder::default();
+        let mut ids = Vec::new();
+        let mut buffer = [0u8; 256];
+        while ids.len() < 3 {
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                assert!(matches!(frame.message, Message::PingRequest(_)), "{frame:?}");
+                stream.write_all(&Frame::new(frame.request_id, Pong).to_bytes().unwrap()).unwrap();
+                ids.push(frame.request_id);
+            }
+            let n = std::io::Read::read(&mut stream, &mut buffer).unwrap();
+            assert_ne!(n, 0, "the client closed");
+            decoder.feed(&buffer[..n]);
+        }
+        ids
+    });
+    let (mut connection, _inbox) = Connection::open(&addr, &settings).unwrap();
+    let pings = fake.join().unwrap();
+    let request = connection.send(TimeRequest).unwrap();
+    assert!(pings.iter().all(|&id| id != 0 && id != request), "pings {pings:?}, request {request}");
+    let mut sorted = pings.clone();
+    sorted.dedup();
+    assert_eq!(sorted, pings, "ping ids repeat");
+}

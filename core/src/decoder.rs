@@ -2,13 +2,16 @@
 //!
 //! Feed it bytes exactly as they come off the socket — one at a time, a
 //! partial header, ten frames at once — and take whole frames out. It checks
-//! the header first (magic, version, reserved byte, length against the limit)
-//! and only then waits for and parses the payload, so a hostile length field
-//! can never make it allocate more than the payload limit.
+//! the header first (magic, version, length against the limit: the fatal
+//! checks) and only then waits for the payload, so a hostile length field can
+//! never make it allocate more than the payload limit. Once the whole frame
+//! is there it checks, in this order, the reserved byte, the type and class,
+//! whether this receiver accepts that pair (see [`Decoder::accepting`]), and
+//! the payload; the first that fails is the error, and the frame is skipped.
 
 use crate::error::DecodeError;
 use crate::frame::{Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, VERSION};
-use crate::message::Message;
+use crate::message::{self, Message};
 
 /// Turns a byte stream into frames. See the [module docs](self).
 #[derive(Debug)]
@@ -17,6 +20,8 @@ pub struct Decoder {
     start: usize,
     max_payload: u32,
     failed: Option<DecodeError>,
+    /// The (type, class) pairs this receiver takes from its peer.
+    accepts: &'static [(TypeCode, Class)],
 }
 
 impl Default for Decoder {
@@ -27,8 +32,17 @@ impl Default for Decoder {
 
 impl Decoder {
     /// A decoder that rejects payloads longer than `max_payload` bytes.
+    /// It accepts every message of the Messages table; see [`accepting`](Self::accepting).
     pub fn new(max_payload: u32) -> Decoder {
-        Decoder { buf: Vec::new(), start: 0, max_payload, failed: None }
+        Decoder { buf: Vec::new(), start: 0, max_payload, failed: None, accepts: message::ANY_DIRECTION }
+    }
+
+    /// The same decoder, accepting only the (type, class) pairs in `accepts`
+    /// (e.g. [`message::FROM_CLIENT`] in a server): any other pair of known
+    /// type and class is skipped as [`DecodeError::UnexpectedFrame`] before
+    /// its payload is decoded.
+    pub fn accepting(self, accepts: &'static [(TypeCode, Class)]) -> Decoder {
+        Decoder { accepts, ..self }
     }
 
     /// The payload limit.
@@ -79,10 +93,15 @@ impl Decoder {
     }
 
     /// Call at end of stream: an error if part of a frame is still buffered.
+    /// It names the cut frame's request id when its whole header had arrived.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        match self.buffered() {
+        let available = &self.buf[self.start..];
+        match available.len() {
             0 => Ok(()),
-            buffered => Err(DecodeError::Truncated { buffered }),
+            buffered => {
+                let request_id = available.first_chunk::<HEADER_LEN>().map_or(0, |h| Header::read(h).request_id);
+                Err(DecodeError::Truncated { buffered, request_id })
+            }
         }
     }
 
@@ -100,7 +119,7 @@ impl Decoder {
         }
         let payload = &available[HEADER_LEN..total];
         self.start += total;
-        parse_payload(&header, payload).map(Some)
+        parse_payload(&header, payload, self.accepts).map(Some)
     }
 }
 
@@ -119,21 +138,26 @@ fn check_header(header: &Header, max_payload: u32) -> Result<(), DecodeError> {
         return Err(DecodeError::UnsupportedVersion(header.version));
     }
     if header.length > max_payload {
-        return Err(DecodeError::Oversize { length: header.length, max: max_payload });
+        return Err(DecodeError::Oversize { length: header.length, max: max_payload, request_id: header.request_id });
     }
     Ok(())
 }
 
-/// Interprets a complete frame whose header passed [`check_header`].
-fn parse_payload(header: &Header, payload: &[u8]) -> Result<Frame, DecodeError> {
+/// Interprets a complete frame whose header passed [`check_header`]:
+/// reserved byte, type and class, direction, payload, in that order.
+fn parse_payload(header: &Header, payload: &[u8], accepts: &[(TypeCode, Class)]) -> Result<Frame, DecodeError> {
+    let request_id = header.request_id;
     if header.reserved != 0 {
-        return Err(DecodeError::InvalidHeader(header.reserved));
+        return Err(DecodeError::InvalidHeader { reserved: header.reserved, request_id });
     }
-    let unknown =
-        || DecodeError::UnknownType { type_code: header.type_code, class: header.class, request_id: header.request_id };
+    let unknown = || DecodeError::UnknownType { type_code: header.type_code, class: header.class, request_id };
     let type_code = TypeCode::from_byte(header.type_code).ok_or_else(unknown)?;
     let class = Class::from_byte(header.class).ok_or_else(unknown)?;
-    let decoded = Message::decode_payload(type_code, class, payload).ok_or_else(unknown)?;
+    let unexpected = || DecodeError::UnexpectedFrame { type_code, class, request_id };
+    if !accepts.contains(&(type_code, class)) {
+        return Err(unexpected());
+    }
+    let decoded = Message::decode_payload(type_code, class, payload).ok_or_else(unexpected)?;
     let message = decoded.map_err(|err| DecodeError::MalformedPayload {
         what: crate::schema::lookup(type_code, class).map_or("?", |m| m.payload),
         detail: err.to_string(),
@@ -200,7 +224,8 @@ mod tests {
         bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut decoder = Decoder::new(1024);
         decoder.feed(&bytes);
-        assert_eq!(decoder.next_frame().unwrap_err(), DecodeError::Oversize { length: u32::MAX, max: 1024 });
+        let err = DecodeError::Oversize { length: u32::MAX, max: 1024, request_id: 1 };
+        assert_eq!(decoder.next_frame().unwrap_err(), err);
     }
 
     #[test]
@@ -232,6 +257,60 @@ mod tests {
         let mut decoder = Decoder::default();
         decoder.feed(&bytes[..10]);
         assert_eq!(decoder.next_frame().unwrap(), None);
-        assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: 10 }));
+        assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: 10, request_id: 0 }));
+        decoder.feed(&bytes[10..]);
+        let cut = encode(&[Frame::new(4, NameRequest)]);
+        decoder.feed(&cut[..HEADER_LEN - 1]);
+        assert_eq!(decoder.next_frame().unwrap(), Some(Frame::new(1, TimeRequest)));
+        assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: HEADER_LEN - 1, request_id: 0 }));
+        decoder.feed(&cut[HEADER_LEN - 1..]);
+        let longer = encode(&[Frame::new(6, SendRequest { to: 1, text: "hi".into() })]);
+        decoder.feed(&longer[..HEADER_LEN + 1]);
+        assert_eq!(decoder.next_frame().unwrap(), Some(Frame::new(4, NameRequest)));
+        assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: HEADER_LEN + 1, request_id: 6 }));
+    }
+
+    #[test]
+    fn an_unknown_value_inside_a_payload_is_malformed() {
+        let receipt = Delivery { to: 1, status: DeliveryStatus::Delivered, reason: String::new() };
+        let mut bytes = encode(&[Frame::new(4, receipt)]);
+        bytes[HEADER_LEN + 4] = 6; // status 6 does not exist in version 1
+        let mut decoder = Decoder::default();
+        decoder.feed(&bytes);
+        let err = decoder.next_frame().unwrap_err();
+        assert_eq!((err.code(), err.request_id()), (crate::ErrorCode::MalformedPayload, 4));
+    }
+
+    #[test]
+    fn errors_after_a_whole_header_echo_its_request_id() {
+        let mut bytes = encode(&[Frame::new(11, TimeRequest)]);
+        bytes[crate::frame::offset::RESERVED] = 3;
+        let mut decoder = Decoder::default();
+        decoder.feed(&bytes);
+        assert_eq!(decoder.next_frame().unwrap_err(), DecodeError::InvalidHeader { reserved: 3, request_id: 11 });
+    }
+
+    #[test]
+    fn the_direction_is_checked_before_the_payload() {
+        let server = || Decoder::default().accepting(message::FROM_CLIENT);
+        // A T response with a payload that would not even decode.
+        let mut bytes = encode(&[Frame::new(3, TimeRequest)]);
+        bytes[crate::frame::offset::CLASS] = Class::Response as u8;
+        bytes[crate::frame::offset::LENGTH] = 1;
+        bytes.push(0xFF);
+        let mut decoder = server();
+        decoder.feed(&bytes);
+        let expected =
+            DecodeError::UnexpectedFrame { type_code: TypeCode::Time, class: Class::Response, request_id: 3 };
+        assert_eq!(decoder.next_frame().unwrap_err(), expected);
+        // A pair that is in no table (a T indication) is unexpected too, not unknown.
+        bytes[crate::frame::offset::CLASS] = Class::Indication as u8;
+        let mut decoder = Decoder::default();
+        decoder.feed(&bytes);
+        assert_eq!(decoder.next_frame().unwrap_err().code(), crate::ErrorCode::UnexpectedFrame);
+        // What a client may send still decodes.
+        let mut decoder = server();
+        decoder.feed(&encode(&[Frame::new(9, Pong), Frame::new(10, Ack), Frame::new(11, PingRequest)]));
+        assert_eq!(drain(&mut decoder).len(), 3);
     }
 }

@@ -3,6 +3,8 @@
 
 use serde_repr::{Deserialize_repr, Serialize_repr};
 
+use crate::frame::{Class, TypeCode};
+
 /// The code carried by an error frame (`E`), telling the peer what it did wrong.
 ///
 /// The numeric values are part of the wire format and never change meaning.
@@ -17,12 +19,14 @@ pub enum ErrorCode {
     Oversize = 3,
     /// The payload could not be decoded as the layout its type and class call for.
     MalformedPayload = 4,
-    /// The type code (or the type and class together) is not one this peer knows.
+    /// The type byte is not one of version 1's letters, or the class byte is
+    /// not 0, 1 or 2.
     UnknownType = 5,
     /// A reserved header field was not zero.
     InvalidHeader = 6,
-    /// A well-formed frame that this peer does not accept in this direction
-    /// (for example a client sending a response or an indication).
+    /// A known type and class that this peer does not accept in this
+    /// direction: not in the Messages table (e.g. a `T` indication), or not one
+    /// the sender may send (e.g. a client sending a `T` response).
     UnexpectedFrame = 7,
     /// The stream ended in the middle of a frame.
     Truncated = 8,
@@ -117,17 +121,37 @@ pub enum DecodeError {
         length: u32,
         /// The receiver's limit.
         max: u32,
+        /// The header's request id, so an error reply can echo it.
+        request_id: u32,
     },
     /// A reserved header byte was not zero.
-    #[error("reserved header byte is {0:#04x}, must be 0")]
-    InvalidHeader(u8),
-    /// The type code and class do not name a known message.
+    #[error("reserved header byte is {reserved:#04x}, must be 0")]
+    InvalidHeader {
+        /// The reserved byte's value.
+        reserved: u8,
+        /// The header's request id, so an error reply can echo it.
+        request_id: u32,
+    },
+    /// The type byte is not one of version 1's letters, or the class byte is
+    /// not 0, 1 or 2.
     #[error("unknown frame type {type_code:#04x} ({printable}) with class {class}", printable = printable(*type_code))]
     UnknownType {
         /// The header's type byte.
         type_code: u8,
         /// The header's class byte.
         class: u8,
+        /// The header's request id, so an error reply can echo it.
+        request_id: u32,
+    },
+    /// A known type and class that this receiver does not accept from its
+    /// peer: not in the Messages table at all (e.g. a `T` indication), or not
+    /// one the peer may send (e.g. a client sending a `T` response).
+    #[error("a {type_name} {class_name} is not accepted here", type_name = type_code.name(), class_name = class.name())]
+    UnexpectedFrame {
+        /// The header's type.
+        type_code: TypeCode,
+        /// The header's class.
+        class: Class,
         /// The header's request id, so an error reply can echo it.
         request_id: u32,
     },
@@ -146,6 +170,9 @@ pub enum DecodeError {
     Truncated {
         /// How many bytes of the incomplete frame had arrived.
         buffered: usize,
+        /// The request id of the incomplete frame when its whole header had
+        /// arrived, else 0.
+        request_id: u32,
     },
 }
 
@@ -169,20 +196,27 @@ impl DecodeError {
             DecodeError::BadMagic { .. } => ErrorCode::BadMagic,
             DecodeError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
             DecodeError::Oversize { .. } => ErrorCode::Oversize,
-            DecodeError::InvalidHeader(_) => ErrorCode::InvalidHeader,
+            DecodeError::InvalidHeader { .. } => ErrorCode::InvalidHeader,
             DecodeError::UnknownType { .. } => ErrorCode::UnknownType,
+            DecodeError::UnexpectedFrame { .. } => ErrorCode::UnexpectedFrame,
             DecodeError::MalformedPayload { .. } => ErrorCode::MalformedPayload,
             DecodeError::Truncated { .. } => ErrorCode::Truncated,
         }
     }
 
-    /// The request id of the offending frame, when its header could be read.
+    /// The request id of the offending frame when its whole header was read
+    /// and its version is 1 (the only layout known to put the id at offset
+    /// 8); 0 for `bad_magic`, `unsupported_version` and a stream that ended
+    /// inside a header.
     pub fn request_id(&self) -> u32 {
         match self {
-            DecodeError::UnknownType { request_id, .. } | DecodeError::MalformedPayload { request_id, .. } => {
-                *request_id
-            }
-            _ => 0,
+            DecodeError::Oversize { request_id, .. }
+            | DecodeError::InvalidHeader { request_id, .. }
+            | DecodeError::UnknownType { request_id, .. }
+            | DecodeError::UnexpectedFrame { request_id, .. }
+            | DecodeError::MalformedPayload { request_id, .. }
+            | DecodeError::Truncated { request_id, .. } => *request_id,
+            DecodeError::BadMagic { .. } | DecodeError::UnsupportedVersion(_) => 0,
         }
     }
 }

@@ -22,6 +22,14 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 16;
 /// The default payload limit (64 KiB); both ends may configure another.
 pub const DEFAULT_MAX_PAYLOAD: u32 = 64 * 1024;
+/// The smallest payload limit a server may announce in its hello. Every
+/// frame a server sends fits in the limit it announced, and its fixed texts
+/// (error texts, delivery reasons, the shutdown reason, a name of at most
+/// [`MAX_NAME_LEN`] bytes) fit in this one.
+pub const MIN_MAX_PAYLOAD: u32 = 1024;
+/// The longest server name (bytes of UTF-8) a server sends in its hello and
+/// `N` responses.
+pub const MAX_NAME_LEN: usize = 255;
 /// The default TCP port of a TNLM server.
 pub const DEFAULT_PORT: u16 = 4579;
 

@@ -10,6 +10,8 @@
 //!   whole frames, with a hard payload limit and typed errors;
 //! - [`schema`]: a machine-readable description of every payload layout, used to
 //!   generate the dissector and the protocol tables;
+//! - [`c_header`]: the C header `examples/c-client/tnlm.h`, rendered from the same
+//!   description, for C programs;
 //! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
 //!   by both binaries, applied through socket2 with small per-platform modules;
 //! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
@@ -19,6 +21,7 @@
 //!   IPv6, tshark, …) and the `TNLM_REQUIRE` switch that turns a missing one from a
 //!   skip into a failure, as in CI.
 
+pub mod c_header;
 pub mod codec;
 pub mod decoder;
 pub mod error;
@@ -32,5 +35,8 @@ pub mod sockopt;
 
 pub use decoder::Decoder;
 pub use error::{DecodeError, EncodeError, ErrorCode};
-pub use frame::{Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, DEFAULT_PORT, HEADER_LEN, MAGIC, VERSION};
+pub use frame::{
+    Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, DEFAULT_PORT, HEADER_LEN, MAGIC, MAX_NAME_LEN,
+    MIN_MAX_PAYLOAD, VERSION,
+};
 pub use message::Message;

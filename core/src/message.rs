@@ -64,11 +64,41 @@ pub struct ClientInfo {
     pub since: String,
 }
 
-/// `L` response: every connected client, in id order.
+impl ClientInfo {
+    /// Bytes this entry takes in an `L` response: 4 (id) + 4 (family) + 4 or
+    /// 16 (address) + 2 (port) + 8 (string length) + the `since` text.
+    pub fn encoded_len(&self) -> usize {
+        let address = if self.ip.is_ipv4() { 4 } else { 16 };
+        4 + 4 + address + 2 + 8 + self.since.len()
+    }
+}
+
+/// `L` response: the connected clients, in ascending id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListResponse {
     /// The clients.
     pub clients: Vec<ClientInfo>,
+}
+
+impl ListResponse {
+    /// The response a server sends: `clients` (in ascending id order) up to
+    /// the last one that still fits in a payload of `max_payload` bytes, so
+    /// the frame never exceeds the limit announced in the hello. With the
+    /// 64 KiB default that is at least 1,110 clients (59-byte IPv6 entries).
+    pub fn fitting(clients: impl IntoIterator<Item = ClientInfo>, max_payload: u32) -> ListResponse {
+        let mut room = (max_payload as usize).saturating_sub(8); // the u64 count
+        let clients = clients
+            .into_iter()
+            .take_while(|client| match room.checked_sub(client.encoded_len()) {
+                Some(left) => {
+                    room = left;
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        ListResponse { clients }
+    }
 }
 
 /// The outcome of an `M` request.
@@ -157,7 +187,8 @@ pub struct Hello {
     pub server: String,
     /// The protocol version the server speaks.
     pub version: u8,
-    /// The largest payload the server accepts.
+    /// The largest payload the server accepts, and the largest it sends
+    /// (never below [`MIN_MAX_PAYLOAD`](crate::MIN_MAX_PAYLOAD)).
     pub max_payload: u32,
 }
 
@@ -284,6 +315,48 @@ messages! {
     ServerPing(ServerPing) = Ping / Indication;
     Pong(Pong) = Ping / Response;
     Ack(Ack) = Ack / Response;
+}
+
+/// The (type, class) pairs a client may send: the requests `T`, `N`, `L`, `M`
+/// and `P`, and the responses `P` (pong) and `A` (ack). A server decodes with
+/// this set ([`Decoder::accepting`](crate::Decoder::accepting)), so anything
+/// else of known type and class is `unexpected_frame`.
+pub const FROM_CLIENT: &[(TypeCode, Class)] = &[
+    (TypeCode::Time, Class::Request),
+    (TypeCode::Name, Class::Request),
+    (TypeCode::List, Class::Request),
+    (TypeCode::Message, Class::Request),
+    (TypeCode::Ping, Class::Request),
+    (TypeCode::Ping, Class::Response),
+    (TypeCode::Ack, Class::Response),
+];
+
+/// The (type, class) pairs a server may send: every response and indication
+/// of the Messages table (a `P` response answers a client's ping).
+pub const FROM_SERVER: &[(TypeCode, Class)] = &[
+    (TypeCode::Time, Class::Response),
+    (TypeCode::Name, Class::Response),
+    (TypeCode::List, Class::Response),
+    (TypeCode::Message, Class::Response),
+    (TypeCode::Message, Class::Indication),
+    (TypeCode::Hello, Class::Indication),
+    (TypeCode::Shutdown, Class::Indication),
+    (TypeCode::Error, Class::Response),
+    (TypeCode::Ping, Class::Indication),
+    (TypeCode::Ping, Class::Response),
+];
+
+/// Every (type, class) pair of the Messages table, in either direction.
+pub const ANY_DIRECTION: &[(TypeCode, Class)] = &catalog_pairs();
+
+const fn catalog_pairs() -> [(TypeCode, Class); CATALOG.len()] {
+    let mut pairs = [(TypeCode::Time, Class::Request); CATALOG.len()];
+    let mut i = 0;
+    while i < CATALOG.len() {
+        pairs[i] = (CATALOG[i].type_code, CATALOG[i].class);
+        i += 1;
+    }
+    pairs
 }
 
 impl Message {

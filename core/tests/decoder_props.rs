@@ -217,7 +217,9 @@ proptest! {
         if cut == end {
             prop_assert!(decoder.finish().is_ok());
         } else {
-            prop_assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: cut - end }));
+            // The cut frame's id is named once its whole header has arrived.
+            let request_id = if cut - end >= HEADER_LEN { frames[whole].request_id } else { 0 };
+            prop_assert_eq!(decoder.finish(), Err(DecodeError::Truncated { buffered: cut - end, request_id }));
         }
     }
 
@@ -264,7 +266,7 @@ proptest! {
                             err,
                             DecodeError::BadMagic { .. } | DecodeError::UnsupportedVersion(_) | DecodeError::Oversize { .. }
                         ), "unexpected fatal error {:?}", err);
-                        if let DecodeError::Oversize { length, max } = err {
+                        if let DecodeError::Oversize { length, max, .. } = err {
                             prop_assert!(length > SMALL_MAX);
                             prop_assert_eq!(max, SMALL_MAX);
                         }
@@ -276,7 +278,10 @@ proptest! {
                         // Non-fatal: the bad frame was skipped; its error maps to a code.
                         prop_assert!(matches!(
                             err.code(),
-                            ErrorCode::MalformedPayload | ErrorCode::UnknownType | ErrorCode::InvalidHeader
+                            ErrorCode::MalformedPayload
+                                | ErrorCode::UnknownType
+                                | ErrorCode::InvalidHeader
+                                | ErrorCode::UnexpectedFrame
                         ), "unexpected error {:?}", err);
                         let _ = err.to_string();
                     }
@@ -341,10 +346,10 @@ proptest! {
         if let Some(err) = errors.first() {
             prop_assert_eq!(errors.len(), 1);
             if which == 2 {
-                prop_assert_eq!(err, &DecodeError::InvalidHeader(value));
-            } else {
-                prop_assert_eq!(err.request_id(), frames[victim].request_id);
+                let request_id = frames[victim].request_id;
+                prop_assert_eq!(err, &DecodeError::InvalidHeader { reserved: value, request_id });
             }
+            prop_assert_eq!(err.request_id(), frames[victim].request_id);
             let mut expected = frames.clone();
             expected.remove(victim);
             prop_assert_eq!(decoded, expected);

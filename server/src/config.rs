@@ -1,5 +1,6 @@
 //! Server settings (filled from the command line by the binary).
 
+use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -63,6 +64,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Refuses settings under which the server could send a frame larger than
+    /// the payload limit its hello announces: a limit below
+    /// [`MIN_MAX_PAYLOAD`](tnlm_core::MIN_MAX_PAYLOAD), or a name longer than
+    /// [`MAX_NAME_LEN`](tnlm_core::MAX_NAME_LEN) bytes.
+    pub fn check(&self) -> io::Result<()> {
+        let invalid = |text: String| Err(io::Error::new(io::ErrorKind::InvalidInput, text));
+        if self.max_payload < tnlm_core::MIN_MAX_PAYLOAD {
+            return invalid(format!("the payload limit must be at least {} bytes", tnlm_core::MIN_MAX_PAYLOAD));
+        }
+        if self.name.len() > tnlm_core::MAX_NAME_LEN {
+            return invalid(format!("the server name must be at most {} bytes", tnlm_core::MAX_NAME_LEN));
+        }
+        Ok(())
+    }
+
     /// How often a connection thread wakes up to check its timers when the
     /// client is silent: a quarter of the shortest timer, at least 50 ms.
     pub(crate) fn tick(&self) -> Duration {
@@ -74,7 +90,11 @@ impl Config {
 /// The default of [`Config::queue_total`]: 256 MiB.
 pub const DEFAULT_QUEUE_TOTAL: usize = 256 * 1024 * 1024;
 
-/// This machine's host name, or `tnlm-server` if the OS will not say.
+/// This machine's host name, or `tnlm-server` if the OS will not say (or
+/// names it with more than [`MAX_NAME_LEN`](tnlm_core::MAX_NAME_LEN) bytes).
 pub fn default_name() -> String {
-    hostname::get().map_or_else(|_| "tnlm-server".to_string(), |name| name.to_string_lossy().into_owned())
+    match hostname::get() {
+        Ok(name) if name.len() <= tnlm_core::MAX_NAME_LEN => name.to_string_lossy().into_owned(),
+        _ => "tnlm-server".to_string(),
+    }
 }

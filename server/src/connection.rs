@@ -161,7 +161,7 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     fn new(shared: &'a Shared, peer: Peer, stream: &'a TcpStream, outbox: &'a Outbox) -> Session<'a> {
         let now = Instant::now();
-        let decoder = Decoder::new(shared.config.max_payload);
+        let decoder = Decoder::new(shared.config.max_payload).accepting(tnlm_core::message::FROM_CLIENT);
         Session {
             shared,
             peer,
@@ -210,7 +210,8 @@ impl<'a> Session<'a> {
                     if let Some(fatal) = fatal {
                         // The peer is alive and talking nonsense: drain its input
                         // so our close does not become an RST.
-                        return Ending { drain: true, ..Ending::after_error(&fatal.to_string(), fatal.code()) };
+                        let ending = Ending::after_error(fatal.request_id(), &fatal.to_string(), fatal.code());
+                        return Ending { drain: true, ..ending };
                     }
                 }
                 Err(err) if is_timeout(&err) => {}
@@ -323,14 +324,14 @@ impl<'a> Session<'a> {
         if let Some(since) = self.partial_since {
             if now - since >= config.frame_timeout {
                 let text = format!("a frame took longer than {:?} to arrive", config.frame_timeout);
-                return Some(Ending::after_error(&text, ErrorCode::Timeout));
+                return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
             }
         }
         let interval = config.heartbeat?;
         let silent = now - self.last_heard;
         if silent >= interval * HEARTBEAT_MISSES {
             let text = format!("no sign of life for {silent:.1?} (heartbeat every {interval:?})");
-            return Some(Ending::after_error(&text, ErrorCode::Timeout));
+            return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
         }
         if silent >= interval && now - self.last_ping >= interval {
             self.pings = self.pings.wrapping_add(1).max(1);
@@ -348,7 +349,7 @@ impl<'a> Session<'a> {
         match self.decoder.finish() {
             Ok(()) => Ending { owed_receipts: true, ..Ending::quiet("closed by client") },
             Err(err) => Ending {
-                farewell: Some(error_frame(0, err.code(), &err.to_string())),
+                farewell: Some(error_frame(err.request_id(), err.code(), &err.to_string())),
                 ..Ending::quiet(format!("closed by client mid-frame: {err}"))
             },
         }
@@ -372,10 +373,10 @@ impl Ending {
         Ending { reason: reason.into(), drain: false, farewell: None, owed_receipts: false }
     }
 
-    /// Ends with an error frame for the client, then the FIN.
-    fn after_error(text: &str, code: ErrorCode) -> Ending {
+    /// Ends with an error frame for the client (echoing `request_id`), then the FIN.
+    fn after_error(request_id: u32, text: &str, code: ErrorCode) -> Ending {
         Ending {
-            farewell: Some(error_frame(0, code, text)),
+            farewell: Some(error_frame(request_id, code, text)),
             ..Ending::quiet(format!("closed after {}: {text}", code.name()))
         }
     }

@@ -31,7 +31,7 @@ pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame)
     let reply: Message = match frame.message {
         Message::TimeRequest(_) => TimeResponse { time: local_time() }.into(),
         Message::NameRequest(_) => NameResponse { name: shared.config.name.clone() }.into(),
-        Message::ListRequest(_) => ListResponse { clients: shared.registry.list() }.into(),
+        Message::ListRequest(_) => ListResponse::fitting(shared.registry.list(), shared.config.max_payload).into(),
         Message::PingRequest(_) => Pong.into(),
         Message::SendRequest(request) => return forward(shared, peer, outbox, frame.request_id, request),
         Message::Pong(_) => return None,

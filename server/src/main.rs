@@ -35,10 +35,11 @@ struct Cli {
     #[arg(long)]
     name: Option<String>,
 
-    /// Largest frame payload accepted from a client, in bytes; a bigger frame gets
-    /// an `oversize` error and the connection is closed.
+    /// Largest frame payload accepted from a client, in bytes (at least 1024); a
+    /// bigger frame gets an `oversize` error and the connection is closed. No frame
+    /// the server sends is larger either (a long client list is cut to fit).
     #[arg(long, value_name = "BYTES", default_value_t = tnlm_core::DEFAULT_MAX_PAYLOAD,
-          value_parser = clap::value_parser!(u32).range(64..))]
+          value_parser = clap::value_parser!(u32).range(i64::from(tnlm_core::MIN_MAX_PAYLOAD)..))]
     max_frame: u32,
 
     /// Ping a client after SECS seconds of silence and drop it after 3×SECS without
@@ -130,6 +131,10 @@ fn main() -> ExitCode {
         Some(ip) => format!("{ip}:{}", config.port),
         None => format!("port {}", config.port),
     };
+    if let Err(err) = config.check() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2); // a bad command line, as clap's own errors
+    }
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(err) => {

@@ -76,6 +76,7 @@ impl Server {
     /// Binds the listening socket as `config` says (dual-stack `[::]` unless
     /// `bind` is given). Warnings about options the OS refused are logged.
     pub fn bind(config: Config) -> io::Result<Server> {
+        config.check()?;
         let (listener, warnings) = match config.bind {
             Some(ip) => tnlm_core::net::listen(SocketAddr::new(ip, config.port), &config.socket)?,
             None => tnlm_core::net::listen_any(config.port, &config.socket)?,

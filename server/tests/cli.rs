@@ -88,7 +88,13 @@ fn socket_flags_are_applied_to_accepted_connections() {
 
 #[test]
 fn bad_flags_are_usage_errors() {
-    for args in [&["--keepalive", "0"][..], &["--port", "70000"], &["--linger", "-1"], &["--bogus"]] {
+    let long_name = "n".repeat(tnlm_core::MAX_NAME_LEN + 1);
+    // A limit below 1024 bytes or a name over 255 bytes: frames the server
+    // sends could exceed the limit in its hello (PROTOCOL.md, "Limits").
+    let limits = [&["--max-frame", "1023"][..], &["--name", &long_name]];
+    for args in
+        [&["--keepalive", "0"][..], &["--port", "70000"], &["--linger", "-1"], &["--bogus"]].into_iter().chain(limits)
+    {
         let out = Command::new(env!("CARGO_BIN_EXE_tnlm-server")).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -83,21 +83,23 @@ fn length_0xffffffff() {
 
 #[test]
 fn length_just_over_the_configured_limit() {
-    let server = server_with(|c| c.max_payload = 1000);
+    let server = server_with(|c| c.max_payload = 1024);
     let mut client = RawClient::connect(server.local_addr());
-    assert_eq!(client.hello.as_ref().unwrap().max_payload, 1000);
-    let ok = Frame::new(1, SendRequest { to: 1, text: "x".repeat(1000 - 12) }).to_bytes().unwrap();
-    assert_eq!(ok.len(), HEADER_LEN + 1000);
+    assert_eq!(client.hello.as_ref().unwrap().max_payload, 1024);
+    let ok = Frame::new(1, SendRequest { to: 1, text: "x".repeat(1024 - 12) }).to_bytes().unwrap();
+    assert_eq!(ok.len(), HEADER_LEN + 1024);
     client.write_raw(&ok);
     // Client 1 sent to itself: the forwarded copy is too big to pass on.
     let Message::Delivery(d) = client.next_frame().message else { panic!() };
     assert_eq!(d.status, DeliveryStatus::TooLarge);
-    let too_big = Frame::new(2, SendRequest { to: 1, text: "x".repeat(1000 - 11) }).to_bytes().unwrap();
+    let mut too_big = Vec::new();
+    Frame::new(2, SendRequest { to: 1, text: "x".repeat(1024 - 11) }).encode_into(&mut too_big, u32::MAX).unwrap();
     client.write_raw(&too_big);
     let frames = client.frames_until_closed();
+    // The whole header was read: the error echoes its request id.
     assert!(matches!(
         &frames[..],
-        [Frame { message: Message::Error(ErrorBody { code: ErrorCode::Oversize, .. }), .. }]
+        [Frame { request_id: 2, message: Message::Error(ErrorBody { code: ErrorCode::Oversize, .. }) }]
     ));
 }
 
@@ -116,11 +118,49 @@ fn truncated_frame_then_close() {
     client.write_raw(&bytes[..bytes.len() - 3]);
     client.stream.shutdown(std::net::Shutdown::Write).unwrap();
     let frames = client.frames_until_closed();
+    // The whole header was read: the error echoes its request id.
     assert!(matches!(
         &frames[..],
-        [Frame { message: Message::Error(ErrorBody { code: ErrorCode::Truncated, .. }), .. }]
+        [Frame { request_id: 5, message: Message::Error(ErrorBody { code: ErrorCode::Truncated, .. }) }]
     ));
     still_serving(&server);
+}
+
+#[test]
+fn truncated_inside_the_header_answers_id_0() {
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    client.write_raw(&time_request(5)[..HEADER_LEN - 1]);
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let frames = client.frames_until_closed();
+    assert!(matches!(
+        &frames[..],
+        [Frame { request_id: 0, message: Message::Error(ErrorBody { code: ErrorCode::Truncated, .. }) }]
+    ));
+}
+
+#[test]
+fn oversize_echoes_the_request_id_and_closes() {
+    let bytes = header_with(41, |b| set_length(b, u32::MAX));
+    let server = server();
+    let mut client = RawClient::connect(server.local_addr());
+    client.write_raw(&bytes);
+    let frames = client.frames_until_closed();
+    assert!(matches!(
+        &frames[..],
+        [Frame { request_id: 41, message: Message::Error(ErrorBody { code: ErrorCode::Oversize, .. }) }]
+    ));
+}
+
+#[test]
+fn bad_magic_and_unsupported_version_answer_id_0() {
+    for bytes in [header_with(42, |b| b[0] = b'X'), header_with(43, |b| b[offset::VERSION] = 2)] {
+        let server = server();
+        let mut client = RawClient::connect(server.local_addr());
+        client.write_raw(&bytes);
+        let frames = client.frames_until_closed();
+        assert!(matches!(&frames[..], [Frame { request_id: 0, message: Message::Error(_) }]), "{frames:?}");
+    }
 }
 
 #[test]
@@ -165,7 +205,7 @@ fn unknown_class() {
 fn nonzero_reserved_byte() {
     let mut bytes = time_request(8);
     bytes[offset::RESERVED] = 1;
-    expect_recoverable(&bytes, ErrorCode::InvalidHeader, 0);
+    expect_recoverable(&bytes, ErrorCode::InvalidHeader, 8);
 }
 
 #[test]
@@ -255,9 +295,29 @@ fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
         ("type 0xFF", header_with(5, |b| b[offset::TYPE] = 0xFF), Recoverable(UnknownType, 5)),
         ("class 3", header_with(6, |b| b[offset::CLASS] = 3), Recoverable(UnknownType, 6)),
         ("class 0xFF", header_with(7, |b| b[offset::CLASS] = 0xFF), Recoverable(UnknownType, 7)),
-        ("H as a request", header_with(8, |b| b[offset::TYPE] = b'H'), Recoverable(UnknownType, 8)),
-        ("reserved 1", header_with(9, |b| b[offset::RESERVED] = 1), Recoverable(InvalidHeader, 0)),
-        ("reserved 0xFF", header_with(10, |b| b[offset::RESERVED] = 0xFF), Recoverable(InvalidHeader, 0)),
+        ("H as a request", header_with(8, |b| b[offset::TYPE] = b'H'), Recoverable(UnexpectedFrame, 8)),
+        ("T as an indication", header_with(28, |b| b[offset::CLASS] = 2), Recoverable(UnexpectedFrame, 28)),
+        ("E as a request", header_with(29, |b| b[offset::TYPE] = b'E'), Recoverable(UnexpectedFrame, 29)),
+        ("A as a request", header_with(30, |b| b[offset::TYPE] = b'A'), Recoverable(UnexpectedFrame, 30)),
+        (
+            "a T response with a payload that does not decode: the direction is checked first",
+            header_with(31, |b| {
+                b[offset::CLASS] = 1;
+                set_length(b, 1);
+                b.push(0xFF);
+            }),
+            Recoverable(UnexpectedFrame, 31),
+        ),
+        (
+            "reserved 1 on an unknown type: the reserved byte is checked first",
+            header_with(32, |b| {
+                b[offset::RESERVED] = 1;
+                b[offset::TYPE] = b'Z';
+            }),
+            Recoverable(InvalidHeader, 32),
+        ),
+        ("reserved 1", header_with(9, |b| b[offset::RESERVED] = 1), Recoverable(InvalidHeader, 9)),
+        ("reserved 0xFF", header_with(10, |b| b[offset::RESERVED] = 0xFF), Recoverable(InvalidHeader, 10)),
         ("M request with length 0", send_cut_at(11, 0), Recoverable(MalformedPayload, 11)),
         ("M request cut inside `to`", send_cut_at(12, 2), Recoverable(MalformedPayload, 12)),
         ("M request cut after `to`", send_cut_at(13, 4), Recoverable(MalformedPayload, 13)),
@@ -329,14 +389,17 @@ fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
             Recoverable(UnexpectedFrame, 26),
         ),
     ];
+    // A receipt is not what a client sends: the direction is checked before
+    // the payload, so the unknown status is never looked at (a client decoding
+    // the same frame says malformed_payload: see tnlm-core's decoder tests).
     cases.push((
-        "status code 999 in a receipt",
+        "status code 999 in a receipt from a client",
         {
             let mut b = forbidden(27, Delivery { to: 1, status: DeliveryStatus::Delivered, reason: String::new() });
             b[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&999u16.to_le_bytes());
             b
         },
-        Recoverable(MalformedPayload, 27),
+        Recoverable(UnexpectedFrame, 27),
     ));
     cases
 }

@@ -188,8 +188,9 @@ fn ten_thousand_connections_at_once() {
         return;
     }
     // No heartbeat: a ping (id 1) arriving during a slow connect phase would be
-    // taken for the answer to the observer's request 1.
-    let server = ServerProcess::start(&["--max-clients", "10000", "--heartbeat", "0"]);
+    // taken for the answer to the observer's request 1. A 1 MiB payload limit,
+    // so that the list of 10,000 (470,008 bytes) fits in one `L` response.
+    let server = ServerProcess::start(&["--max-clients", "10000", "--heartbeat", "0", "--max-frame", "1048576"]);
     let addr = server.addr;
     let started = Instant::now();
     let streams: Vec<TcpStream> = (0..10_000).map(|_| TcpStream::connect(addr).unwrap()).collect();

@@ -308,14 +308,25 @@ local function dissect_frame(tvb, pinfo, root)
   end
   local message = MESSAGES[t] and MESSAGES[t][c]
   if message == nil then
+    -- Both bytes known but no such message (a T indication): unexpected_frame;
+    -- a letter or class that version 1 does not define: unknown_type.
+    local known = TYPE_NAMES[t] ~= nil and CLASS_NAMES[c] ~= nil
     local item = items.type
     if TYPE_NAMES[t] ~= nil then
       item = items.class
     end
-    item:add_proto_expert_info(EXPERT.unknown_type,
-      "Unknown type " .. type_letter(t) .. " with class " .. c)
+    if known then
+      item:add_proto_expert_info(EXPERT.unexpected,
+        "No " .. type_letter(t) .. " message has class " .. c)
+    else
+      item:add_proto_expert_info(EXPERT.unknown_type,
+        "Unknown type " .. type_letter(t) .. " with class " .. c)
+    end
     if length > 0 then
       root:add(F.data, tvb(HLEN, length))
+    end
+    if known then
+      return prefix .. " [unexpected]"
     end
     return prefix .. " [unknown type]"
   end

@@ -59,6 +59,7 @@ const EXPERTS: &[(&str, Option<ErrorCode>, &str, &str, &str)] = &[
     ("oversize", Some(ErrorCode::Oversize), "MALFORMED", "ERROR", "Payload length exceeds the maximum payload"),
     ("malformed", Some(ErrorCode::MalformedPayload), "MALFORMED", "ERROR", "Payload does not decode"),
     ("unknown_type", Some(ErrorCode::UnknownType), "PROTOCOL", "WARN", "Unknown type code or class"),
+    ("unexpected", Some(ErrorCode::UnexpectedFrame), "PROTOCOL", "WARN", "Known type and class that name no message"),
     ("reserved", Some(ErrorCode::InvalidHeader), "PROTOCOL", "WARN", "Reserved header byte is not zero"),
     ("error_frame", None, "RESPONSE_CODE", "NOTE", "Error frame"),
     ("undelivered", None, "RESPONSE_CODE", "NOTE", "Message not delivered"),

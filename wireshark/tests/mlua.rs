@@ -428,6 +428,11 @@ fn unknown_type_class_and_reserved_byte_are_flagged() {
     let mut bad = good.clone();
     bad[5] = 0;
     bad_then_good(&ws, &bad, "tnlm.expert.unknown_type");
+    // Known type and class that name no message: unexpected, not unknown.
+    let mut bad = good.clone();
+    bad[6] = 2;
+    let p = bad_then_good(&ws, &bad, "tnlm.expert.unexpected_frame");
+    assert_eq!(p[0].info, "N indication [unexpected]");
     // A set reserved byte is flagged, and the frame still decodes.
     let mut bad = good;
     bad[7] = 0x80;

@@ -76,7 +76,9 @@ fn registration_lists_every_field_without_errors() {
     for field in tnlm_wireshark::fields() {
         assert!(registered.contains(field.abbrev.as_str()), "{} is not registered", field.abbrev);
     }
-    for expert in ["bad_magic", "unsupported_version", "oversize", "malformed_payload", "unknown_type"] {
+    for expert in
+        ["bad_magic", "unsupported_version", "oversize", "malformed_payload", "unknown_type", "unexpected_frame"]
+    {
         assert!(registered.contains(format!("tnlm.expert.{expert}").as_str()), "expert {expert} missing");
     }
 }

@@ -204,7 +204,12 @@ fn decode_in_reads(stream: &[u8], history: &[Frame], max_payload: u32, chunks: &
     assert!(history.next().is_none(), "history frames missing");
     match decoder.finish() {
         Ok(()) => assert_eq!(decoder.buffered(), 0),
-        Err(DecodeError::Truncated { buffered }) => assert!(buffered > 0 && buffered == decoder.buffered()),
+        Err(DecodeError::Truncated { buffered, request_id }) => {
+            assert!(buffered > 0 && buffered == decoder.buffered());
+            if buffered < HEADER_LEN {
+                assert_eq!(request_id, 0, "an id named from a partial header");
+            }
+        }
         Err(other) => panic!("finish returned {other:?}"),
     }
     events
@@ -248,17 +253,20 @@ fn check_fatal(err: &DecodeError, available: &[u8], max_payload: u32) {
             assert_eq!(header.version, *version);
             assert_ne!(*version, VERSION);
         }
-        DecodeError::Oversize { length, max } => {
+        DecodeError::Oversize { length, max, request_id } => {
             let header = header_of(available);
             assert_eq!(available[..4], MAGIC);
             assert_eq!(header.version, VERSION, "the version is checked before the length");
             assert_eq!((header.length, *max), (*length, max_payload));
             assert!(*length > max_payload);
+            assert_eq!(*request_id, header.request_id, "a read header's id is echoed");
         }
         other => panic!("{other:?} is not a fatal error, yet is_fatal() says it is"),
     }
     assert!(err.code().is_fatal());
-    assert_eq!(err.request_id(), 0);
+    if !matches!(err, DecodeError::Oversize { .. }) {
+        assert_eq!(err.request_id(), 0);
+    }
 }
 
 /// A non-fatal error consumed exactly one frame whose header passed the checks, and is the
@@ -275,16 +283,21 @@ fn check_skipped(err: &DecodeError, bytes: &[u8], max_payload: u32) {
         .zip(Class::from_byte(header.class))
         .and_then(|(type_code, class)| schema::lookup(type_code, class));
     match err {
-        DecodeError::InvalidHeader(reserved) => {
+        DecodeError::InvalidHeader { reserved, request_id } => {
             assert_eq!(*reserved, header.reserved);
             assert_ne!(*reserved, 0);
-            assert_eq!(err.request_id(), 0);
+            assert_eq!(*request_id, header.request_id);
         }
         DecodeError::UnknownType { type_code, class, request_id } => {
-            assert_eq!(header.reserved, 0, "reserved byte checked after the type");
+            assert_eq!(header.reserved, 0, "reserved byte checked before the type");
             assert_eq!((*type_code, *class, *request_id), (header.type_code, header.class, header.request_id));
-            assert!(known.is_none(), "{err:?} for a catalog entry");
-            assert_eq!(err.request_id(), header.request_id);
+            let letters = TypeCode::from_byte(header.type_code).zip(Class::from_byte(header.class));
+            assert!(letters.is_none(), "{err:?} for a known type and class");
+        }
+        DecodeError::UnexpectedFrame { type_code, class, request_id } => {
+            assert_eq!(header.reserved, 0, "reserved byte checked before the direction");
+            assert_eq!((*type_code as u8, *class as u8, *request_id), (header.type_code, header.class, header.request_id));
+            assert!(known.is_none(), "{err:?} for a catalog entry (this decoder accepts every one)");
         }
         DecodeError::MalformedPayload { what, request_id, detail: _ } => {
             assert_eq!(header.reserved, 0, "reserved byte checked after the payload");

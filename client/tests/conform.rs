@@ -1,0 +1,144 @@
+//! `tnlm-client conform`: it passes against tnlm-server, and against a server
+//! that breaks the spec it fails the right cases, by name.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use common::{run, start_server_with, target, test_config};
+use serde_json::Value;
+use tnlm_core::{Decoder, Message};
+
+/// tnlm-server with a 1 s ack timeout, so `not_acknowledged` is answered
+/// within 1 s instead of 5.
+fn quick_server() -> tnlm_server::RunningServer {
+    start_server_with(tnlm_server::Config { ack_timeout: Duration::from_secs(1), ..test_config() })
+}
+
+/// The names of the cases with `"passed": passed`, and the summary's counts.
+fn cases(lines: &[Value], passed: bool) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "conform" && v["passed"] == passed)
+        .map(|v| v["case"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// With short timers, the `--timers` cases too (as ci/conform.sh runs it).
+#[test]
+fn tnlm_server_passes_every_case() {
+    let server = start_server_with(tnlm_server::Config {
+        heartbeat: Some(Duration::from_secs(2)),
+        frame_timeout: Duration::from_secs(1),
+        ack_timeout: Duration::from_secs(1),
+        ..test_config()
+    });
+    let finished = run(&["-c", &target(&server), "conform", "--timers", "--json"]);
+    finished.assert_code(0);
+    let lines = finished.json();
+    assert_eq!(cases(&lines, false), Vec::<String>::new());
+    let passed = cases(&lines, true);
+    assert!(passed.len() >= 28, "{passed:?}");
+    let expected = ["hello", "list of several clients", "queue_full", "not_acknowledged", "coalesced frames"];
+    for case in expected.into_iter().chain(["truncated", "server ping answered", "timeout (frame timeout)"]) {
+        assert!(passed.iter().any(|c| c == case), "{case} missing from {passed:?}");
+    }
+    let summary = finished.json_of("conform_summary");
+    assert_eq!(summary[0]["failed"], 0);
+    assert_eq!(summary[0]["passed"], passed.len());
+}
+
+#[test]
+fn the_human_output_names_each_case_and_its_section() {
+    let server = quick_server();
+    let finished = run(&["-c", &target(&server), "conform"]);
+    finished.assert_code(0);
+    let lines: Vec<&str> = finished.stdout.lines().collect();
+    assert!(lines[0].starts_with("ok    hello") && lines[0].ends_with("PROTOCOL.md: Hello"), "{lines:?}");
+    assert!(lines.last().unwrap().ends_with("passed, 0 failed"), "{lines:?}");
+}
+
+/// A server whose ack timeout (60 s) is longer than the checker waits (2 s):
+/// only `not_acknowledged` fails, for want of an answer.
+#[test]
+fn a_server_with_a_long_ack_timeout_fails_not_acknowledged_only() {
+    let server = start_server_with(tnlm_server::Config { ack_timeout: Duration::from_secs(60), ..test_config() });
+    let finished = run(&["-c", &target(&server), "--timeout", "2", "conform", "--json"]);
+    finished.assert_code(1);
+    assert_eq!(cases(&finished.json(), false), ["not_acknowledged"]);
+    assert!(finished.stderr.contains("1 of"), "{finished:#?}");
+}
+
+/// In front of tnlm-server, a proxy that sets the request id of every error
+/// frame to 0 (what the server did before errors echoed it): exactly the
+/// cases whose error must echo a request id fail.
+#[test]
+fn a_server_that_answers_errors_with_id_0_fails_those_cases() {
+    let server = quick_server();
+    let proxy = proxy_zeroing_error_ids(server.local_addr());
+    let finished = run(&["-c", &proxy.to_string(), "conform", "--json"]);
+    finished.assert_code(1);
+    let failed = cases(&finished.json(), false);
+    let expected = ["oversize", "invalid_header", "unknown_type", "unexpected_frame", "malformed_payload", "truncated"];
+    assert_eq!(failed, expected, "{}", finished.stdout);
+    let lines = finished.json();
+    let oversize = lines.iter().find(|v| v["case"] == "oversize").unwrap();
+    assert_eq!(oversize["detail"], "the error should carry request id 41, has 0");
+    assert_eq!(oversize["section"], "Checking a frame, and errors");
+}
+
+/// Listens on 127.0.0.1; each connection is relayed to `server`, the
+/// server's frames decoded and re-encoded with error ids set to 0.
+fn proxy_zeroing_error_ids(server: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let upstream = TcpStream::connect(server).unwrap();
+            // Without Nagle, as the checker itself: one frame per write must not wait 40 ms.
+            client.set_nodelay(true).unwrap();
+            upstream.set_nodelay(true).unwrap();
+            relay_raw(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            thread::spawn(move || relay_zeroing(upstream, client));
+        }
+    });
+    addr
+}
+
+/// Client to server, byte for byte, passing on the end of the stream.
+fn relay_raw(mut from: TcpStream, mut to: TcpStream) {
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// Server to client, frame by frame.
+fn relay_zeroing(mut from: TcpStream, mut to: TcpStream) {
+    let mut decoder = Decoder::new(16 << 20);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.feed(&chunk[..n]);
+        while let Ok(Some(mut frame)) = decoder.next_frame() {
+            if matches!(frame.message, Message::Error(_)) {
+                frame.request_id = 0;
+            }
+            let mut bytes = Vec::new();
+            frame.encode_into(&mut bytes, u32::MAX).unwrap();
+            if to.write_all(&bytes).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
