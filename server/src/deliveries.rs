@@ -92,12 +92,21 @@ pub(crate) struct Deliveries {
     changed: Condvar,
     next_id: AtomicU32,
     ack_timeout: Duration,
+    /// Log each settled delivery at info level (`--log-requests`).
+    log_outcomes: bool,
 }
 
 impl Deliveries {
-    /// An empty book whose deliveries expire after `ack_timeout`.
-    pub(crate) fn new(ack_timeout: Duration) -> Deliveries {
-        Deliveries { book: Mutex::default(), changed: Condvar::new(), next_id: AtomicU32::new(1), ack_timeout }
+    /// An empty book whose deliveries expire after `ack_timeout`; with
+    /// `log_outcomes`, each settled delivery is logged (`--log-requests`).
+    pub(crate) fn new(ack_timeout: Duration, log_outcomes: bool) -> Deliveries {
+        Deliveries {
+            book: Mutex::default(),
+            changed: Condvar::new(),
+            next_id: AtomicU32::new(1),
+            ack_timeout,
+            log_outcomes,
+        }
     }
 
     /// Registers a delivery of `sender`'s request `request_id` to `target`;
@@ -131,7 +140,7 @@ impl Deliveries {
         book.trim();
         drop(book);
         if let Some(pending) = pending {
-            settle(pending, DeliveryStatus::Delivered, format!("client {target} acknowledged it"));
+            self.settle(pending, DeliveryStatus::Delivered, format!("client {target} acknowledged it"));
         }
         true
     }
@@ -152,7 +161,7 @@ impl Deliveries {
         let gone = self.take_where(|p| p.target == target);
         for pending in gone {
             let reason = format!("client {target} disconnected before acknowledging it");
-            settle(pending, DeliveryStatus::TargetGone, reason);
+            self.settle(pending, DeliveryStatus::TargetGone, reason);
         }
     }
 
@@ -162,7 +171,7 @@ impl Deliveries {
         self.lock().stopped = true;
         self.changed.notify_all();
         for pending in all {
-            settle(pending, DeliveryStatus::TargetGone, "the server is shutting down".into());
+            self.settle(pending, DeliveryStatus::TargetGone, "the server is shutting down".into());
         }
     }
 
@@ -185,7 +194,7 @@ impl Deliveries {
                 for pending in expired {
                     let reason =
                         format!("client {} did not acknowledge it within {:?}", pending.target, self.ack_timeout);
-                    settle(pending, DeliveryStatus::NotAcknowledged, reason);
+                    self.settle(pending, DeliveryStatus::NotAcknowledged, reason);
                 }
                 book = self.lock();
                 continue;
@@ -224,11 +233,20 @@ impl Deliveries {
     fn lock(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Answers the sender. Never blocks: a sender whose queue is full is not
+    /// reading and will be disconnected as a slow consumer anyway.
+    fn settle(&self, pending: Pending, status: DeliveryStatus, reason: String) {
+        if self.log_outcomes {
+            let (from, to) = (pending.sender.client_id(), pending.target);
+            tracing::info!("client {from}'s message to client {to}: {} ({reason})", status.name());
+        }
+        answer(pending, status, reason);
+    }
 }
 
-/// Answers the sender. Never blocks: a sender whose queue is full is not
-/// reading and will be disconnected as a slow consumer anyway.
-fn settle(pending: Pending, status: DeliveryStatus, reason: String) {
+/// Sends the sender its `M` response for `pending`.
+fn answer(pending: Pending, status: DeliveryStatus, reason: String) {
     let answer = Frame::new(pending.request_id, Delivery { to: pending.target, status, reason });
     if pending.sender.offer(encode(&answer)).is_err() {
         tracing::debug!("the sender of request #{} is gone or stuck; receipt dropped", pending.request_id);

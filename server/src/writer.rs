@@ -118,6 +118,11 @@ impl Outbox {
         Outbox { inner: Arc::new(inner) }
     }
 
+    /// The id of the client this outbox writes to.
+    pub(crate) fn client_id(&self) -> u32 {
+        self.inner.id
+    }
+
     /// Writes `bytes` now, from the client's own connection thread, followed
     /// by whatever other threads queued meanwhile. Blocks while the client is
     /// not reading, up to the socket's write timeout.

@@ -151,10 +151,15 @@ impl ServerProcess {
     /// Starts `tnlm-server` on 127.0.0.1 with a free port, named `cli-test`,
     /// logging at debug level, and waits for its listening line.
     pub fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_logging("debug", args)
+    }
+
+    /// As [`start`](Self::start), with `RUST_LOG` set to `level`.
+    pub fn start_logging(level: &str, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tnlm-server"))
             .args(["--bind", "127.0.0.1", "--port", "0", "--name", "cli-test"])
             .args(args)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -200,6 +205,20 @@ impl ServerProcess {
             let line = self.stderr.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("no log line with {needle:?}"));
             if line.contains(needle) {
                 return line;
+            }
+        }
+    }
+
+    /// Every stderr line up to and including the first containing `needle`.
+    pub fn log_until(&self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line =
+                self.stderr.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("no log line with {needle:?}: {lines:#?}"));
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return lines;
             }
         }
     }
