@@ -12,3 +12,5 @@ cargo test --workspace --locked "$@"
 # build, so the two runs are separate cargo invocations with different features.
 cargo test --locked -p tnlm-wireshark --features lua52 --test mlua "$@"
 cargo test --locked -p tnlm-wireshark --features lua54 --test mlua "$@"
+# The student guide's Linux commands, run as written (docs/GUIDE.md).
+bash ci/guide-commands.sh

@@ -157,7 +157,8 @@ fn main() -> ExitCode {
 /// where it listens, how a client reaches it, and how to stop it.
 fn print_banner(local: SocketAddr, name: &str) {
     let port = local.port();
-    let reach = tnlm_core::net::reachable(local);
+    // From this machine; 127.0.0.1 also reaches a dual-stack `[::]` listener.
+    let reach = if local.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], port)) } else { local };
     let everywhere = if local.ip().is_unspecified() { " (every address of this machine)" } else { "" };
     let version = env!("CARGO_PKG_VERSION");
     let protocol = tnlm_core::VERSION;
