@@ -20,3 +20,5 @@ cargo test --locked -p tnlm-wireshark --features lua54 --test mlua "$@"
 cargo test --locked --manifest-path core/fuzz/Cargo.toml "$@"
 cargo run --locked -q --manifest-path core/fuzz/Cargo.toml --example seed -- --check
 echo "fuzz seed corpus: up to date"
+# The student guide's Linux commands, run as written (docs/GUIDE.md).
+bash ci/guide-commands.sh

@@ -41,6 +41,10 @@ pub struct Config {
     /// breakpoint between the two): clients that connect meanwhile complete
     /// the handshake and wait in the kernel's listen queue. `None`: accept at once.
     pub accept_delay: Option<Duration>,
+    /// Log every request the server answers at info level (`client 2 asked
+    /// for the time`), so the console shows what the lab report's server
+    /// screenshots show; off by default, as it is one line per request.
+    pub log_requests: bool,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(5),
             accept_delay: None,
+            log_requests: false,
         }
     }
 }

@@ -112,11 +112,14 @@ pub(crate) struct Deliveries {
     /// The per-run key that turns the counter into unpredictable ids.
     id_key: RandomState,
     ack_timeout: Duration,
+    /// Log each settled delivery at info level (`--log-requests`).
+    log_outcomes: bool,
 }
 
 impl Deliveries {
-    /// An empty book whose deliveries expire after `ack_timeout`.
-    pub(crate) fn new(ack_timeout: Duration) -> Deliveries {
+    /// An empty book whose deliveries expire after `ack_timeout`; with
+    /// `log_outcomes`, each settled delivery is logged (`--log-requests`).
+    pub(crate) fn new(ack_timeout: Duration, log_outcomes: bool) -> Deliveries {
         Deliveries {
             book: Mutex::default(),
             changed: Condvar::new(),
@@ -126,6 +129,7 @@ impl Deliveries {
             next_id: AtomicU32::new(1),
             id_key: RandomState::new(),
             ack_timeout,
+            log_outcomes,
         }
     }
 
@@ -217,6 +221,14 @@ impl Deliveries {
     /// Answers the sender of a delivery taken off the book, then wakes
     /// whoever waits for its receipts (they must be queued first).
     fn settle(&self, pending: Pending, status: DeliveryStatus, reason: String) {
+        if self.log_outcomes {
+            tracing::info!(
+                "client {}'s message to client {}: {} ({reason})",
+                pending.sender_id,
+                pending.target,
+                status.name()
+            );
+        }
         answer_sender(pending, status, reason);
         self.answering.fetch_sub(1, Ordering::SeqCst);
         self.notify_settled();
@@ -345,7 +357,7 @@ mod tests {
 
     #[test]
     fn an_ack_counts_only_once_the_indication_is_completely_written() {
-        let book = Deliveries::new(Duration::from_secs(60));
+        let book = Deliveries::new(Duration::from_secs(60), false);
         let id = book.begin(outbox(), 1, 7, 2);
         assert!(!book.acknowledge(2, id, 0), "not even queued yet");
         book.queued(id, 100);
@@ -357,7 +369,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_nonzero_and_follow_no_sequence() {
-        let book = Deliveries::new(Duration::from_secs(60));
+        let book = Deliveries::new(Duration::from_secs(60), false);
         let sender = outbox();
         let ids: Vec<u32> = (0..1000).map(|n| book.begin(sender.clone(), 1, n, 2)).collect();
         let unique: std::collections::HashSet<u32> = ids.iter().copied().collect();
@@ -369,7 +381,7 @@ mod tests {
 
     #[test]
     fn waiting_for_a_senders_receipts_ends_when_they_settle() {
-        let book = Deliveries::new(Duration::from_secs(60));
+        let book = Deliveries::new(Duration::from_secs(60), false);
         let id = book.begin(outbox(), 5, 1, 2);
         assert!(!book.wait_settled_from(5, Instant::now()), "one is pending");
         assert!(book.wait_settled_from(6, Instant::now()), "client 6 sent nothing");

@@ -28,6 +28,9 @@ pub(crate) struct Peer {
 /// [`crate::deliveries`]); pongs and acks need no reply. Takes the frame by
 /// value so a message's text moves into the forwarded frame uncopied.
 pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame) -> Option<Message> {
+    if shared.config.log_requests {
+        log_request(shared, peer, &frame.message);
+    }
     let reply: Message = match frame.message {
         Message::TimeRequest(_) => TimeResponse { time: local_time() }.into(),
         Message::NameRequest(_) => NameResponse { name: shared.config.name.clone() }.into(),
@@ -61,12 +64,37 @@ pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame)
     Some(reply)
 }
 
+/// With `--log-requests`: one info line per request a student would
+/// screenshot (`client 2 asked for the time`). Pings, pongs and acks are the
+/// protocol's own housekeeping and stay at debug level.
+fn log_request(shared: &Shared, peer: Peer, message: &Message) {
+    let id = peer.id;
+    match message {
+        Message::TimeRequest(_) => tracing::info!("client {id} asked for the time"),
+        Message::NameRequest(_) => tracing::info!("client {id} asked for the server's name"),
+        Message::ListRequest(_) => {
+            tracing::info!("client {id} asked for the client list ({} connected)", shared.registry.len());
+        }
+        Message::SendRequest(request) => tracing::info!(
+            "client {id} asked to send a message to client {} ({} bytes)",
+            request.to,
+            request.text.len()
+        ),
+        _ => {}
+    }
+}
+
 /// Queues `request.text` for the target as an `M` indication and registers
 /// the delivery; answers at once only when it cannot even be queued.
 /// Returns `None` when the answer will come from the delivery's settlement.
 fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, request: SendRequest) -> Option<Message> {
     let to = request.to;
-    let refuse = |status: DeliveryStatus, reason: String| Some(Delivery { to, status, reason }.into());
+    let refuse = |status: DeliveryStatus, reason: String| {
+        if shared.config.log_requests {
+            tracing::info!("client {}'s message to client {to}: {} ({reason})", peer.id, status.name());
+        }
+        Some(Delivery { to, status, reason }.into())
+    };
     let Some(target) = shared.registry.outbox(to) else {
         return refuse(DeliveryStatus::NoSuchClient, format!("no client with id {to} is connected"));
     };

@@ -1,10 +1,11 @@
 //! `tnlm-server`: the TNLM server's command line.
 //!
-//! Prints `listening on <addr>:<port>` on stdout when ready, logs to stderr,
-//! and stops cleanly on Ctrl-C, SIGTERM or `quit` typed on stdin.
+//! Prints `listening on <addr>:<port>` on stdout when ready (scripts wait for
+//! that line), a welcome banner and the logs on stderr, and stops cleanly on
+//! Ctrl-C, SIGTERM or `quit` typed on stdin.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -85,6 +86,12 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs_or_off)]
     accept_delay: Secs,
 
+    /// Log every request answered, one line each at the default level
+    /// (`client 2 asked for the time`, and how each message ended), so the
+    /// console shows what the lab report's server screenshots ask for.
+    #[arg(long)]
+    log_requests: bool,
+
     #[command(flatten)]
     socket: SocketOptions,
 }
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         frame_timeout: cli.frame_timeout.0.unwrap_or(defaults.frame_timeout),
         write_timeout: cli.write_timeout.0.unwrap_or(defaults.write_timeout),
         accept_delay: cli.accept_delay.0,
+        log_requests: cli.log_requests,
     };
     let requested = match config.bind {
         Some(ip) => format!("{ip}:{}", config.port),
@@ -135,6 +143,7 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(2); // a bad command line, as clap's own errors
     }
+    let name = config.name.clone();
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(err) => {
@@ -144,6 +153,7 @@ fn main() -> ExitCode {
     };
     println!("listening on {}", server.local_addr());
     let _ = io::stdout().flush();
+    print_banner(server.local_addr(), &name);
     install_stop_triggers(server.shutdown_handle());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +162,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The welcome banner of the lab's server screen, on stderr so that the
+/// `listening on` line stays the first and only line scripts read on stdout:
+/// where it listens, how a client reaches it, and how to stop it.
+fn print_banner(local: SocketAddr, name: &str) {
+    let port = local.port();
+    // From this machine; 127.0.0.1 also reaches a dual-stack `[::]` listener.
+    let reach = if local.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], port)) } else { local };
+    let everywhere = if local.ip().is_unspecified() { " (every address of this machine)" } else { "" };
+    let version = env!("CARGO_PKG_VERSION");
+    let protocol = tnlm_core::VERSION;
+    let mut banner = format!("Welcome to the TNLM server {version} (protocol v{protocol}), named {name:?}.\n");
+    banner += &format!("Listening on {}{everywhere}, TCP port {port}.\n", local.ip());
+    banner += &format!("Connect a client with: tnlm-client -c {reach}\n");
+    banner += "Type `list` for the connected clients; type `quit` or press Ctrl-C to stop.\n";
+    let _ = io::stderr().write_all(banner.as_bytes());
 }
 
 fn init_logging() {
@@ -193,7 +220,7 @@ fn print_clients(handle: &ShutdownHandle) {
     let clients = handle.clients();
     println!("{} client(s) connected", clients.len());
     for client in clients {
-        let addr = std::net::SocketAddr::new(client.ip, client.port);
+        let addr = SocketAddr::new(client.ip, client.port);
         println!("  {:>4}  {addr}  since {}", client.id, client.since);
     }
 }

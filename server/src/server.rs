@@ -86,7 +86,7 @@ impl Server {
         }
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            deliveries: Deliveries::new(config.ack_timeout),
+            deliveries: Deliveries::new(config.ack_timeout, config.log_requests),
             registry: Registry::new(config.max_clients),
             queue_budget: QueueBudget::new(config.queue_total),
             config,

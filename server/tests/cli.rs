@@ -19,6 +19,54 @@ fn prints_listening_line_and_serves() {
 }
 
 #[test]
+fn welcome_banner_on_stderr_says_where_and_how_to_stop() {
+    let server = ServerProcess::start(&[]);
+    let banner = server.log_until("to stop").join("\n");
+    let port = server.addr.port();
+    for expected in [
+        "Welcome to the TNLM server".to_string(),
+        format!("Listening on 127.0.0.1, TCP port {port}"),
+        format!("tnlm-client -c 127.0.0.1:{port}"),
+        "`quit` or press Ctrl-C".to_string(),
+    ] {
+        assert!(banner.contains(&expected), "{expected:?} missing in {banner}");
+    }
+}
+
+#[test]
+fn log_requests_logs_each_answered_request_at_the_default_level() {
+    let server = ServerProcess::start_logging("info", &["--log-requests"]);
+    let mut alice = RawClient::connect(server.addr);
+    let mut bob = RawClient::connect(server.addr);
+    let (a, b) = (alice.id(), bob.id());
+    assert!(matches!(alice.request(TimeRequest), Message::TimeResponse(_)));
+    server.wait_log(&format!("client {a} asked for the time"));
+    alice.request(NameRequest);
+    server.wait_log(&format!("client {a} asked for the server's name"));
+    alice.request(ListRequest);
+    server.wait_log(&format!("client {a} asked for the client list (2 connected)"));
+    alice.request(SendRequest { to: 99, text: "hi".into() });
+    server.wait_log(&format!("client {a} asked to send a message to client 99 (2 bytes)"));
+    server.wait_log(&format!("client {a}'s message to client 99: no_such_client"));
+    let sent = alice.send(SendRequest { to: b, text: "Hello world!".into() });
+    server.wait_log(&format!("client {a} asked to send a message to client {b} (12 bytes)"));
+    let indication = bob.next_frame();
+    bob.send_frame(Frame::new(indication.request_id, Ack));
+    assert_eq!(alice.next_frame().request_id, sent);
+    server.wait_log(&format!("client {a}'s message to client {b}: delivered"));
+}
+
+#[test]
+fn without_log_requests_requests_are_not_logged_at_the_default_level() {
+    let server = ServerProcess::start_logging("info", &[]);
+    let mut client = RawClient::connect(server.addr);
+    client.request(TimeRequest);
+    drop(client);
+    let log = server.log_until("disconnected");
+    assert!(!log.iter().any(|line| line.contains("asked for")), "{log:#?}");
+}
+
+#[test]
 fn quit_on_stdin_notifies_clients_and_exits_zero() {
     let mut server = ServerProcess::start(&[]);
     let mut client = RawClient::connect(server.addr);

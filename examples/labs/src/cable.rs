@@ -10,7 +10,14 @@
 //!
 //! - no detection (`--heartbeat 0`, no keepalive): the ghost stays listed and
 //!   its socket ESTABLISHED; a message to it is answered `not_acknowledged`,
-//!   never `delivered`, and the OS table shows the server retransmitting it;
+//!   never `delivered`, and the OS table shows the server retransmitting it.
+//!   The client's side is shown too (`ss -tino` in its namespace): the killed
+//!   client's socket sits in FIN_WAIT_1 retrying its FIN with a growing
+//!   backoff, and a second client whose program keeps running (a laptop whose
+//!   Wi-Fi dropped) stays ESTABLISHED. Then the cable is plugged back in: the
+//!   server hears from the ghost's OS (its FIN, or an RST) and drops it, and
+//!   the running client receives the message it was sent during the cut —
+//!   after its sender was told `not_acknowledged`;
 //! - `--heartbeat 1`: the server pings the silent client and drops it after
 //!   3 missed intervals (about 3 s);
 //! - `--keepalive 1,1,2`: TCP keepalive probes the idle connection after 1 s,
@@ -20,6 +27,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tnlm_client::connection::wait_response;
@@ -30,8 +38,14 @@ use tnlm_server::{Config, RunningServer, Server};
 
 use crate::capture::{self, Capture};
 use crate::netns::Netns;
+use crate::sockets::SsView;
 use crate::sockets::{self, Socket};
 use crate::{connect, explain, heading, secs, CaptureTo, LabError, Result, TIMEOUT};
+
+/// How long to wait, after the cable is plugged back in, for the server to
+/// hear from the ghost's OS and for the running client to get its message
+/// (the retries then due come at most a few seconds apart).
+const BACK_IN_WAIT: Duration = Duration::from_secs(60);
 
 /// How the server may notice the ghost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +107,18 @@ pub struct Run {
     /// Without detection: the server's end of the ghost connection in the OS
     /// table, after the message.
     pub server_end: Option<Socket>,
+    /// The killed client's end as its own OS shows it (`ss -tino` in the
+    /// namespace), with the cable still out: after the message to it, or
+    /// when the server dropped it.
+    pub client_end: Option<SsView>,
+    /// Without detection: the end of the client that kept running, at the same time.
+    pub running_end: Option<SsView>,
+    /// Without detection: once the cable is back, how long until the server
+    /// dropped the ghost (it heard the ghost's FIN or RST).
+    pub ghost_gone_after_plug: Option<Duration>,
+    /// Without detection: once the cable is back, how long until the running
+    /// client printed the message sent to it during the cut.
+    pub late_message_after_plug: Option<Duration>,
     /// What the capture shows.
     pub wire: Option<Wire>,
     /// The capture file.
@@ -148,18 +174,27 @@ fn one_run(options: &Options, detection: Detection) -> Result<Run> {
         None
     };
     println!("   server on {addr}; the client runs in network namespace {} ({})", net.name, net.client_ip);
-    let (mut ghost, id) = spawn_ghost(&net, addr, &options.program)?;
-    let listed = server.clients().into_iter().find(|c| c.id == id);
-    let ghost_addr = listed.map(|c| SocketAddr::new(c.ip, c.port));
+    let mut ghost = spawn_client(&net, addr, &options.program)?;
+    let id = ghost.id;
+    let ghost_addr = listed_addr(&server, id);
     println!(
         "   client {id} connected from {}; the server lists it",
         ghost_addr.map_or_else(|| "?".into(), |a| a.to_string())
     );
+    // Without detection, a second client on the same cable keeps running.
+    let mut running = None;
+    if detection == Detection::Nothing {
+        let client = spawn_client(&net, addr, &options.program)?;
+        let from = listed_addr(&server, client.id).map_or_else(|| "?".into(), |a| a.to_string());
+        println!("   client {} connected from {from}; its program will keep running", client.id);
+        running = Some(client);
+    }
 
     net.pull_cable()?;
     let cut = Instant::now();
     ghost.kill();
-    println!("   cable pulled, then the client program killed: no FIN, no RST can reach the server");
+    println!("   cable pulled, then client {id}'s program killed: no FIN, no RST can reach the server");
+    let ghost_port = ghost_addr.map(|a| a.port());
 
     let mut run = Run {
         detection,
@@ -168,18 +203,25 @@ fn one_run(options: &Options, detection: Detection) -> Result<Run> {
         dropped_after: None,
         message: None,
         server_end: None,
+        client_end: None,
+        running_end: None,
+        ghost_gone_after_plug: None,
+        late_message_after_plug: None,
         wire: None,
         capture: None,
     };
-    if detection == Detection::Nothing {
-        watch_ghost(&server, id, ghost_addr, options.watch, cut);
-        run.message = Some(message_ghost(&server, id, options.ack_timeout)?);
+    if let Some(running) = running.as_mut() {
+        let running_port = listed_addr(&server, running.id).map(|a| a.port());
+        let ends = Ends { net: &net, ghost: (id, ghost_port), running: (running.id, running_port) };
+        watch_ghost(&server, &ends, ghost_addr, options.watch, cut);
+        let statuses = message_ghosts(&server, &[id, running.id], options.ack_timeout)?;
+        run.message = statuses.first().copied();
         run.still_listed = server.clients().iter().any(|c| c.id == id);
         if let Some(ghost_addr) = ghost_addr {
             run.server_end = sockets::find(addr, ghost_addr).ok().flatten();
             if let Some(end) = &run.server_end {
                 println!(
-                    "   the server's socket for it ({}): {}, {} bytes unacknowledged, {} retransmissions so far",
+                    "   the server's socket for client {id} ({}): {}, {} bytes unacknowledged, {} retransmissions so far",
                     sockets::source(),
                     end.state,
                     end.unacked.unwrap_or(0),
@@ -187,17 +229,23 @@ fn one_run(options: &Options, detection: Detection) -> Result<Run> {
                 );
             }
         }
+        (run.client_end, run.running_end) = ends.show();
         println!(
             "   {} after the cut the server still lists client {id}: {}",
             secs(cut.elapsed()),
             if run.still_listed { "yes — a ghost" } else { "no" }
         );
+        plug_back_in(&server, &ends, running, &mut run)?;
     } else {
         let dropped = server.wait_client_gone(id, Duration::from_secs(60));
         run.dropped_after = dropped.then(|| cut.elapsed());
+        run.client_end = ghost_port.and_then(|port| sockets::ss_view(Some(&net.name), port).ok().flatten());
         match run.dropped_after {
             Some(after) => println!("   the server dropped client {id} {} after the cut", secs(after)),
             None => println!("   the server still lists client {id} a minute after the cut"),
+        }
+        if let Some(end) = &run.client_end {
+            println!("   meanwhile client {id}'s own OS (ss -tino in its namespace): {end}");
         }
     }
     server.shutdown();
@@ -256,51 +304,99 @@ fn start(net: &Netns, detection: Detection, ack_timeout: Duration) -> Result<Run
     Ok(server.spawn())
 }
 
-/// The client process in the namespace; killed when dropped, whatever happens.
-struct Ghost(Child);
+/// A `tnlm-client --json listen` process in the namespace; killed when
+/// dropped, whatever happens.
+struct NsClient {
+    child: Child,
+    /// Its client id, from its hello.
+    id: u32,
+    /// Its further stdout lines (one JSON object each).
+    lines: mpsc::Receiver<String>,
+}
 
-impl Ghost {
+impl NsClient {
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-impl Drop for Ghost {
+impl Drop for NsClient {
     fn drop(&mut self) {
         self.kill();
     }
 }
 
 /// Starts `tnlm-client --json listen` inside the namespace and reads its hello.
-fn spawn_ghost(net: &Netns, server: SocketAddr, program: &std::path::Path) -> Result<(Ghost, u32)> {
+fn spawn_client(net: &Netns, server: SocketAddr, program: &std::path::Path) -> Result<NsClient> {
     let program = program.display().to_string();
     let target = server.to_string();
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", &net.name, &program, "client", "--connect", &target, "--json", "listen"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| LabError::Failed(format!("cannot start the client in the namespace: {e}")))?;
-    let mut ghost = Ghost(child);
-    let stdout = ghost.0.stdout.take().ok_or_else(|| LabError::Failed("no pipe to the client".into()))?;
-    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or_else(|| LabError::Failed("no pipe to the client".into()))?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut client = NsClient { child, id: 0, lines };
     // The client prints its hello within its connect timeout, or exits.
-    BufReader::new(stdout).read_line(&mut line)?;
+    let line = client.lines.recv_timeout(TIMEOUT * 2).unwrap_or_default();
     let hello: serde_json::Value = serde_json::from_str(&line)
         .map_err(|_| LabError::Failed(format!("the client did not print its hello: {line:?}")))?;
-    let id = hello["id"].as_u64().and_then(|id| u32::try_from(id).ok());
-    match id {
-        Some(id) => Ok((ghost, id)),
+    match hello["id"].as_u64().and_then(|id| u32::try_from(id).ok()) {
+        Some(id) => {
+            client.id = id;
+            Ok(client)
+        }
         None => Err(LabError::Failed(format!("unexpected first line from the client: {line}"))),
     }
 }
 
+/// Where the server's list says client `id` is connected from.
+fn listed_addr(server: &RunningServer, id: u32) -> Option<SocketAddr> {
+    server.clients().into_iter().find(|c| c.id == id).map(|c| SocketAddr::new(c.ip, c.port))
+}
+
+/// The two clients on the pulled cable, as their own OS sees them.
+struct Ends<'a> {
+    net: &'a Netns,
+    /// The killed client: its id and local port.
+    ghost: (u32, Option<u16>),
+    /// The client whose program keeps running.
+    running: (u32, Option<u16>),
+}
+
+impl Ends<'_> {
+    /// `ss -tino` in the namespace for each client's socket.
+    fn read(&self) -> (Option<SsView>, Option<SsView>) {
+        let view = |port: Option<u16>| port.and_then(|p| sockets::ss_view(Some(&self.net.name), p).ok().flatten());
+        (view(self.ghost.1), view(self.running.1))
+    }
+
+    /// Prints both clients' sockets; returns them.
+    fn show(&self) -> (Option<SsView>, Option<SsView>) {
+        let (ghost, running) = self.read();
+        let text = |view: &Option<SsView>| view.as_ref().map_or_else(|| "no socket".into(), ToString::to_string);
+        println!("     client {}'s own OS (program killed):   {}", self.ghost.0, text(&ghost));
+        println!("     client {}'s own OS (program running):  {}", self.running.0, text(&running));
+        (ghost, running)
+    }
+}
+
 /// Looks at the ghost once a second for `watch` (pacing on purpose: we are
-/// showing that nothing happens).
-fn watch_ghost(server: &RunningServer, id: u32, ghost: Option<SocketAddr>, watch: Duration, cut: Instant) {
+/// showing that nothing happens), from the server's side and the clients'.
+fn watch_ghost(server: &RunningServer, ends: &Ends, ghost: Option<SocketAddr>, watch: Duration, cut: Instant) {
     let local = server.local_addr();
+    let id = ends.ghost.0;
     let mut next = Duration::from_secs(1).min(watch);
     while next <= watch {
         std::thread::sleep(next.saturating_sub(cut.elapsed()));
@@ -309,35 +405,80 @@ fn watch_ghost(server: &RunningServer, id: u32, ghost: Option<SocketAddr>, watch
             .and_then(|g| sockets::find(local, g).ok().flatten())
             .map_or_else(|| "gone".to_string(), |s| s.state.to_string());
         println!(
-            "   {:>5} after the cut: listed {}, server's socket {state}",
+            "   {:>5} after the cut: the server lists client {id}: {}, its socket {state}",
             secs(cut.elapsed()),
             if listed { "yes" } else { "no" }
         );
+        ends.show();
         next += Duration::from_secs(1);
     }
 }
 
-/// Another client (on the server's side of the cable) messages the ghost.
-fn message_ghost(server: &RunningServer, id: u32, ack_timeout: Duration) -> Result<DeliveryStatus> {
+/// Another client (on the server's side of the cable) messages each of
+/// `ids` and waits for every answer; returns them in the order of `ids`.
+fn message_ghosts(server: &RunningServer, ids: &[u32], ack_timeout: Duration) -> Result<Vec<DeliveryStatus>> {
     let (mut connection, mut inbox) = connect(server.local_addr(), SocketOptions::default())?;
     let sent = Instant::now();
-    let request = connection.send(SendRequest { to: id, text: "Are you ok?".into() })?;
-    let frame = wait_response(&mut inbox, request, Instant::now() + ack_timeout + TIMEOUT, |_| {})
-        .map_err(|e| LabError::Failed(format!("no answer to the message: {e:?}")))?;
-    let Message::Delivery(delivery) = frame.message else {
-        return Err(LabError::Failed(format!("unexpected answer {}", frame.summary())));
-    };
-    println!(
-        "   client {} sent \"Are you ok?\" to client {id}: after {} the server answered {} ({})",
-        connection.id(),
-        secs(sent.elapsed()),
-        delivery.status.name(),
-        delivery.reason
-    );
+    let mut requests = Vec::new();
+    for &id in ids {
+        requests.push((id, connection.send(SendRequest { to: id, text: "Are you ok?".into() })?));
+    }
+    let mut statuses = Vec::new();
+    for (id, request) in requests {
+        let frame = wait_response(&mut inbox, request, sent + ack_timeout + TIMEOUT, |_| {})
+            .map_err(|e| LabError::Failed(format!("no answer to the message: {e:?}")))?;
+        let Message::Delivery(delivery) = frame.message else {
+            return Err(LabError::Failed(format!("unexpected answer {}", frame.summary())));
+        };
+        println!(
+            "   client {} sent \"Are you ok?\" to client {id}: after {} the server answered {} ({})",
+            connection.id(),
+            secs(sent.elapsed()),
+            delivery.status.name(),
+            delivery.reason
+        );
+        statuses.push(delivery.status);
+    }
     let me = connection.id();
     connection.close();
     server.wait_client_gone(me, TIMEOUT);
-    Ok(delivery.status)
+    Ok(statuses)
+}
+
+/// Plugs the cable back in and shows what each side then sees: the server
+/// hears from the ghost's OS and drops it; the running client receives the
+/// message it was sent during the cut.
+fn plug_back_in(server: &RunningServer, ends: &Ends, running: &mut NsClient, run: &mut Run) -> Result<()> {
+    ends.net.plug_cable()?;
+    let back = Instant::now();
+    println!("   cable plugged back in; both clients' OS and the server retry what they could not send");
+    let ghost = ends.ghost.0;
+    if server.wait_client_gone(ghost, BACK_IN_WAIT) {
+        run.ghost_gone_after_plug = Some(back.elapsed());
+        println!(
+            "   the server dropped client {ghost} {} after the cable came back (its log line says how: FIN or reset)",
+            secs(back.elapsed())
+        );
+    } else {
+        println!("   the server still lists client {ghost} {} after the cable came back", secs(BACK_IN_WAIT));
+    }
+    let deadline = back + BACK_IN_WAIT;
+    while let Ok(line) = running.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(r#""type":"message""#) {
+            run.late_message_after_plug = Some(back.elapsed());
+            println!(
+                "   client {} (still running) printed the message {} after the cable came back: {line}",
+                running.id,
+                secs(back.elapsed())
+            );
+            println!("     — its sender had been told not_acknowledged: that meant \"not known\", not \"lost\"");
+            break;
+        }
+    }
+    ends.show();
+    let listed = server.clients().iter().any(|c| c.id == running.id);
+    println!("   the server lists client {}: {}", running.id, if listed { "yes, it never left" } else { "no" });
+    Ok(())
 }
 
 const WHY: &str = "\
@@ -352,4 +493,17 @@ kernel — nothing more. TNLM says `delivered` only when the target's client
 acknowledges the message, so the ghost gets `not_acknowledged`. To find
 ghosts sooner, someone must ask: the application heartbeat (--heartbeat,
 works the same on every OS), or TCP keepalive (--keepalive: the kernel sends
-empty probes on an idle connection and resets it when they go unanswered).";
+empty probes on an idle connection and resets it when they go unanswered).
+
+The client's side: killing the program closed its socket, so its OS did
+start the release — it queued a FIN (FIN_WAIT_1). With the cable out the FIN
+cannot get through (here it cannot even leave: the address is gone, hence
+'not sent yet'; on a real cable it leaves and is lost, and ss shows
+timer:(on,...)), so the OS retries with a doubling interval (the backoff);
+an orphaned socket gives up after net.ipv4.tcp_orphan_retries tries (0
+means 8, about 100 s). A client whose program keeps running has nothing to
+send and stays ESTABLISHED. When the cable comes back, the next retry on
+either side gets through: the server's retransmitted message reaches the
+killed client's OS, which no longer wants data and answers RST (or its own
+FIN arrives first), so the ghost is dropped; the running client simply
+receives the message, late — after its sender was told `not_acknowledged`.";

@@ -6,8 +6,8 @@
 //! namespace's address: from then on nothing it sends can leave (no FIN, no
 //! RST reaches us) and what we send it is dropped unanswered — a pulled cable
 //! as the server experiences it. The link stays up, so a capture on this
-//! side still shows the server's retransmissions. Everything is deleted again
-//! on drop.
+//! side still shows the server's retransmissions. [`Netns::plug_cable`] gives
+//! the address back. Everything is deleted again on drop.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -86,6 +86,12 @@ impl Netns {
     /// leave and ours to it are dropped without an answer.
     pub fn pull_cable(&self) -> Result<(), String> {
         ip(&["-n", &self.name, "addr", "flush", "dev", &self.client_if]).map(|_| ())
+    }
+
+    /// Plugs the cable back in: the namespace gets its address back, and
+    /// whatever either side retries from then on gets through.
+    pub fn plug_cable(&self) -> Result<(), String> {
+        ip(&["-n", &self.name, "addr", "add", &format!("{}/24", self.client_ip), "dev", &self.client_if]).map(|_| ())
     }
 }
 

@@ -311,6 +311,93 @@ pub fn segment_counts(local: SocketAddr, remote: SocketAddr) -> Option<SegmentCo
     Some(SegmentCounts { data_out: counter("data_segs_out:").unwrap_or(0), data_in: counter("data_segs_in:")? })
 }
 
+/// One connection as `ss -tino` shows it: besides the state, the timer that
+/// is running and how often it has fired — what a student reads to see a
+/// socket retrying with growing intervals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsView {
+    /// The TCP state.
+    pub state: TcpState,
+    /// The running timer's kind: `on` (retransmission), `persist` (probe:
+    /// here a FIN that could not even leave), `keepalive`, `timewait`.
+    pub timer: Option<String>,
+    /// Time until that timer fires.
+    pub due_in: Option<Duration>,
+    /// How many times it has fired so far (retransmissions or probes).
+    pub fired: u32,
+    /// The exponential backoff: each retry waits 2^backoff × the base timeout.
+    pub backoff: u32,
+    /// Bytes queued but not sent yet (1 for a FIN that has no route out).
+    pub not_sent: u32,
+}
+
+impl fmt::Display for SsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.state)?;
+        if self.not_sent > 0 {
+            write!(f, ", {} byte(s) not sent yet", self.not_sent)?;
+        }
+        let due = |d: &Duration| format!("{:.2} s", d.as_secs_f64());
+        match (&self.timer, &self.due_in) {
+            (Some(timer), Some(left)) if timer != "timewait" => {
+                let next = due(left);
+                write!(f, ", timer {timer} fired {} time(s), backoff {}, next in {next}", self.fired, self.backoff)
+            }
+            (Some(_), Some(left)) => write!(f, ", {} left", due(left)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The connection whose local port is `port`, seen by `ss -tino` run in the
+/// network namespace `netns` (or in this one for `None`). `Ok(None)`: the OS
+/// has no such socket (any more).
+pub fn ss_view(netns: Option<&str>, port: u16) -> Result<Option<SsView>, String> {
+    let filter = format!("sport = :{port}");
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(name) = netns {
+        args.extend(["ip", "netns", "exec", name]);
+    }
+    args.extend(["ss", "-tinoH", "state", "all", &filter]);
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("cannot run {}: {e}", args[0]))?;
+    if !out.status.success() {
+        return Err(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(parse_ss(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A time as `ss` prints a timer: `432ms`, `6.460ms` (6.46 s), `12sec`, `2min`.
+fn parse_ss_time(text: &str) -> Option<Duration> {
+    if let Some(minutes) = text.strip_suffix("min") {
+        return Some(Duration::from_secs(60 * minutes.parse::<u64>().ok()?));
+    }
+    if let Some(seconds) = text.strip_suffix("sec") {
+        return Some(Duration::from_secs(seconds.parse().ok()?));
+    }
+    let millis = text.strip_suffix("ms")?;
+    match millis.split_once('.') {
+        Some((s, ms)) => Some(Duration::from_secs(s.parse().ok()?) + Duration::from_millis(ms.parse().ok()?)),
+        None => Some(Duration::from_millis(millis.parse().ok()?)),
+    }
+}
+
+/// Reads the first socket of `ss -tinoH` output (its line and the info line after it).
+fn parse_ss(text: &str) -> Option<SsView> {
+    let state = TcpState::from_netstat(text.split_whitespace().next()?)?;
+    let field = |name: &str| text.split_whitespace().find_map(|token| token.strip_prefix(name));
+    let number = |name: &str| field(name).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+    // timer:(persist,432ms,2)
+    let timer: Vec<&str> = field("timer:(").map(|t| t.trim_end_matches(')').split(',').collect()).unwrap_or_default();
+    Some(SsView {
+        state,
+        timer: timer.first().map(|s| s.to_string()),
+        due_in: timer.get(1).and_then(|t| parse_ss_time(t)),
+        fired: timer.get(2).and_then(|n| n.parse().ok()).unwrap_or(0),
+        backoff: number("backoff:"),
+        not_sent: number("notsent:"),
+    })
+}
+
 /// Linux's range of ephemeral ports (`net.ipv4.ip_local_port_range`).
 pub fn ephemeral_range() -> Option<(u16, u16)> {
     if cfg!(target_os = "linux") {
@@ -330,6 +417,20 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn ss_lines_are_read_with_their_timer_and_backoff() {
+        let text = "FIN-WAIT-1 0 1 10.79.3.2:36148 10.79.3.1:4581 timer:(persist,1.072ms,3)\n\t ts sack cubic rto:204 backoff:3 rtt:0.083/0.041 notsent:1 minrtt:0.083\n";
+        let view = parse_ss(text).unwrap();
+        assert_eq!(view.state, TcpState::FinWait1);
+        assert_eq!((view.timer.as_deref(), view.due_in), (Some("persist"), Some(Duration::from_millis(1072))));
+        assert_eq!((view.fired, view.backoff, view.not_sent), (3, 3, 1));
+        let waiting = parse_ss("TIME-WAIT 0 0 10.79.1.2:35516 10.79.1.1:4580 timer:(timewait,59sec,0)\n").unwrap();
+        assert_eq!(waiting.to_string(), "TIME_WAIT, 59.00 s left");
+        assert_eq!(parse_ss_time("024ms"), Some(Duration::from_millis(24)));
+        assert_eq!(parse_ss_time("2min"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_ss(""), None);
+    }
 
     #[test]
     fn proc_lines_parse() {

@@ -66,9 +66,13 @@ fn the_backlog_capture_shows_hellos_long_after_the_handshakes() {
 #[test]
 fn the_cable_captures_show_retransmissions_pings_and_keepalive_probes() {
     let Some(packets) = capture("cable-no-detection") else { return };
+    let port = server_port(&packets).unwrap();
     let message = packets.iter().filter(|p| p.frames.iter().any(|f| f == "M indication")).count();
-    assert_eq!(message, 1, "the message to the ghost");
+    assert_eq!(message, 2, "the messages to the ghost and to the client that kept running");
     assert!(packets.iter().filter(|p| p.retransmission).count() >= 3);
+    // Cable back: the ghost's OS resets, the running client acknowledges the message late.
+    assert!(packets.iter().any(|p| p.rst && p.src_port != port), "the killed client's RST");
+    assert!(packets.iter().any(|p| p.frames.iter().any(|f| f == "A response")), "the late ack");
     let Some(packets) = capture("cable-heartbeat") else { return };
     assert!(packets.iter().any(|p| p.frames.iter().any(|f| f == "P indication")), "the server's ping");
     let Some(packets) = capture("cable-keepalive") else { return };

@@ -154,12 +154,12 @@ impl ServerProcess {
         ServerProcess::start_logging("debug", args)
     }
 
-    /// [`start`](Self::start) with `RUST_LOG` set to `log` (e.g. `info`, the default level).
-    pub fn start_logging(log: &str, args: &[&str]) -> ServerProcess {
+    /// As [`start`](Self::start), with `RUST_LOG` set to `level`.
+    pub fn start_logging(level: &str, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tnlm-server"))
             .args(["--bind", "127.0.0.1", "--port", "0", "--name", "cli-test"])
             .args(args)
-            .env("RUST_LOG", log)
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -213,10 +213,11 @@ impl ServerProcess {
     pub fn log_until(&self, needle: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
-            let line = self.stderr.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            let done = line.contains(needle);
+            let line =
+                self.stderr.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("no log line with {needle:?}: {lines:#?}"));
+            let found = line.contains(needle);
             lines.push(line);
-            if done {
+            if found {
                 return lines;
             }
         }
