@@ -677,3 +677,25 @@ fn a_capture_that_starts_mid_stream_resynchronises() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn coloring_rules_are_valid_filters_that_match_what_they_name() {
+    if tshark_missing() {
+        return;
+    }
+    let captures = workspace().join("examples").join("captures");
+    let matches = |file: &str, filter: &str| {
+        let rows = support::fields_with(&["-2"], &captures.join(file), filter, &["frame.number"]).unwrap();
+        rows.len()
+    };
+    let rules = tnlm_wireshark::colorfilters();
+    let filter = |name: &str| {
+        let line = rules.lines().find(|l| l.starts_with(&format!("@{name}@"))).unwrap();
+        line.split('@').nth(2).unwrap().to_string()
+    };
+    assert_eq!(matches("malformed.pcapng", &filter("TNLM error")), 2);
+    assert_eq!(matches("message-unknown-id.pcapng", &filter("TNLM failed delivery")), 1);
+    assert_eq!(matches("message.pcapng", &filter("TNLM failed delivery")), 0);
+    assert_eq!(matches("message.pcapng", &filter("TNLM indication")), 5, "2 hellos, the message, 2 shutdowns");
+    assert_eq!(matches("message.pcapng", &filter("TNLM unanswered")), 0);
+}
