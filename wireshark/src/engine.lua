@@ -9,6 +9,21 @@ for _, h in ipairs(HEADER) do
   H[h.name] = h
 end
 local HLEN = K.header_len
+
+-- Where decode_field keeps a string's exact text, next to its display text.
+local function raw_keys(fields)
+  for _, fd in ipairs(fields) do
+    fd.raw = "=" .. fd.name
+    if fd.fields then
+      raw_keys(fd.fields)
+    end
+  end
+end
+for _, by_class in pairs(MESSAGES) do
+  for _, message in pairs(by_class) do
+    raw_keys(message.fields)
+  end
+end
 -- Largest PDU length handed back to Wireshark (it is stored in a C int).
 local MAX_PDU = 2147483647
 
@@ -177,7 +192,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     local item = tree:add(fd.f, tvb(at, 8 + len), raw)
     item:add_le(F["string.length"], tvb(at, 8))
     v[fd.name] = display_text(raw)
-    v["=" .. fd.name] = raw
+    v[fd.raw] = raw
     return at + 8 + len, item
   elseif fd.wire == "ip" then
     if left < 4 then
@@ -375,12 +390,20 @@ end
 local tcp_stream = Field.new("tcp.stream")
 local CLIENT, SERVER = SENDER.client, SENDER.server
 
+-- Exchanges live in parallel arrays indexed by exchange number (few long-lived Lua
+-- objects: the garbage collector's work grows with their count).
 local state
 local function reset_state()
   state = {
     -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
     streams = {},
-    -- frame number -> { [(id * 2 + opener) * 2 + (0 ask, 1 answer)] = exchange }
+    n = 0,
+    kind = {},     -- exchange -> kind of its ask * KEYS + (id * 2 + the side that opened it)
+    ask = {},      -- exchange -> frame number of the ask
+    answer = {},   -- exchange -> frame number of the answer
+    time = {},     -- exchange -> time of the ask while open, then the response time
+    trace = {},    -- exchange -> message trace (M requests and indications only)
+    -- frame number -> exchange, or a list of them when the frame has several
     at = {},
     -- target client id .. "\0" .. text -> FIFO of message traces waiting for their indication
     pending = {},
@@ -418,15 +441,57 @@ local function sender_of(st, kind, c, pinfo)
   return s
 end
 
-local function remember(number, role, ex)
-  local at = state.at[number]
-  if at == nil then
-    at = {}
-    state.at[number] = at
+local function remember(number, ex)
+  local at = state.at
+  local cur = at[number]
+  if cur == nil then
+    at[number] = ex
+  elseif type(cur) == "number" then
+    at[number] = { cur, ex }
+  else
+    cur[#cur + 1] = ex
   end
-  if at[role] == nil then
-    at[role] = ex
+end
+
+-- Exchange keys (id * 2 + opener) are below KEYS; kinds are stored above them.
+local KEYS = 8589934592
+
+-- Whether exchange ex was recorded for this frame with this PDU as its ask (or answer).
+local function fits(ex, number, id, opener, frames)
+  if frames[ex] ~= number then
+    return false
   end
+  local k = state.kind[ex] % KEYS
+  if opener ~= nil then
+    return k == id * 2 + opener
+  end
+  return k == id * 2 or k == id * 2 + 1
+end
+
+-- The exchange recorded for this frame whose ask (or answer) is this PDU, or nil.
+local function lookup(number, id, opener, as_answer)
+  local cur = state.at[number]
+  if cur == nil then
+    return nil
+  end
+  local frames = as_answer and state.answer or state.ask
+  if type(cur) == "number" then
+    if fits(cur, number, id, opener, frames) then
+      return cur
+    end
+    return nil
+  end
+  for i = 1, #cur do
+    if fits(cur[i], number, id, opener, frames) then
+      return cur[i]
+    end
+  end
+  return nil
+end
+
+local function kind_of(ex)
+  local k = state.kind[ex]
+  return (k - k % KEYS) / KEYS
 end
 
 -- Message traces: an M request waits for the M indication that forwards it.
@@ -434,7 +499,7 @@ local function trace_request(st, ex, pdu, pinfo)
   local v = pdu.v
   local from = st.client_id or ("stream " .. num(st.id))
   local trace = { key = from .. "." .. num(pdu.id), req = pinfo.number, req_t = pinfo.rel_ts }
-  ex.trace = trace
+  state.trace[ex] = trace
   local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
   local q = state.pending[wait]
   if q == nil then
@@ -457,16 +522,24 @@ local function trace_indication(st, ex, pdu, pinfo)
   q[q.first] = nil
   q.first = q.first + 1
   trace.ind, trace.ind_t, trace.delivery = pinfo.number, pinfo.rel_ts, pdu.id
-  ex.trace = trace
+  state.trace[ex] = trace
 end
 
-local function trace_answer(ex, kind, pinfo)
-  local trace = ex.trace
+local function trace_answer(trace, kind, pinfo)
   if kind == TRACE.ack then
     trace.ack, trace.ack_t = pinfo.number, pinfo.rel_ts
   else
     trace.resp, trace.resp_t = pinfo.number, pinfo.rel_ts
   end
+end
+
+local function open_exchange(st, kind, key, pinfo)
+  local ex = state.n + 1
+  state.n = ex
+  state.kind[ex], state.ask[ex], state.time[ex] = kind * KEYS + key, pinfo.number, pinfo.rel_ts
+  st.open[key] = ex
+  remember(pinfo.number, ex)
+  return ex
 end
 
 -- First pass: learn the connection, open and close exchanges, follow messages.
@@ -478,13 +551,11 @@ local function record(st, kind, pdu, pinfo)
   local v = pdu.v
   if kind == TRACE.hello and v ~= nil then
     st.client_id, st.server = v[TRACE.client_id], v["=" .. TRACE.server]
+    st.client_num = tonumber(st.client_id)
   end
   local opener = ASKS[kind]
   if opener ~= nil and (opener == CLIENT or pdu.id ~= 0) then
-    local key = pdu.id * 2 + opener
-    local ex = { kind = kind, ask = pinfo.number, ask_t = pinfo.rel_ts }
-    st.open[key] = ex
-    remember(pinfo.number, key * 2, ex)
+    local ex = open_exchange(st, kind, pdu.id * 2 + opener, pinfo)
     if v ~= nil and kind == TRACE.request then
       trace_request(st, ex, pdu, pinfo)
     elseif v ~= nil and kind == TRACE.indication then
@@ -500,14 +571,18 @@ local function record(st, kind, pdu, pinfo)
     if sender == nil or side ~= sender then
       local key = pdu.id * 2 + side
       local ex = st.open[key]
-      if ex ~= nil and (asks[ex.kind] or (asks.any_request and ASKS[ex.kind] == CLIENT)) then
-        ex.answer, ex.answer_t, ex.answer_kind = pinfo.number, pinfo.rel_ts, kind
-        st.open[key] = nil
-        remember(pinfo.number, key * 2 + 1, ex)
-        if ex.trace ~= nil then
-          trace_answer(ex, kind, pinfo)
+      if ex ~= nil then
+        local ask_kind = kind_of(ex)
+        if asks[ask_kind] or (asks.any_request and ASKS[ask_kind] == CLIENT) then
+          state.answer[ex], state.time[ex] = pinfo.number, pinfo.rel_ts - state.time[ex]
+          st.open[key] = nil
+          remember(pinfo.number, ex)
+          local trace = state.trace[ex]
+          if trace ~= nil then
+            trace_answer(trace, kind, pinfo)
+          end
+          return
         end
-        return
       end
     end
   end
@@ -544,43 +619,43 @@ local function show_trace(root, trace)
   end
 end
 
--- Every pass: the connection's facts, the links recorded for this PDU.
+-- Every pass: the connection's facts, the links recorded for this PDU. Returns the
+-- exchange this PDU answers, if any.
 local function show(root, st, kind, pdu, pinfo)
   if st.client_id ~= nil then
-    add_generated(root, F["conn.client_id"], tonumber(st.client_id))
+    add_generated(root, F["conn.client_id"], st.client_num)
   end
   if st.server ~= nil then
     add_generated(root, F["conn.server"], st.server)
   end
-  local at = state.at[pinfo.number]
   local opener = ASKS[kind]
   if opener ~= nil then
-    local ex = at and at[(pdu.id * 2 + opener) * 2]
+    local ex = lookup(pinfo.number, pdu.id, opener, false)
     if ex == nil then
       return nil
     end
-    if ex.answer ~= nil then
-      add_generated(root, F["response_in"], ex.answer)
+    local answer = state.answer[ex]
+    if answer ~= nil then
+      add_generated(root, F["response_in"], answer)
     elseif pinfo.visited then
       root:add_proto_expert_info(EXPERT.no_response)
     end
-    if ex.trace ~= nil then
-      show_trace(root, ex.trace)
+    if state.trace[ex] ~= nil then
+      show_trace(root, state.trace[ex])
     end
     return nil
   end
-  if at == nil or ANSWERS[kind] == nil then
+  if ANSWERS[kind] == nil then
     return nil
   end
-  local ex = at[(pdu.id * 2 + CLIENT) * 2 + 1] or at[(pdu.id * 2 + SERVER) * 2 + 1]
+  local ex = lookup(pinfo.number, pdu.id, nil, true)
   if ex == nil then
     return nil
   end
-  add_generated(root, F["request_in"], ex.ask)
-  local rt = ex.answer_t - ex.ask_t
-  add_generated(root, F["response_time"], nstime(rt))
-  if ex.trace ~= nil then
-    show_trace(root, ex.trace)
+  add_generated(root, F["request_in"], state.ask[ex])
+  add_generated(root, F["response_time"], nstime(state.time[ex]))
+  if state.trace[ex] ~= nil then
+    show_trace(root, state.trace[ex])
   end
   return ex
 end
@@ -600,7 +675,7 @@ local function tap_pdu(pinfo, kind, pdu, ex)
   local v = pdu.v or {}
   local rt_kind, rt
   if ex ~= nil then
-    rt_kind, rt = ex.kind, ex.answer_t - ex.ask_t
+    rt_kind, rt = kind_of(ex), state.time[ex]
   end
   tapped.pdus[tapped.n] = { kind = kind, status = v["@status"], error = v["@error"], rt_kind = rt_kind, rt = rt }
 end
@@ -644,6 +719,18 @@ local function find_magic(tvb, from, partial)
   return nil
 end
 
+local function track(root, pdu, pinfo)
+  local st = stream_of(pinfo)
+  local kind = pdu.t * 4 + pdu.c
+  if not pinfo.visited then
+    record(st, kind, pdu, pinfo)
+  end
+  local ex = show(root, st, kind, pdu, pinfo)
+  if stats_wanted then
+    tap_pdu(pinfo, kind, pdu, ex)
+  end
+end
+
 local function dissect_one(tvb, pinfo, tree)
   local root = tree:add(tnlm, tvb())
   local pdu = {}
@@ -653,19 +740,9 @@ local function dissect_one(tvb, pinfo, tree)
     info = "undecodable frame"
   end
   if pdu.t ~= nil then
-    local tracked, ex = pcall(function()
-      local st = stream_of(pinfo)
-      local kind = pdu.t * 4 + pdu.c
-      if not pinfo.visited then
-        record(st, kind, pdu, pinfo)
-      end
-      local ex = show(root, st, kind, pdu, pinfo)
-      if stats_wanted then
-        tap_pdu(pinfo, kind, pdu, ex)
-      end
-    end)
+    local tracked, err = pcall(track, root, pdu, pinfo)
     if not tracked then
-      root:add_proto_expert_info(EXPERT.malformed, "Tracking failed: " .. tostring(ex))
+      root:add_proto_expert_info(EXPERT.malformed, "Tracking failed: " .. tostring(err))
     end
   end
   root:append_text(", " .. info)
@@ -825,8 +902,9 @@ local function new_counts()
     local unanswered = {}
     for _, st in pairs(state.streams) do
       for _, ex in pairs(st.open) do
-        unanswered[ex.kind] = (unanswered[ex.kind] or 0) + 1
-        if s.times[ex.kind] == nil then s.times[ex.kind] = { n = 0 } end
+        local kind = kind_of(ex)
+        unanswered[kind] = (unanswered[kind] or 0) + 1
+        if s.times[kind] == nil then s.times[kind] = { n = 0 } end
       end
     end
     local out = { "TNLM statistics", "", string.format("%-26s %10s", "Frames by type and class", "count") }
