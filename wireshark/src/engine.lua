@@ -876,7 +876,12 @@ local function sorted_keys(t)
   for k in pairs(t) do
     keys[#keys + 1] = k
   end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  table.sort(keys, function(a, b)
+    if type(a) == "number" and type(b) == "number" then
+      return a < b
+    end
+    return tostring(a) < tostring(b)
+  end)
   return keys
 end
 
@@ -907,30 +912,30 @@ local function new_counts()
         if s.times[kind] == nil then s.times[kind] = { n = 0 } end
       end
     end
-    local out = { "TNLM statistics", "", string.format("%-26s %10s", "Frames by type and class", "count") }
+    local out = { "TNLM statistics", "", string.format("%-24s %8s", "TNLM frames by type", "count") }
     for _, k in ipairs(sorted_keys(s.kinds)) do
-      out[#out + 1] = string.format("  %-24s %10d", kind_name(k), s.kinds[k])
+      out[#out + 1] = string.format("  %-22s %8d", kind_name(k), s.kinds[k])
     end
     out[#out + 1] = ""
-    out[#out + 1] = string.format("%-26s %10s", "Delivery status", "count")
+    out[#out + 1] = string.format("%-24s %8s", "Delivery status", "count")
     for _, k in ipairs(sorted_keys(s.statuses)) do
-      out[#out + 1] = string.format("  %-24s %10d", k, s.statuses[k])
+      out[#out + 1] = string.format("  %-22s %8d", k, s.statuses[k])
     end
     out[#out + 1] = ""
-    out[#out + 1] = string.format("%-26s %10s", "Error code", "count")
+    out[#out + 1] = string.format("%-24s %8s", "Error code", "count")
     for _, k in ipairs(sorted_keys(s.errors)) do
-      out[#out + 1] = string.format("  %-24s %10d", k, s.errors[k])
+      out[#out + 1] = string.format("  %-22s %8d", k, s.errors[k])
     end
     out[#out + 1] = ""
-    out[#out + 1] = string.format("%-26s %10s %10s %10s %10s %10s", "Response time (ms)", "answered", "min", "avg",
+    out[#out + 1] = string.format("%-24s %8s %8s %8s %8s %10s", "Response time (ms)", "answered", "min", "avg",
       "max", "unanswered")
     for _, k in ipairs(sorted_keys(s.times)) do
       local t = s.times[k]
       if t.n > 0 then
-        out[#out + 1] = string.format("  %-24s %10d %10.3f %10.3f %10.3f %10d", kind_name(k), t.n, t.min * 1000,
+        out[#out + 1] = string.format("  %-22s %8d %8.3f %8.3f %8.3f %10d", kind_name(k), t.n, t.min * 1000,
           t.sum / t.n * 1000, t.max * 1000, unanswered[k] or 0)
       else
-        out[#out + 1] = string.format("  %-24s %10d %10s %10s %10s %10d", kind_name(k), 0, "-", "-", "-",
+        out[#out + 1] = string.format("  %-22s %8d %8s %8s %8s %10d", kind_name(k), 0, "-", "-", "-",
           unanswered[k] or 0)
       end
     end
@@ -960,8 +965,27 @@ local function stats_listener(show_text)
   return tap
 end
 
+-- The statistics window of the GUI: a text window fed by its own tap.
+local function stats_window()
+  local window = TextWindow.new("TNLM statistics")
+  local tap = stats_listener(function(text) window:set(text) end)
+  window:set_atclose(function()
+    tap:remove()
+  end)
+  return window
+end
+
+local gui = gui_enabled ~= nil and gui_enabled()
+
+-- `-z tnlm,stat`: printed by tshark at the end; in the GUI, the window opens.
 if register_stat_cmd_arg ~= nil then
   register_stat_cmd_arg("tnlm,stat", function()
+    if gui then
+      -- Wireshark has read the file by now: count it again for the new tap.
+      stats_window()
+      retap_packets()
+      return
+    end
     stats_listener(function(text)
       io.write("===================================================================\n", text,
         "===================================================================\n")
@@ -969,13 +993,9 @@ if register_stat_cmd_arg ~= nil then
   end)
 end
 
-if gui_enabled ~= nil and gui_enabled() then
+if gui then
   register_menu("TNLM", function()
-    local window = TextWindow.new("TNLM statistics")
-    local tap = stats_listener(function(text) window:set(text) end)
-    window:set_atclose(function()
-      tap:remove()
-    end)
+    stats_window()
     retap_packets()
   end, MENU_STAT_UNSORTED)
 end
