@@ -196,11 +196,55 @@ pub const HEADER: [HeaderField; 7] = {
             name: "request_id",
             offset: offset::REQUEST_ID,
             size: 4,
-            meaning: "u32 LE; chosen by the client, echoed by the response, 0 in indications",
+            meaning: "u32 LE; chosen by the client, echoed by the response; in indications 0, \
+                      except `M` (the delivery id) and `P` (the ping id), which the client echoes",
         },
         HeaderField { name: "length", offset: offset::LENGTH, size: 4, meaning: "u32 LE; payload bytes that follow" },
     ]
 };
+
+/// Which side of a connection sends a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The client (requests, and the `P` pong and `A` ack responses).
+    Client,
+    /// The server (responses, indications, errors).
+    Server,
+}
+
+/// One exchange: a frame that expects an answer on the same connection, the answer
+/// (same request id, sent by the other side), and who opens it. An `E` response from
+/// the server with the request's id also answers any client request (see [`ERROR_ANSWERS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exchange {
+    /// Type code and class of the frame that expects an answer.
+    pub ask: (TypeCode, Class),
+    /// Type code and class of its answer.
+    pub answer: (TypeCode, Class),
+    /// Who sends `ask` (the other side sends `answer`).
+    pub opener: Sender,
+}
+
+/// Every exchange of the protocol (the rules in docs/PROTOCOL.md): requests and their
+/// responses, the server's ping and the client's pong, a forwarded message and its ack.
+/// The Wireshark dissector links asks to answers from this table.
+pub const EXCHANGES: &[Exchange] = {
+    use Class::{Indication, Request, Response};
+    use TypeCode::{Ack, List, Message, Name, Ping, Time};
+    &[
+        Exchange { ask: (Time, Request), answer: (Time, Response), opener: Sender::Client },
+        Exchange { ask: (Name, Request), answer: (Name, Response), opener: Sender::Client },
+        Exchange { ask: (List, Request), answer: (List, Response), opener: Sender::Client },
+        Exchange { ask: (Message, Request), answer: (Message, Response), opener: Sender::Client },
+        Exchange { ask: (Ping, Request), answer: (Ping, Response), opener: Sender::Client },
+        Exchange { ask: (Ping, Indication), answer: (Ping, Response), opener: Sender::Server },
+        Exchange { ask: (Message, Indication), answer: (Ack, Response), opener: Sender::Server },
+    ]
+};
+
+/// The frame that may answer any client request in place of its response: an error
+/// carrying the request's id (errors for an unreadable header carry 0 and answer none).
+pub const ERROR_ANSWERS: (TypeCode, Class) = (TypeCode::Error, Class::Response);
 
 /// The protocol tables of `docs/PROTOCOL.md`, rendered from this description.
 /// A test keeps the document in step with it.

@@ -356,3 +356,21 @@ fn string_length_prefix_larger_than_the_payload_is_malformed() {
     bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
     assert_malformed_then_next(&bytes, 13, "ListResponse", &Frame::new(14, TimeRequest));
 }
+
+#[test]
+fn every_exchange_names_catalog_messages_of_the_right_classes() {
+    use tnlm_core::schema::{Sender, ERROR_ANSWERS, EXCHANGES};
+    for e in EXCHANGES {
+        for (type_code, class) in [e.ask, e.answer] {
+            assert!(schema::lookup(type_code, class).is_some(), "{e:?} names a message not in the catalog");
+        }
+        assert_eq!(e.answer.1, Class::Response, "{e:?}: answers are responses");
+        let opener_class = if e.opener == Sender::Client { Class::Request } else { Class::Indication };
+        assert_eq!(e.ask.1, opener_class, "{e:?}: clients ask with requests, the server with indications");
+    }
+    // Every request kind the client may send is answered by something.
+    for m in schema::catalog().iter().filter(|m| m.class == Class::Request) {
+        assert!(EXCHANGES.iter().any(|e| e.ask == (m.type_code, m.class)), "{} has no exchange", m.payload);
+    }
+    assert!(schema::lookup(ERROR_ANSWERS.0, ERROR_ANSWERS.1).is_some());
+}

@@ -9,10 +9,26 @@ for _, h in ipairs(HEADER) do
   H[h.name] = h
 end
 local HLEN = K.header_len
+
+-- Where decode_field keeps a string's exact text, next to its display text.
+local function raw_keys(fields)
+  for _, fd in ipairs(fields) do
+    fd.raw = "=" .. fd.name
+    if fd.fields then
+      raw_keys(fd.fields)
+    end
+  end
+end
+for _, by_class in pairs(MESSAGES) do
+  for _, message in pairs(by_class) do
+    raw_keys(message.fields)
+  end
+end
 -- Largest PDU length handed back to Wireshark (it is stored in a C int).
 local MAX_PDU = 2147483647
 
-tnlm.prefs.port = Pref.uint("TCP port", K.default_port, "TCP port on which TNLM is decoded (0: heuristic only)")
+tnlm.prefs.ports = Pref.range("TCP ports", tostring(K.default_port),
+  "TCP ports on which TNLM is decoded, e.g. 4579,5000-5010 (empty: heuristic only)", 65535)
 tnlm.prefs.max_payload = Pref.uint("Maximum payload (bytes)", K.default_max_payload,
   "A length field above this is reported as oversize and not reassembled")
 
@@ -25,7 +41,9 @@ end
 -- long text is cut at a UTF-8 character boundary.
 local MAX_TEXT = 48
 local function display_text(s)
-  s = string.gsub(s, "[\0-\31\127]", " ")
+  if string.find(s, "[\0-\31\127]") then
+    s = string.gsub(s, "[\0-\31\127]", " ")
+  end
   if #s > MAX_TEXT then
     local cut = MAX_TEXT
     while cut > 0 do
@@ -42,6 +60,9 @@ end
 
 -- Strict UTF-8 check (as Rust's str::from_utf8: no overlongs, surrogates or > U+10FFFF).
 local function valid_utf8(s)
+  if not string.find(s, "[\128-\255]") then
+    return true
+  end
   local i, n = 1, #s
   while i <= n do
     local c = string.byte(s, i)
@@ -141,7 +162,10 @@ local function decode_field(tvb, tree, at, limit, fd, v)
       local names = (fd.wire == "status") and STATUS_NAMES or ERROR_NAMES
       local name = names[value]
       if name == nil then
-        return nil, "unknown " .. fd.wire .. " code " .. num(value)
+        -- A newer peer's code: shown, not an error (the stream stays in step).
+        name = "Unknown (" .. num(value) .. ")"
+        item:add_proto_expert_info(EXPERT.unknown_code, "Unknown " .. CODE_KINDS[fd.wire] .. " " .. num(value)
+          .. " (from a newer peer?)")
       end
       v[fd.name] = name
       -- Remembered by wire type for the expert info below.
@@ -168,6 +192,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     local item = tree:add(fd.f, tvb(at, 8 + len), raw)
     item:add_le(F["string.length"], tvb(at, 8))
     v[fd.name] = display_text(raw)
+    v[fd.raw] = raw
     return at + 8 + len, item
   elseif fd.wire == "ip" then
     if left < 4 then
@@ -247,7 +272,7 @@ local function max_payload()
 end
 
 -- Dissects one PDU (tvb starts at its magic). Returns the Info text.
-local function dissect_frame(tvb, pinfo, root)
+local function dissect_frame(tvb, root, pdu)
   local avail = tvb:len()
   if avail < HLEN then
     local item = root:add(F.data, tvb(0, avail))
@@ -273,8 +298,9 @@ local function dissect_frame(tvb, pinfo, root)
     end
   end
   local t, c, id, length = value.type, value.class, value.request_id, value.length
+  pdu.t, pdu.c, pdu.id = t, c, id
   local prefix = type_letter(t) .. " " .. (CLASS_NAMES[c] or ("class " .. c))
-  if c ~= CLASS.indication then
+  if c ~= CLASS.indication or id ~= 0 then
     prefix = prefix .. " #" .. num(id)
   end
   header:append_text(": " .. prefix .. ", " .. num(length) .. " payload bytes")
@@ -332,6 +358,7 @@ local function dissect_frame(tvb, pinfo, root)
   end
   if length == 0 then
     if #message.fields == 0 then
+      pdu.v = {}
       return prefix
     end
     items.length:add_proto_expert_info(EXPERT.malformed, "Malformed " .. message.payload .. ": empty payload")
@@ -350,6 +377,7 @@ local function dissect_frame(tvb, pinfo, root)
       "Malformed " .. message.payload .. ": " .. (limit - after) .. " trailing bytes")
     return prefix .. " [malformed " .. message.payload .. "]"
   end
+  pdu.v = v
   local info = prefix
   if message.summary then
     info = prefix .. message.summary(v)
@@ -362,6 +390,310 @@ local function dissect_frame(tvb, pinfo, root)
   end
   return info
 end
+
+-- ---------------------------------------------------------------------------
+-- Tracking: request/response links, messages traced across connections, and the
+-- facts each connection's hello tells. Recorded on the first pass (pinfo.visited
+-- false: packets in capture order), shown on every pass from what was recorded,
+-- so the GUI may dissect packets again in any order. Cleared by tnlm.init.
+-- ---------------------------------------------------------------------------
+
+local tcp_stream = Field.new("tcp.stream")
+local CLIENT, SERVER = SENDER.client, SENDER.server
+
+-- Exchanges live in parallel arrays indexed by exchange number (few long-lived Lua
+-- objects: the garbage collector's work grows with their count).
+local state
+local function reset_state()
+  state = {
+    -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
+    streams = {},
+    n = 0,
+    kind = {},     -- exchange -> kind of its ask * KEYS + (id * 2 + the side that opened it)
+    ask = {},      -- exchange -> frame number of the ask
+    answer = {},   -- exchange -> frame number of the answer
+    time = {},     -- exchange -> time of the ask while open, then the response time
+    trace = {},    -- exchange -> message trace (M requests and indications only)
+    -- frame number -> exchange, or a list of them when the frame has several
+    at = {},
+    -- target client id .. "\0" .. text -> FIFO of message traces waiting for their indication
+    pending = {},
+  }
+end
+reset_state()
+
+local function stream_of(pinfo)
+  local f = tcp_stream()
+  local id = f and f.value or -1
+  local st = state.streams[id]
+  if st == nil then
+    st = { open = {}, id = id }
+    state.streams[id] = st
+  end
+  return st
+end
+
+-- Who sent this PDU (CLIENT or SERVER), or nil when neither its kind nor the
+-- connection's known server port tells.
+local function sender_of(st, kind, c, pinfo)
+  if c == CLASS.request then
+    return CLIENT
+  elseif c == CLASS.indication then
+    return SERVER
+  end
+  local s = ANSWER_SENDER[kind]
+  if s == nil and st.server_port ~= nil then
+    if pinfo.src_port == st.server_port then
+      s = SERVER
+    else
+      s = CLIENT
+    end
+  end
+  return s
+end
+
+local function remember(number, ex)
+  local at = state.at
+  local cur = at[number]
+  if cur == nil then
+    at[number] = ex
+  elseif type(cur) == "number" then
+    at[number] = { cur, ex }
+  else
+    cur[#cur + 1] = ex
+  end
+end
+
+-- Exchange keys (id * 2 + opener) are below KEYS; kinds are stored above them.
+local KEYS = 8589934592
+
+-- Whether exchange ex was recorded for this frame with this PDU as its ask (or answer).
+local function fits(ex, number, id, opener, frames)
+  if frames[ex] ~= number then
+    return false
+  end
+  local k = state.kind[ex] % KEYS
+  if opener ~= nil then
+    return k == id * 2 + opener
+  end
+  return k == id * 2 or k == id * 2 + 1
+end
+
+-- The exchange recorded for this frame whose ask (or answer) is this PDU, or nil.
+local function lookup(number, id, opener, as_answer)
+  local cur = state.at[number]
+  if cur == nil then
+    return nil
+  end
+  local frames = as_answer and state.answer or state.ask
+  if type(cur) == "number" then
+    if fits(cur, number, id, opener, frames) then
+      return cur
+    end
+    return nil
+  end
+  for i = 1, #cur do
+    if fits(cur[i], number, id, opener, frames) then
+      return cur[i]
+    end
+  end
+  return nil
+end
+
+local function kind_of(ex)
+  local k = state.kind[ex]
+  return (k - k % KEYS) / KEYS
+end
+
+-- Message traces: an M request waits for the M indication that forwards it.
+local function trace_request(st, ex, pdu, pinfo)
+  local v = pdu.v
+  local from = st.client_id or ("stream " .. num(st.id))
+  local trace = { key = from .. "." .. num(pdu.id), req = pinfo.number, req_t = pinfo.rel_ts }
+  state.trace[ex] = trace
+  local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
+  local q = state.pending[wait]
+  if q == nil then
+    q = { first = 1, last = 0 }
+    state.pending[wait] = q
+  end
+  q.last = q.last + 1
+  q[q.last] = trace
+end
+
+local function trace_indication(st, ex, pdu, pinfo)
+  if st.client_id == nil then
+    return
+  end
+  local q = state.pending[st.client_id .. "\0" .. pdu.v["=" .. TRACE.text]]
+  if q == nil or q.first > q.last then
+    return
+  end
+  local trace = q[q.first]
+  q[q.first] = nil
+  q.first = q.first + 1
+  trace.ind, trace.ind_t, trace.delivery = pinfo.number, pinfo.rel_ts, pdu.id
+  state.trace[ex] = trace
+end
+
+local function trace_answer(trace, kind, pinfo)
+  if kind == TRACE.ack then
+    trace.ack, trace.ack_t = pinfo.number, pinfo.rel_ts
+  else
+    trace.resp, trace.resp_t = pinfo.number, pinfo.rel_ts
+  end
+end
+
+local function open_exchange(st, kind, key, pinfo)
+  local ex = state.n + 1
+  state.n = ex
+  state.kind[ex], state.ask[ex], state.time[ex] = kind * KEYS + key, pinfo.number, pinfo.rel_ts
+  st.open[key] = ex
+  remember(pinfo.number, ex)
+  return ex
+end
+
+-- First pass: learn the connection, open and close exchanges, follow messages.
+local function record(st, kind, pdu, pinfo)
+  local sender = sender_of(st, kind, pdu.c, pinfo)
+  if sender ~= nil and st.server_port == nil then
+    st.server_port = (sender == SERVER) and pinfo.src_port or pinfo.dst_port
+  end
+  local v = pdu.v
+  if kind == TRACE.hello and v ~= nil then
+    st.client_id, st.server = v[TRACE.client_id], v["=" .. TRACE.server]
+    st.client_num = tonumber(st.client_id)
+  end
+  local opener = ASKS[kind]
+  if opener ~= nil and (opener == CLIENT or pdu.id ~= 0) then
+    local ex = open_exchange(st, kind, pdu.id * 2 + opener, pinfo)
+    if v ~= nil and kind == TRACE.request then
+      trace_request(st, ex, pdu, pinfo)
+    elseif v ~= nil and kind == TRACE.indication then
+      trace_indication(st, ex, pdu, pinfo)
+    end
+    return
+  end
+  local asks = ANSWERS[kind]
+  if asks == nil then
+    return
+  end
+  for side = CLIENT, SERVER do
+    if sender == nil or side ~= sender then
+      local key = pdu.id * 2 + side
+      local ex = st.open[key]
+      if ex ~= nil then
+        local ask_kind = kind_of(ex)
+        if asks[ask_kind] or (asks.any_request and ASKS[ask_kind] == CLIENT) then
+          state.answer[ex], state.time[ex] = pinfo.number, pinfo.rel_ts - state.time[ex]
+          st.open[key] = nil
+          remember(pinfo.number, ex)
+          local trace = state.trace[ex]
+          if trace ~= nil then
+            trace_answer(trace, kind, pinfo)
+          end
+          return
+        end
+      end
+    end
+  end
+end
+
+local function nstime(seconds)
+  local s = math.floor(seconds)
+  return NSTime.new(s, math.floor((seconds - s) * 1e9 + 0.5))
+end
+
+local function add_generated(tree, field, value)
+  local item = tree:add(field, value)
+  item:set_generated()
+  return item
+end
+
+local function show_trace(root, trace)
+  local sub = root:add(F["trace"])
+  sub:set_generated()
+  sub:append_text(": " .. trace.key)
+  add_generated(sub, F["trace.key"], trace.key)
+  add_generated(sub, F["trace.request_in"], trace.req)
+  if trace.ind ~= nil then
+    add_generated(sub, F["trace.indication_in"], trace.ind)
+    add_generated(sub, F["trace.delivery_id"], trace.delivery)
+    add_generated(sub, F["trace.forward_time"], nstime(trace.ind_t - trace.req_t))
+  end
+  if trace.ack ~= nil then
+    add_generated(sub, F["trace.ack_in"], trace.ack)
+  end
+  if trace.resp ~= nil then
+    add_generated(sub, F["trace.response_in"], trace.resp)
+    add_generated(sub, F["trace.time"], nstime(trace.resp_t - trace.req_t))
+  end
+end
+
+-- Every pass: the connection's facts, the links recorded for this PDU. Returns the
+-- exchange this PDU answers, if any.
+local function show(root, st, kind, pdu, pinfo)
+  if st.client_id ~= nil then
+    add_generated(root, F["conn.client_id"], st.client_num)
+  end
+  if st.server ~= nil then
+    add_generated(root, F["conn.server"], st.server)
+  end
+  local opener = ASKS[kind]
+  if opener ~= nil then
+    local ex = lookup(pinfo.number, pdu.id, opener, false)
+    if ex == nil then
+      return nil
+    end
+    local answer = state.answer[ex]
+    if answer ~= nil then
+      add_generated(root, F["response_in"], answer)
+    elseif pinfo.visited then
+      root:add_proto_expert_info(EXPERT.no_response)
+    end
+    if state.trace[ex] ~= nil then
+      show_trace(root, state.trace[ex])
+    end
+    return nil
+  end
+  if ANSWERS[kind] == nil then
+    return nil
+  end
+  local ex = lookup(pinfo.number, pdu.id, nil, true)
+  if ex == nil then
+    return nil
+  end
+  add_generated(root, F["request_in"], state.ask[ex])
+  add_generated(root, F["response_time"], nstime(state.time[ex]))
+  if state.trace[ex] ~= nil then
+    show_trace(root, state.trace[ex])
+  end
+  return ex
+end
+
+-- ---------------------------------------------------------------------------
+-- Statistics: what the PDUs of the frame being dissected were, for the tap below.
+-- ---------------------------------------------------------------------------
+
+local tapped = { number = -1, n = 0, pdus = {} }
+local stats_wanted = false
+
+local function tap_pdu(pinfo, kind, pdu, ex)
+  if tapped.number ~= pinfo.number then
+    tapped.number, tapped.n = pinfo.number, 0
+  end
+  tapped.n = tapped.n + 1
+  local v = pdu.v or {}
+  local rt_kind, rt
+  if ex ~= nil then
+    rt_kind, rt = kind_of(ex), state.time[ex]
+  end
+  tapped.pdus[tapped.n] = { kind = kind, status = v["@status"], error = v["@error"], rt_kind = rt_kind, rt = rt }
+end
+
+-- ---------------------------------------------------------------------------
+-- PDUs: resynchronisation on the magic, the Info column, reassembly.
+-- ---------------------------------------------------------------------------
 
 -- Info column: the first PDU of a packet sets it, later ones append.
 local info_state = { number = -1, text = nil }
@@ -376,42 +708,135 @@ local function set_info(pinfo, text)
   info_state.text = tostring(col)
 end
 
-local function dissect_pdu(tvb, pinfo, tree)
-  pinfo.cols.protocol = "TNLM"
+-- Where the next magic starts in tvb[from, len), or nil. With `partial`, a magic cut
+-- off by the end of the data counts too (the rest may come in the next segment).
+local function find_magic(tvb, from, partial)
+  local len = tvb:len()
+  if from >= len then
+    return nil
+  end
+  local s = tvb(from, len - from):raw()
+  local at = string.find(s, K.magic, 1, true)
+  if at ~= nil then
+    return from + at - 1
+  end
+  if partial then
+    for k = #K.magic - 1, 1, -1 do
+      if #s >= k and string.sub(s, -k) == string.sub(K.magic, 1, k) then
+        return len - k
+      end
+    end
+  end
+  return nil
+end
+
+local function track(root, pdu, pinfo)
+  local st = stream_of(pinfo)
+  local kind = pdu.t * 4 + pdu.c
+  if not pinfo.visited then
+    record(st, kind, pdu, pinfo)
+  end
+  local ex = show(root, st, kind, pdu, pinfo)
+  if stats_wanted then
+    tap_pdu(pinfo, kind, pdu, ex)
+  end
+end
+
+local function dissect_one(tvb, pinfo, tree)
   local root = tree:add(tnlm, tvb())
-  local ok, info = pcall(dissect_frame, tvb, pinfo, root)
+  local pdu = {}
+  local ok, info = pcall(dissect_frame, tvb, root, pdu)
   if not ok then
     root:add_proto_expert_info(EXPERT.malformed, "Undecodable frame: " .. tostring(info))
     info = "undecodable frame"
   end
+  if pdu.t ~= nil then
+    local tracked, err = pcall(track, root, pdu, pinfo)
+    if not tracked then
+      root:add_proto_expert_info(EXPERT.malformed, "Tracking failed: " .. tostring(err))
+    end
+  end
   root:append_text(", " .. info)
   set_info(pinfo, info)
-  return tvb:len()
+end
+
+local function dissect_pdu(tvb, pinfo, tree)
+  pinfo.cols.protocol = "TNLM"
+  local avail = tvb:len()
+  local magic = K.magic
+  if avail >= #magic and tvb(0, #magic):raw() ~= magic then
+    -- Bytes before the next magic (garbage, or the tail of a frame whose start
+    -- was not captured): shown as data, then the frame after them.
+    local at = find_magic(tvb, 1, false)
+    if at ~= nil then
+      local root = tree:add(tnlm, tvb(0, at))
+      root:add(F.data, tvb(0, at)):add_proto_expert_info(EXPERT.bad_magic,
+        "Bad magic: " .. at .. " bytes skipped up to the next TNLM magic")
+      local info = "bad magic, " .. at .. " bytes skipped"
+      root:append_text(", " .. info)
+      set_info(pinfo, info)
+      dissect_one(tvb(at, avail - at):tvb(), pinfo, tree)
+      return avail
+    end
+  end
+  dissect_one(tvb, pinfo, tree)
+  return avail
+end
+
+-- The length of a valid header's PDU at offset, or nil when the header is not valid.
+local function frame_length(tvb, offset)
+  if tvb(offset + H.magic.offset, H.magic.size):raw() ~= K.magic then
+    return nil
+  end
+  if tvb(offset + H.version.offset, 1):le_uint() ~= K.version then
+    return nil
+  end
+  local length = tvb(offset + H.length.offset, 4):le_uint()
+  if length > max_payload() then
+    return nil
+  end
+  return HLEN + length
 end
 
 -- The whole PDU's length, from its header (Wireshark passes the whole tvb and the offset).
+-- Bytes that do not start with the magic form a PDU up to the next magic; when that
+-- is shorter than a header, the frame after it joins the same PDU.
 local function pdu_length(tvb, pinfo, offset)
   local avail = tvb:len() - offset
   if avail < HLEN then
     -- Only without reassembly: the PDU dissector reports the truncated header.
     return HLEN
   end
-  if tvb(offset + H.magic.offset, H.magic.size):raw() ~= K.magic then
+  if tvb(offset + H.magic.offset, H.magic.size):raw() == K.magic then
+    return frame_length(tvb, offset) or avail
+  end
+  local at = find_magic(tvb, offset + 1, true)
+  if at == nil then
     return avail
   end
-  if tvb(offset + H.version.offset, 1):le_uint() ~= K.version then
-    return avail
+  local skip = at - offset
+  if skip >= HLEN then
+    return skip
   end
-  local length = tvb(offset + H.length.offset, 4):le_uint()
-  if length > max_payload() then
-    return avail
+  if tvb:len() - at < HLEN then
+    return skip + HLEN
   end
-  return HLEN + length
+  local length = frame_length(tvb, at)
+  if length == nil then
+    return math.max(HLEN, avail)
+  end
+  return skip + length
 end
 
 function tnlm.dissector(tvb, pinfo, tree)
   dissect_tcp_pdus(tvb, tree, HLEN, pdu_length, dissect_pdu, true)
   return tvb:len()
+end
+
+function tnlm.init()
+  reset_state()
+  info_state.number, info_state.text = -1, nil
+  tapped.number = -1
 end
 
 -- Heuristic for other ports: the stream must start with the magic and our version.
@@ -429,21 +854,159 @@ local function heuristic(tvb, pinfo, tree)
 end
 tnlm:register_heuristic("tcp", heuristic)
 
--- The port preference: re-register when it changes.
+-- The ports preference: re-register when it changes.
 local tcp_port_table = DissectorTable.get("tcp.port")
-local registered_port = 0
-local function register_port()
-  local port = tnlm.prefs.port
-  if port == registered_port then
+local registered_ports = ""
+local function register_ports()
+  local ports = tostring(tnlm.prefs.ports or "")
+  if ports == registered_ports then
     return
   end
-  if registered_port ~= 0 then
-    tcp_port_table:remove(registered_port, tnlm)
+  if registered_ports ~= "" then
+    tcp_port_table:remove(registered_ports, tnlm)
   end
-  if port ~= 0 then
-    tcp_port_table:add(port, tnlm)
+  if ports ~= "" then
+    tcp_port_table:add(ports, tnlm)
   end
-  registered_port = port
+  registered_ports = ports
 end
-tnlm.prefs_changed = register_port
-register_port()
+tnlm.prefs_changed = register_ports
+register_ports()
+
+-- ---------------------------------------------------------------------------
+-- Statistics: `tshark -z tnlm,stat` and Statistics > TNLM in the GUI.
+-- ---------------------------------------------------------------------------
+
+local function kind_name(kind)
+  local c = kind % 4
+  return type_letter((kind - c) / 4) .. " " .. (CLASS_NAMES[c] or ("class " .. c))
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys, function(a, b)
+    if type(a) == "number" and type(b) == "number" then
+      return a < b
+    end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+-- Counts what the tap saw; `text()` renders it.
+local function new_counts()
+  local s = { kinds = {}, statuses = {}, errors = {}, times = {} }
+  function s.add(p)
+    s.kinds[p.kind] = (s.kinds[p.kind] or 0) + 1
+    if p.status ~= nil then s.statuses[p.status] = (s.statuses[p.status] or 0) + 1 end
+    if p.error ~= nil then s.errors[p.error] = (s.errors[p.error] or 0) + 1 end
+    if p.rt_kind ~= nil then
+      local t = s.times[p.rt_kind]
+      if t == nil then
+        t = { n = 0, sum = 0, min = p.rt, max = p.rt }
+        s.times[p.rt_kind] = t
+      end
+      t.n, t.sum = t.n + 1, t.sum + p.rt
+      if p.rt < t.min then t.min = p.rt end
+      if p.rt > t.max then t.max = p.rt end
+    end
+  end
+  function s.text()
+    local unanswered = {}
+    for _, st in pairs(state.streams) do
+      for _, ex in pairs(st.open) do
+        local kind = kind_of(ex)
+        unanswered[kind] = (unanswered[kind] or 0) + 1
+        if s.times[kind] == nil then s.times[kind] = { n = 0 } end
+      end
+    end
+    local out = { "TNLM statistics", "", string.format("%-24s %8s", "TNLM frames by type", "count") }
+    for _, k in ipairs(sorted_keys(s.kinds)) do
+      out[#out + 1] = string.format("  %-22s %8d", kind_name(k), s.kinds[k])
+    end
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("%-24s %8s", "Delivery status", "count")
+    for _, k in ipairs(sorted_keys(s.statuses)) do
+      out[#out + 1] = string.format("  %-22s %8d", k, s.statuses[k])
+    end
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("%-24s %8s", "Error code", "count")
+    for _, k in ipairs(sorted_keys(s.errors)) do
+      out[#out + 1] = string.format("  %-22s %8d", k, s.errors[k])
+    end
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("%-24s %8s %8s %8s %8s %10s", "Response time (ms)", "answered", "min", "avg",
+      "max", "unanswered")
+    for _, k in ipairs(sorted_keys(s.times)) do
+      local t = s.times[k]
+      if t.n > 0 then
+        out[#out + 1] = string.format("  %-22s %8d %8.3f %8.3f %8.3f %10d", kind_name(k), t.n, t.min * 1000,
+          t.sum / t.n * 1000, t.max * 1000, unanswered[k] or 0)
+      else
+        out[#out + 1] = string.format("  %-22s %8d %8s %8s %8s %10d", kind_name(k), 0, "-", "-", "-",
+          unanswered[k] or 0)
+      end
+    end
+    return table.concat(out, "\n") .. "\n"
+  end
+  return s
+end
+
+-- A tap on frames with TNLM; `show(text)` receives the report on every draw.
+local function stats_listener(show_text)
+  stats_wanted = true
+  local counts = new_counts()
+  local tap = Listener.new("frame", "tnlm")
+  function tap.packet(pinfo)
+    if tapped.number == pinfo.number then
+      for i = 1, tapped.n do
+        counts.add(tapped.pdus[i])
+      end
+    end
+  end
+  function tap.draw()
+    show_text(counts.text())
+  end
+  function tap.reset()
+    counts = new_counts()
+  end
+  return tap
+end
+
+-- The statistics window of the GUI: a text window fed by its own tap.
+local function stats_window()
+  local window = TextWindow.new("TNLM statistics")
+  local tap = stats_listener(function(text) window:set(text) end)
+  window:set_atclose(function()
+    tap:remove()
+  end)
+  return window
+end
+
+local gui = gui_enabled ~= nil and gui_enabled()
+
+-- `-z tnlm,stat`: printed by tshark at the end; in the GUI, the window opens.
+if register_stat_cmd_arg ~= nil then
+  register_stat_cmd_arg("tnlm,stat", function()
+    if gui then
+      -- Wireshark has read the file by now: count it again for the new tap.
+      stats_window()
+      retap_packets()
+      return
+    end
+    stats_listener(function(text)
+      io.write("===================================================================\n", text,
+        "===================================================================\n")
+    end)
+  end)
+end
+
+if gui then
+  register_menu("TNLM", function()
+    stats_window()
+    retap_packets()
+  end, MENU_STAT_UNSORTED)
+end

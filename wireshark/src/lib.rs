@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use tnlm_core::message::DeliveryStatus;
-use tnlm_core::schema::{self, Field, Wire};
+use tnlm_core::schema::{self, Field, Sender, Wire};
 use tnlm_core::{Class, ErrorCode, TypeCode};
 
 /// The engine: hand-written Lua that interprets the generated tables.
@@ -63,6 +63,69 @@ const EXPERTS: &[(&str, Option<ErrorCode>, &str, &str, &str)] = &[
     ("reserved", Some(ErrorCode::InvalidHeader), "PROTOCOL", "WARN", "Reserved header byte is not zero"),
     ("error_frame", None, "RESPONSE_CODE", "NOTE", "Error frame"),
     ("undelivered", None, "RESPONSE_CODE", "NOTE", "Message not delivered"),
+    ("unknown_code", None, "RESPONSE_CODE", "NOTE", "Unknown status or error code (from a newer peer?)"),
+    ("no_response", None, "SEQUENCE", "WARN", "No answer in this capture"),
+];
+
+/// Fields the dissector computes rather than reads (Wireshark shows them in brackets):
+/// key (filter without `tnlm.`), kind, base or frame type, label and blurb.
+const GENERATED_FIELDS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "response_in",
+        "framenum",
+        "base.NONE, frametype.RESPONSE",
+        "Response in",
+        "The frame with the answer to this request (or server ping or forwarded message)",
+    ),
+    (
+        "request_in",
+        "framenum",
+        "base.NONE, frametype.REQUEST",
+        "Request in",
+        "The frame with the request (or server ping or forwarded message) this answers",
+    ),
+    ("response_time", "relative_time", "", "Response time", "Time from the request to this answer"),
+    ("conn.client_id", "uint32", "base.DEC", "Connection's client ID", "This connection's client id, from its hello"),
+    (
+        "conn.server",
+        "string",
+        "base.UNICODE",
+        "Connection's server",
+        "The server name this connection's hello announced",
+    ),
+    ("trace", "none", "", "Message trace", "A message followed from its M request to the delivery response"),
+    (
+        "trace.key",
+        "string",
+        "base.UNICODE",
+        "Trace key",
+        "<sender's client id>.<its request id>: the same on every frame of one message's trace",
+    ),
+    ("trace.request_in", "framenum", "base.NONE, frametype.REQUEST", "M request in", "The sender's M request"),
+    (
+        "trace.indication_in",
+        "framenum",
+        "base.NONE, frametype.NONE",
+        "M indication in",
+        "The M indication that forwarded the message to its target",
+    ),
+    (
+        "trace.delivery_id",
+        "uint32",
+        "base.DEC",
+        "Delivery ID",
+        "The id of the forwarded message (the M indication's request id)",
+    ),
+    ("trace.ack_in", "framenum", "base.NONE, frametype.ACK", "Ack in", "The target's A ack"),
+    (
+        "trace.response_in",
+        "framenum",
+        "base.NONE, frametype.RESPONSE",
+        "Delivery response in",
+        "The M response that told the sender the outcome",
+    ),
+    ("trace.forward_time", "relative_time", "", "Forward time", "Time from the M request to the M indication"),
+    ("trace.time", "relative_time", "", "Delivery time", "End to end: time from the M request to its M response"),
 ];
 
 /// One `ProtoField` of the dissector.
@@ -116,6 +179,9 @@ pub fn fields() -> Vec<LuaField> {
     for m in schema::catalog() {
         out.payload_fields(m.fields);
     }
+    for (key, kind, base, label, blurb) in GENERATED_FIELDS {
+        out.push(key, &format!("tnlm.{key}"), label, kind, base, blurb);
+    }
     out.list
 }
 
@@ -151,7 +217,7 @@ impl Fields {
         let (a, l, b) = (lua_str(abbrev), lua_str(label), lua_str(blurb));
         let (base, names) = base.split_once(", ").unwrap_or((base, "nil"));
         let lua = match kind {
-            "none" | "ipv4" | "ipv6" => format!("ProtoField.{kind}({a}, {l}, {b})"),
+            "none" | "ipv4" | "ipv6" | "relative_time" => format!("ProtoField.{kind}({a}, {l}, {b})"),
             "bytes" => format!("ProtoField.bytes({a}, {l}, nil, {b})"),
             "string" => format!("ProtoField.string({a}, {l}, {base}, {b})"),
             _ => format!("ProtoField.{kind}({a}, {l}, {base}, {names}, nil, {b})"),
@@ -339,6 +405,105 @@ fn min_size(wire: Wire) -> usize {
     }
 }
 
+/// A message kind as the engine keys it: `type * 4 + class`.
+fn kind(type_code: TypeCode, class: Class) -> u32 {
+    u32::from(type_code as u8) * 4 + u32::from(class as u8)
+}
+
+fn kind_comment((type_code, class): (TypeCode, Class)) -> String {
+    format!("{} {}", type_code.letter(), class.name())
+}
+
+fn sender_index(sender: Sender) -> u8 {
+    match sender {
+        Sender::Client => 0,
+        Sender::Server => 1,
+    }
+}
+
+/// The name of `payload`'s field `name`; panics when the catalog has no such field
+/// (the engine's tracking reads it).
+fn field_of(type_code: TypeCode, class: Class, name: &'static str) -> String {
+    let message = schema::lookup(type_code, class).unwrap_or_else(|| panic!("no {type_code:?} {class:?} message"));
+    assert!(
+        message.fields.iter().any(|f| f.name == name),
+        "{} has no field `{name}`; the dissector's tracking needs it",
+        message.payload
+    );
+    lua_str(name)
+}
+
+/// Who asks and who answers (tnlm_core::schema::EXCHANGES), and the roles the message
+/// trace follows, as Lua tables keyed by kind (`type * 4 + class`).
+fn render_exchanges(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "-- Senders, and the wording of code kinds in expert info.\nlocal SENDER = {{ client = {}, server = {} }}",
+        sender_index(Sender::Client),
+        sender_index(Sender::Server)
+    );
+    out.push_str("local CODE_KINDS = { status = \"delivery status\", error = \"error code\" }\n\n");
+    out.push_str("-- Exchanges (tnlm_core::schema::EXCHANGES), keyed by kind = type * 4 + class.\n");
+    out.push_str("-- ASKS[kind]: who sends this frame that expects an answer.\nlocal ASKS = {\n");
+    for e in schema::EXCHANGES {
+        let (t, c) = e.ask;
+        let _ = writeln!(out, "  [{}] = {}, -- {}", kind(t, c), sender_index(e.opener), kind_comment(e.ask));
+    }
+    out.push_str("}\n-- ANSWERS[kind]: the asks (by kind) this frame answers; any_request: every client request.\n");
+    out.push_str("local ANSWERS = {}\n");
+    let mut answers: BTreeMap<u32, (String, Vec<u32>, Vec<Sender>)> = BTreeMap::new();
+    for e in schema::EXCHANGES {
+        let entry =
+            answers.entry(kind(e.answer.0, e.answer.1)).or_insert_with(|| (kind_comment(e.answer), vec![], vec![]));
+        entry.1.push(kind(e.ask.0, e.ask.1));
+        entry.2.push(e.opener);
+    }
+    let error_kind = kind(schema::ERROR_ANSWERS.0, schema::ERROR_ANSWERS.1);
+    answers
+        .entry(error_kind)
+        .or_insert_with(|| (kind_comment(schema::ERROR_ANSWERS), vec![], vec![]))
+        .2
+        .push(Sender::Client);
+    let mut senders = String::new();
+    for (answer, (comment, asks, openers)) in &answers {
+        let mut items: Vec<String> = asks.iter().map(|a| format!("[{a}] = true")).collect();
+        if *answer == error_kind {
+            items.push("any_request = true".to_string());
+        }
+        let _ = writeln!(out, "ANSWERS[{answer}] = {{ {} }} -- {comment}", items.join(", "));
+        // The answer comes from the other side than its asks; nil when they differ.
+        let first = openers[0];
+        if openers.iter().all(|o| *o == first) {
+            let answerer = if first == Sender::Client { Sender::Server } else { Sender::Client };
+            let _ = writeln!(senders, "  [{answer}] = {}, -- {comment}", sender_index(answerer));
+        }
+    }
+    out.push_str("-- ANSWER_SENDER[kind]: who sends this answer (absent: either side, the port tells).\n");
+    let _ = writeln!(out, "local ANSWER_SENDER = {{\n{senders}}}");
+    let (hello, request, indication, ack) = (
+        (TypeCode::Hello, Class::Indication),
+        (TypeCode::Message, Class::Request),
+        (TypeCode::Message, Class::Indication),
+        (TypeCode::Ack, Class::Response),
+    );
+    assert!(schema::EXCHANGES.iter().any(|e| e.ask == request), "M requests must be answered");
+    assert!(schema::EXCHANGES.iter().any(|e| e.ask == indication && e.answer == ack), "A must answer M indications");
+    out.push_str("-- The message trace: an M request, the M indication forwarding it, the A ack, the M response.\n");
+    let _ = writeln!(
+        out,
+        "local TRACE = {{\n  hello = {}, client_id = {}, server = {},\n  request = {}, to = {}, text = {},\n  indication = {}, ack = {},\n}}\n",
+        kind(hello.0, hello.1),
+        field_of(hello.0, hello.1, "client_id"),
+        field_of(hello.0, hello.1, "server"),
+        kind(request.0, request.1),
+        field_of(request.0, request.1, "to"),
+        field_of(request.0, request.1, "text"),
+        kind(indication.0, indication.1),
+        kind(ack.0, ack.1),
+    );
+    let _ = field_of(indication.0, indication.1, "text");
+}
+
 /// Renders the complete Lua dissector.
 pub fn generate() -> String {
     let header_names: Vec<&str> = schema::HEADER.iter().map(|h| h.name).collect();
@@ -449,6 +614,8 @@ pub fn generate() -> String {
     }
     out.push_str("}\n\n");
 
+    render_exchanges(&mut out);
+
     // Messages.
     out.push_str("-- Messages (tnlm_core::schema::catalog): MESSAGES[type byte][class byte].\nlocal MESSAGES = {}\n");
     for t in TypeCode::ALL {
@@ -469,6 +636,33 @@ pub fn generate() -> String {
     }
     out.push('\n');
     out.push_str(ENGINE);
+    out
+}
+
+/// The path of the committed coloring rules, relative to the workspace root.
+pub const COLORFILTERS_PATH: &str = "wireshark/tnlm.colorfilters";
+
+/// Coloring rules for Wireshark (*View → Coloring Rules… → Import*), in Wireshark's
+/// `colorfilters` format: `@name@filter@[background][foreground]`, 16-bit RGB.
+/// The filters name the dissector's fields and core's codes, so they stay valid.
+pub fn colorfilters() -> String {
+    let error = TypeCode::Error.letter();
+    let delivered = DeliveryStatus::Delivered.code();
+    let indication = Class::Indication as u8;
+    let black = "[0,0,0]";
+    let rules = [
+        ("TNLM error", format!("tnlm.type == '{error}'"), "[65535,50372,50372]"),
+        ("TNLM failed delivery", format!("tnlm.status && tnlm.status != {delivered}"), "[65535,55512,40092]"),
+        ("TNLM unanswered", "tnlm.expert.no_response".to_string(), "[65535,62965,40092]"),
+        ("TNLM indication", format!("tnlm.class == {indication}"), "[50372,59110,65535]"),
+    ];
+    let mut out = String::from(
+        "# Coloring rules for TNLM, generated by `cargo run -p tnlm-wireshark` from tnlm-core.\n\
+         # Import: View > Coloring Rules... > Import..., pick this file, OK. Rules above win.\n",
+    );
+    for (name, filter, background) in rules {
+        let _ = writeln!(out, "@{name}@{filter}@{background}{black}");
+    }
     out
 }
 

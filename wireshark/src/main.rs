@@ -1,7 +1,8 @@
 //! `cargo run -p tnlm-wireshark [OUTPUT]`: writes the generated dissector to OUTPUT,
 //! by default `wireshark/tnlm.lua` in the workspace (found from this crate's manifest
 //! directory, so it works from any current directory). Without OUTPUT it also refreshes
-//! the filter field table in `wireshark/README.md`.
+//! the filter field table in `wireshark/README.md` and the coloring rules
+//! `wireshark/tnlm.colorfilters`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,12 @@ fn main() -> ExitCode {
                 }
                 println!("updated the field table in {}", readme.display());
             }
+            let colors = crate_dir.join("tnlm.colorfilters");
+            if let Err(err) = std::fs::write(&colors, tnlm_wireshark::colorfilters()) {
+                eprintln!("error: cannot write {}: {err}", colors.display());
+                return ExitCode::FAILURE;
+            }
+            println!("wrote {}", colors.display());
             crate_dir.join("tnlm.lua")
         }
         (Some(arg), None) if arg == "-h" || arg == "--help" => {

@@ -38,6 +38,26 @@ fn committed_dissector_is_up_to_date() {
 /// time zone, locale) would differ between runs; two generator processes that
 /// differ in all of these must write what this process generates.
 #[test]
+fn committed_coloring_rules_are_up_to_date() {
+    let committed = std::fs::read_to_string(crate_dir().join("tnlm.colorfilters")).unwrap_or_default();
+    assert!(
+        committed == tnlm_wireshark::colorfilters(),
+        "{} is stale (or missing): regenerate it with `{}` and commit the result",
+        tnlm_wireshark::COLORFILTERS_PATH,
+        tnlm_wireshark::REGENERATE
+    );
+    let fields: Vec<String> = tnlm_wireshark::fields().into_iter().map(|f| f.abbrev).collect();
+    for line in committed.lines().filter(|l| l.starts_with('@')) {
+        let filter = line.split('@').nth(2).unwrap();
+        let first = filter.split_whitespace().next().unwrap();
+        assert!(
+            fields.iter().any(|f| f == first) || first.starts_with("tnlm.expert."),
+            "coloring rule {line:?} names an unknown field"
+        );
+    }
+}
+
+#[test]
 fn generation_is_deterministic() {
     let dir = std::env::temp_dir().join(format!("tnlm-determinism-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -14,7 +14,7 @@ use std::net::Ipv6Addr;
 
 use common::{encode, expected_info, expected_payload_values, reframe, samples};
 use mlua::{Function, Lua, Table, Value};
-use tnlm_core::message::{ListResponse, NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse};
+use tnlm_core::message::{ListResponse, NameRequest, NameResponse, SendRequest, Shutdown, TimeRequest, TimeResponse};
 use tnlm_core::{Frame, HEADER_LEN};
 
 /// One tree item (or expert info) as the mock recorded it.
@@ -100,9 +100,16 @@ impl Wireshark {
 
     /// Dissects the segments of one connection; `true` marks server-to-client segments.
     fn stream(&self, segments: &[(bool, Vec<u8>)], opts: &[(&str, Value)]) -> Vec<Packet> {
+        let segments: Vec<(u32, bool, Vec<u8>)> = segments.iter().map(|(s, d)| (0, *s, d.clone())).collect();
+        self.streams(&segments, opts)
+    }
+
+    /// Dissects segments of several connections: (tcp.stream, from the server, bytes).
+    fn streams(&self, segments: &[(u32, bool, Vec<u8>)], opts: &[(&str, Value)]) -> Vec<Packet> {
         let list = self.lua.create_table().unwrap();
-        for (n, (from_server, data)) in segments.iter().enumerate() {
+        for (n, (stream, from_server, data)) in segments.iter().enumerate() {
             let seg = self.lua.create_table().unwrap();
+            seg.set("stream", *stream).unwrap();
             seg.set("from_server", *from_server).unwrap();
             seg.set("data", self.lua.create_string(data).unwrap()).unwrap();
             list.set(n + 1, seg).unwrap();
@@ -174,8 +181,8 @@ fn registers_fields_port_heuristic_prefs_and_experts() {
     assert_eq!(name, "tnlm");
     let heuristics: i64 = ws.eval("return #(__mock.heuristics.tcp or {})");
     assert_eq!(heuristics, 1);
-    let (port, max): (i64, i64) = ws.eval("local p = __mock.protos.tnlm.prefs return p.port, p.max_payload");
-    assert_eq!((port, max), (4579, 65536));
+    let (ports, max): (String, i64) = ws.eval("local p = __mock.protos.tnlm.prefs return p.ports, p.max_payload");
+    assert_eq!((ports.as_str(), max), ("4579", 65536));
     for field in tnlm_wireshark::fields() {
         let registered: bool = ws.eval(&format!("return __mock.fields[{:?}] ~= nil", field.abbrev));
         assert!(registered, "{} not registered", field.abbrev);
@@ -207,8 +214,10 @@ fn every_message_kind_shows_header_payload_and_info() {
         let payload_start = packet.items.iter().position(|i| i.abbrev == "tnlm.payload");
         let got: Vec<(String, String)> = payload_start
             .map(|start| {
+                let depth = packet.items[start].depth;
                 packet.items[start + 1..]
                     .iter()
+                    .take_while(|i| i.depth > depth)
                     .filter(|i| {
                         i.expert.is_none() && i.abbrev != "tnlm.string.length" && !i.abbrev.ends_with(".family")
                     })
@@ -468,6 +477,30 @@ fn every_truncated_or_padded_payload_is_malformed_and_the_next_frame_decodes() {
 }
 
 #[test]
+fn unknown_status_and_error_codes_show_as_unknown_with_a_note() {
+    let ws = Wireshark::new();
+    let frames = samples();
+    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
+    let mut bytes = encode(delivery);
+    bytes[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&999u16.to_le_bytes());
+    let packet = ws.one(&bytes);
+    assert_clean(&packet);
+    assert!(!packet.has_expert("tnlm.expert.malformed_payload"), "{:?}", packet.experts);
+    assert!(packet
+        .experts
+        .contains(&"tnlm.expert.unknown_code | Unknown delivery status 999 (from a newer peer?)".into()));
+    assert!(packet.info.contains(": Unknown (999) to "), "{}", packet.info);
+    assert_eq!(packet.values("tnlm.status"), ["999"]);
+    let error = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Error(_))).unwrap();
+    let mut bytes = encode(error);
+    bytes[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&0u16.to_le_bytes());
+    let packet = ws.one(&bytes);
+    assert_clean(&packet);
+    assert!(packet.has_expert("tnlm.expert.unknown_code"), "{:?}", packet.experts);
+    assert!(packet.info.contains(": Unknown (0): "), "{}", packet.info);
+}
+
+#[test]
 fn corrupt_values_are_malformed() {
     let ws = Wireshark::new();
     let check = |bytes: &[u8], why: &str| {
@@ -488,15 +521,6 @@ fn corrupt_values_are_malformed() {
     let mut bytes = encode(forwarded);
     bytes[HEADER_LEN + 4] = 2;
     check(&bytes, "address family 2");
-    // Unknown delivery status and error code.
-    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
-    let mut bytes = encode(delivery);
-    bytes[HEADER_LEN + 4..HEADER_LEN + 6].copy_from_slice(&999u16.to_le_bytes());
-    check(&bytes, "unknown status code 999");
-    let error = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Error(_))).unwrap();
-    let mut bytes = encode(error);
-    bytes[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&0u16.to_le_bytes());
-    check(&bytes, "unknown error code 0");
     // String length and list count far beyond the payload (u64 high half set, or just big).
     let mut bytes = encode(&Frame::indication(Shutdown { reason: "bye".into() }));
     bytes[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -548,19 +572,19 @@ fn heuristic_claims_tnlm_on_other_ports_only() {
 }
 
 #[test]
-fn port_and_max_payload_preferences_apply() {
+fn port_range_and_max_payload_preferences_apply() {
     let ws = Wireshark::new();
-    let () = ws.eval("__mock.protos.tnlm.prefs('port', 6000) __mock.protos.tnlm.prefs_changed()");
-    let (old, new): (bool, bool) =
-        ws.eval("local e = __mock.tables['tcp.port'].entries return e[4579] ~= nil, e[6000] ~= nil");
-    assert_eq!((old, new), (false, true));
+    let () = ws.eval("__mock.protos.tnlm.prefs('ports', '6000,7000-7002') __mock.protos.tnlm.prefs_changed()");
+    let (old, new, range): (bool, bool, bool) =
+        ws.eval("local e = __mock.tables['tcp.port'].entries return e[4579] ~= nil, e[6000] ~= nil, e[7001] ~= nil");
+    assert_eq!((old, new, range), (false, true, true));
     let frame = encode(&Frame::new(1, TimeResponse { time: "x".repeat(20) }));
     let packets = ws.stream(&[(true, frame.clone())], &[("server_port", Value::Integer(6000))]);
     assert_eq!(packets[0].roots().len(), 1);
     let () = ws.eval("__mock.protos.tnlm.prefs('max_payload', 10)");
     let packet = ws.stream(&[(true, frame)], &[("server_port", Value::Integer(6000))]).pop().unwrap();
     assert!(packet.has_expert("tnlm.expert.oversize"));
-    let () = ws.eval("__mock.protos.tnlm.prefs('port', 0) __mock.protos.tnlm.prefs_changed()");
+    let () = ws.eval("__mock.protos.tnlm.prefs('ports', '') __mock.protos.tnlm.prefs_changed()");
     let none: bool = ws.eval("return next(__mock.tables['tcp.port'].entries) == nil");
     assert!(none);
 }
@@ -573,4 +597,102 @@ fn long_and_control_text_is_tidied_in_info_but_exact_in_the_field() {
     assert_eq!(packet.values("tnlm.msg.text"), std::slice::from_ref(&text));
     assert_eq!(packet.info, format!("M request #4 to 1: {}", common::shown(&text)));
     assert!(packet.info.ends_with("..."));
+}
+
+/// The value of `abbrev` in each packet (empty when absent).
+fn per_packet(packets: &[Packet], abbrev: &str) -> Vec<String> {
+    packets.iter().map(|p| p.values(abbrev).join(",")).collect()
+}
+
+#[test]
+fn requests_and_responses_link_on_every_pass_and_unanswered_ones_are_flagged() {
+    use tnlm_core::message::{Ack, Forwarded, Pong, ServerPing};
+    let ws = Wireshark::new();
+    let fwd = Forwarded { from: 1, from_ip: [127, 0, 0, 1].into(), from_port: 1, text: "x".into() };
+    // Request ids are per direction: client request #5 and server ping #5 do not mix.
+    let segments = [
+        (false, encode(&Frame::new(5, TimeRequest))),                        // 1
+        (true, encode(&Frame::new(5, ServerPing))),                          // 2
+        (false, encode(&Frame::new(5, Pong))),                               // 3: answers 2
+        (true, encode(&Frame::new(5, TimeResponse { time: "now".into() }))), // 4: answers 1
+        (false, encode(&Frame::new(6, TimeRequest))),                        // 5: never answered
+        (true, encode(&Frame::new(9, fwd))),                                 // 6
+        (false, encode(&Frame::new(9, Ack))),                                // 7: answers 6
+    ];
+    let first = ws.stream(&segments, &[]);
+    let want_request_in = ["", "", "2", "1", "", "", "6"];
+    assert_eq!(per_packet(&first, "tnlm.request_in"), want_request_in);
+    assert_eq!(per_packet(&first, "tnlm.response_time")[3], "0.003000000");
+    // One pass: an ask cannot know its answer yet, and is not flagged.
+    assert!(first.iter().all(|p| !p.has_expert("tnlm.expert.no_response")));
+    for order in ["forward", "reverse"] {
+        let again = ws.stream(&segments, &[("revisit", Value::String(ws.lua.create_string(order).unwrap()))]);
+        assert!(again.iter().all(|p| p.errors.is_empty()));
+        assert_eq!(per_packet(&again, "tnlm.request_in"), want_request_in, "{order}");
+        assert_eq!(per_packet(&again, "tnlm.response_in"), ["4", "3", "", "", "", "7", ""], "{order}");
+        let flagged: Vec<bool> = again.iter().map(|p| p.has_expert("tnlm.expert.no_response")).collect();
+        assert_eq!(flagged, [false, false, false, false, true, false, false], "{order}");
+    }
+}
+
+#[test]
+fn a_message_is_traced_across_connections() {
+    use tnlm_core::message::{Ack, Delivery, DeliveryStatus, Forwarded, Hello};
+    let ws = Wireshark::new();
+    let hello = |id: u32| {
+        encode(&Frame::indication(Hello { client_id: id, server: "srv".into(), version: 1, max_payload: 65536 }))
+    };
+    let fwd = Forwarded { from: 7, from_ip: [127, 0, 0, 1].into(), from_port: 1, text: "hi".into() };
+    let delivery = Delivery { to: 8, status: DeliveryStatus::Delivered, reason: "ok".into() };
+    let segments = [
+        (0, true, hello(7)),                                                          // 1
+        (1, true, hello(8)),                                                          // 2
+        (0, false, encode(&Frame::new(3, SendRequest { to: 8, text: "hi".into() }))), // 3
+        (1, true, encode(&Frame::new(42, fwd))),                                      // 4
+        (1, false, encode(&Frame::new(42, Ack))),                                     // 5
+        (0, true, encode(&Frame::new(3, delivery))),                                  // 6
+    ];
+    let revisit = [("revisit", Value::String(ws.lua.create_string("reverse").unwrap()))];
+    let packets = ws.streams(&segments, &revisit);
+    assert_eq!(per_packet(&packets, "tnlm.conn.client_id"), ["7", "8", "7", "8", "8", "7"]);
+    assert_eq!(per_packet(&packets, "tnlm.conn.server"), ["srv"; 6]);
+    assert_eq!(per_packet(&packets, "tnlm.trace.key"), ["", "", "7.3", "7.3", "7.3", "7.3"]);
+    for (abbrev, frame) in [
+        ("tnlm.trace.request_in", "3"),
+        ("tnlm.trace.indication_in", "4"),
+        ("tnlm.trace.ack_in", "5"),
+        ("tnlm.trace.response_in", "6"),
+        ("tnlm.trace.delivery_id", "42"),
+        ("tnlm.trace.time", "0.003000000"),
+    ] {
+        assert_eq!(per_packet(&packets, abbrev)[2..], [frame; 4], "{abbrev}");
+    }
+    assert_eq!(packets[3].info, "M indication #42 from 7: hi");
+}
+
+#[test]
+fn garbage_and_a_mid_stream_start_resynchronise_on_the_magic() {
+    let ws = Wireshark::new();
+    let t = encode(&Frame::new(1, TimeRequest));
+    let n = encode(&Frame::new(2, NameRequest));
+    // The tail of a frame whose start was not captured, then whole frames; short and long garbage.
+    for junk in [&b"xyz"[..], &b"\x00\x05tail of an earlier frame"[..]] {
+        let mut segment = junk.to_vec();
+        segment.extend_from_slice(&t);
+        segment.extend_from_slice(&n);
+        for reassemble in [true, false] {
+            let p =
+                ws.stream(&[(false, segment.clone())], &[("reassemble", Value::Boolean(reassemble))]).pop().unwrap();
+            assert_clean(&p);
+            assert_eq!(p.values("tnlm.request_id"), ["1", "2"], "{junk:?}");
+            assert!(p.has_expert("tnlm.expert.bad_magic"));
+            assert!(p.info.ends_with("T request #1, N request #2"), "{}", p.info);
+        }
+    }
+    // Garbage split from the frame after it across segments.
+    let mut stream = b"garbage!".to_vec();
+    stream.extend_from_slice(&t);
+    let packets = ws.stream(&split(&stream, &[6, 5]).into_iter().map(|(_, d)| (false, d)).collect::<Vec<_>>(), &[]);
+    let ids: Vec<String> = packets.iter().flat_map(|p| p.values("tnlm.request_id")).collect();
+    assert_eq!(ids, ["1"]);
 }

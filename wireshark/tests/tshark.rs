@@ -393,3 +393,311 @@ fn example_captures_dissect_as_described() {
         }
     }
 }
+
+/// Per frame: the frames its PDUs link to, and the response times, as an independent
+/// reading of the capture finds them (only header fields and ports, core's exchange table).
+#[derive(Debug, Default, PartialEq)]
+struct Links {
+    request_in: BTreeMap<u64, Vec<u64>>,
+    response_in: BTreeMap<u64, Vec<u64>>,
+    times: BTreeMap<u64, Vec<f64>>,
+    unanswered: BTreeSet<u64>,
+}
+
+fn parse_u64(s: &str) -> u64 {
+    s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+fn type_of(shown: &str) -> Option<tnlm_core::TypeCode> {
+    let letter = shown.trim_matches('\'');
+    letter.bytes().next().and_then(tnlm_core::TypeCode::from_byte).filter(|_| letter.len() == 1)
+}
+
+/// An exchange waiting for its answer: (tcp.stream, opened by the server, request id).
+type OpenKey = (String, bool, String);
+/// The ask: frame number, time, type code and class.
+type Opened = (u64, f64, tnlm_core::TypeCode, Class);
+
+/// The request/response pairs of a capture, worked out from the header fields alone.
+fn known_pairs(file: &Path) -> Links {
+    use tnlm_core::schema::{ERROR_ANSWERS, EXCHANGES};
+    let names = ["frame.number", "tcp.stream", "tcp.srcport", "frame.time_relative", "tnlm.type", "tnlm.class"];
+    let rows = support::fields(file, "tnlm", &[&names[..], &["tnlm.request_id", "tcp.dstport"]].concat()).unwrap();
+    // The server's port: where indications come from and requests go to.
+    let mut servers: BTreeSet<&str> = BTreeSet::new();
+    for r in &rows {
+        if r[5].iter().any(|c| c == "2") {
+            servers.insert(r[2][0].as_str());
+        }
+        if r[5].iter().any(|c| c == "0") {
+            servers.insert(r[7][0].as_str());
+        }
+    }
+    let class_of = |c: &str| Class::from_byte(c.parse().unwrap()).unwrap();
+    let mut open: BTreeMap<OpenKey, Opened> = BTreeMap::new();
+    let mut links = Links::default();
+    for r in &rows {
+        let frame = parse_u64(&r[0][0]);
+        let time: f64 = r[3][0].parse().unwrap();
+        let from_server = servers.contains(r[2][0].as_str());
+        for ((t, c), id) in r[4].iter().zip(&r[5]).zip(&r[6]) {
+            let (Some(t), class) = (type_of(t), class_of(c)) else { continue };
+            match class {
+                Class::Request => {
+                    open.insert((r[1][0].clone(), false, id.clone()), (frame, time, t, class));
+                }
+                Class::Indication if id != "0" => {
+                    open.insert((r[1][0].clone(), true, id.clone()), (frame, time, t, class));
+                }
+                Class::Response => {
+                    let key = (r[1][0].clone(), !from_server, id.clone());
+                    let Some(&(ask, ask_time, at, ac)) = open.get(&key) else { continue };
+                    let answers = EXCHANGES.iter().any(|e| e.ask == (at, ac) && e.answer == (t, class))
+                        || ((t, class) == ERROR_ANSWERS && ac == Class::Request);
+                    if answers {
+                        open.remove(&key);
+                        links.request_in.entry(frame).or_default().push(ask);
+                        links.response_in.entry(ask).or_default().push(frame);
+                        links.times.entry(frame).or_default().push(time - ask_time);
+                    }
+                }
+                Class::Indication => {}
+            }
+        }
+    }
+    links.unanswered = open.values().map(|v| v.0).collect();
+    links
+}
+
+/// The links the dissector shows, in one pass (`extra` empty) or two (`-2`).
+fn shown_links(file: &Path, extra: &[&str]) -> Links {
+    let names = ["frame.number", "tnlm.request_in", "tnlm.response_in", "tnlm.response_time", "_ws.lua.error"];
+    let rows = support::fields_with(extra, file, "tnlm", &names).unwrap();
+    let mut links = Links::default();
+    for r in &rows {
+        assert!(r[4].is_empty(), "Lua error: {:?}", r[4]);
+        let frame = parse_u64(&r[0][0]);
+        if !r[1].is_empty() {
+            links.request_in.insert(frame, r[1].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[2].is_empty() {
+            links.response_in.insert(frame, r[2].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[3].is_empty() {
+            links.times.insert(frame, r[3].iter().map(|s| s.parse().unwrap()).collect());
+        }
+    }
+    let flagged = support::fields_with(extra, file, "tnlm.expert.no_response", &["frame.number"]).unwrap();
+    links.unanswered = flagged.iter().map(|r| parse_u64(&r[0][0])).collect();
+    links
+}
+
+fn assert_links(file: &Path, want: &Links, extra: &[&str]) {
+    let got = shown_links(file, extra);
+    let what = format!("{} {extra:?}", file.display());
+    assert_eq!(got.request_in, want.request_in, "{what}: Request in");
+    for (frame, times) in &want.times {
+        let shown = got.times.get(frame).unwrap_or_else(|| panic!("{what}: no response time in frame {frame}"));
+        assert_eq!(shown.len(), times.len(), "{what}: frame {frame}");
+        for (a, b) in shown.iter().zip(times) {
+            assert!((a - b).abs() < 2e-9, "{what}: frame {frame}: response time {a} s, capture says {b} s");
+        }
+    }
+    assert_eq!(got.times.len(), want.times.len(), "{what}: response times");
+    if extra.contains(&"-2") {
+        // Two passes: the requests know their answers, and unanswered ones are flagged.
+        assert_eq!(got.response_in, want.response_in, "{what}: Response in");
+        assert_eq!(got.unanswered, want.unanswered, "{what}: unanswered");
+    } else {
+        // One pass: a request cannot know what comes later; nothing is flagged on a guess.
+        assert!(got.unanswered.is_empty(), "{what}: flagged in one pass: {:?}", got.unanswered);
+    }
+}
+
+fn sample_captures() -> Vec<PathBuf> {
+    let dir = workspace().join("examples").join("captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn sample_captures_link_requests_and_responses_in_one_and_two_passes() {
+    if tshark_missing() {
+        return;
+    }
+    let mut pairs = 0;
+    for file in sample_captures() {
+        let want = known_pairs(&file);
+        pairs += want.times.values().map(Vec::len).sum::<usize>();
+        assert_links(&file, &want, &[]);
+        assert_links(&file, &want, &["-2"]);
+    }
+    assert!(pairs >= 110, "only {pairs} request/response pairs in the sample captures");
+}
+
+#[test]
+fn a_message_is_traced_across_connections_in_the_sample_capture() {
+    if tshark_missing() {
+        return;
+    }
+    let file = workspace().join("examples").join("captures").join("message.pcapng");
+    let names = [
+        "frame.number",
+        "tcp.stream",
+        "tnlm.conn.client_id",
+        "tnlm.conn.server",
+        "tnlm.trace.key",
+        "tnlm.trace.request_in",
+        "tnlm.trace.indication_in",
+        "tnlm.trace.ack_in",
+        "tnlm.trace.response_in",
+        "frame.time_relative",
+        "_ws.col.Info",
+    ];
+    for extra in [&[][..], &["-2"]] {
+        let rows = support::fields_with(extra, &file, "tnlm.trace.key", &names).unwrap();
+        let at =
+            |letter: &str| rows.iter().find(|r| r[10][0].starts_with(letter)).unwrap_or_else(|| panic!("{letter}"));
+        let (request, indication, ack, response) =
+            (at("M request"), at("M indication"), at("A response"), at("M response"));
+        assert_eq!(rows.len(), 4, "{extra:?}: {rows:?}");
+        let frames: Vec<&String> = [request, indication, ack, response].iter().map(|r| &r[0][0]).collect();
+        for r in [request, response] {
+            assert_eq!(r[2], ["1"], "the sender is client 1");
+        }
+        for r in [indication, ack] {
+            assert_eq!(r[2], ["2"], "the target is client 2");
+            assert_ne!(r[1], request[1], "another connection");
+        }
+        for r in &rows {
+            assert_eq!(r[3], [support::SERVER_NAME]);
+            assert_eq!(r[4], ["1.1"], "sender 1, request #1");
+            // Every frame links the others; in one pass only those already seen.
+            let upto = if extra.is_empty() { frames.iter().position(|f| **f == r[0][0]).unwrap() } else { 3 };
+            for (col, frame) in (5..=8).zip(&frames).take(upto + 1) {
+                assert_eq!(r[col], [frame.to_string()], "{extra:?} field {} in frame {}", names[col], r[0][0]);
+            }
+        }
+        assert!(indication[10][0].starts_with("M indication #1 from 1: "), "{}", indication[10][0]);
+        let filtered = support::fields_with(extra, &file, "tnlm.trace.key == \"1.1\"", &["frame.number"]).unwrap();
+        assert_eq!(filtered.len(), 4);
+    }
+    // The end-to-end time is the M response's time after the M request.
+    let lua = support::lua_arg();
+    let (verbose, _) =
+        tshark(&["-2", "-X", &lua, "-r", &file.display().to_string(), "-V", "-Y", "tnlm.type == 'A'"]).unwrap();
+    for line in ["[Message trace: 1.1]", "[Trace key: 1.1]", "[Delivery ID: 1]", "[Connection's client ID: 2]"] {
+        assert!(verbose.contains(line), "no {line:?} in\n{verbose}");
+    }
+}
+
+#[test]
+fn statistics_count_pdus_codes_and_response_times() {
+    if tshark_missing() {
+        return;
+    }
+    let lua = support::lua_arg();
+    let captures = workspace().join("examples").join("captures");
+    for extra in [&[][..], &["-2"]] {
+        let stat = |name: &str| {
+            let file = captures.join(name).display().to_string();
+            let mut args = extra.to_vec();
+            args.extend(["-q", "-X", &lua, "-z", "tnlm,stat", "-r", &file]);
+            let (out, problems) = tshark(&args).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            out
+        };
+        let row = |out: &str, label: &str| -> Vec<String> {
+            let line = out.lines().find(|l| l.trim_start().starts_with(label));
+            let line = line.unwrap_or_else(|| panic!("no {label:?} row in\n{out}"));
+            line.trim_start()[label.len()..].split_whitespace().map(str::to_string).collect()
+        };
+        let burst = stat("burst-100.pcapng");
+        assert!(burst.contains("TNLM statistics"), "{burst}");
+        assert_eq!(row(&burst, "T request"), ["100"]);
+        assert_eq!(row(&burst, "T response"), ["100"]);
+        assert_eq!(row(&burst, "H indication"), ["1"]);
+        let times = burst.lines().filter(|l| l.trim_start().starts_with("T request")).nth(1).unwrap();
+        let cols: Vec<&str> = times.split_whitespace().collect();
+        assert_eq!((cols[2], cols[6]), ("100", "0"), "answered, unanswered: {times}");
+        let (min, avg, max): (f64, f64, f64) =
+            (cols[3].parse().unwrap(), cols[4].parse().unwrap(), cols[5].parse().unwrap());
+        assert!(min <= avg && avg <= max && max < 1000.0, "{times}");
+        let message = stat("message-unknown-id.pcapng");
+        assert_eq!(row(&message, "no_such_client"), ["1"]);
+        let malformed = stat("malformed.pcapng");
+        assert_eq!(row(&malformed, "bad_magic"), ["1"]);
+        assert_eq!(row(&malformed, "malformed_payload"), ["1"]);
+    }
+}
+
+/// Segments of one connection whose capture starts in the middle of a frame in both
+/// directions: T request/response #1 are cut, #2 and N #3 are whole.
+fn mid_stream_segments() -> Vec<Segment> {
+    use tnlm_core::message::{NameRequest, NameResponse, TimeResponse};
+    let time = |id| encode(&Frame::new(id, TimeResponse { time: "2026-11-25T12:00:00.000+00:00".into() }));
+    let t1 = encode(&Frame::new(1, TimeRequest));
+    let mut client = t1[t1.len() - 10..].to_vec();
+    client.extend(encode(&Frame::new(2, TimeRequest)));
+    let r1 = time(1);
+    let mut server = r1[r1.len() - 7..].to_vec();
+    server.extend(time(2));
+    vec![
+        (false, client),
+        (true, server),
+        (false, encode(&Frame::new(3, NameRequest))),
+        (true, encode(&Frame::new(3, NameResponse { name: "capture".into() }))),
+    ]
+}
+
+#[test]
+fn a_capture_that_starts_mid_stream_resynchronises() {
+    if tshark_missing() || (!have("text2pcap") && skip("text2pcap is not installed (apt-get install tshark)")) {
+        return;
+    }
+    let dir = temp_dir("mid-stream");
+    let pcap = text2pcap(&mid_stream_segments(), &dir);
+    let committed = workspace().join("examples").join("captures").join("mid-stream.pcapng");
+    if std::env::var_os("TNLM_BLESS").is_some() {
+        std::fs::copy(&pcap, &committed).unwrap();
+    }
+    for file in [&pcap, &committed] {
+        let names = ["tnlm.request_id", "tnlm.request_in", "_ws.col.Info", "_ws.lua.error"];
+        let rows = fields(file, "tnlm", &names).unwrap();
+        assert_eq!(column(&rows, 0), ["2", "2", "3", "3"], "{}: the whole frames decode", file.display());
+        assert_eq!(column(&rows, 1).len(), 2, "#2 and #3 are linked");
+        let infos = column(&rows, 2);
+        assert!(infos[0].starts_with("bad magic, 10 bytes skipped, T request #2"), "{infos:?}");
+        assert!(infos[1].starts_with("bad magic, 7 bytes skipped, T response #2"), "{infos:?}");
+        assert!(column(&rows, 3).is_empty());
+        assert_links(file, &known_pairs(file), &["-2"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn coloring_rules_are_valid_filters_that_match_what_they_name() {
+    if tshark_missing() {
+        return;
+    }
+    let captures = workspace().join("examples").join("captures");
+    let matches = |file: &str, filter: &str| {
+        let rows = support::fields_with(&["-2"], &captures.join(file), filter, &["frame.number"]).unwrap();
+        rows.len()
+    };
+    let rules = tnlm_wireshark::colorfilters();
+    let filter = |name: &str| {
+        let line = rules.lines().find(|l| l.starts_with(&format!("@{name}@"))).unwrap();
+        line.split('@').nth(2).unwrap().to_string()
+    };
+    assert_eq!(matches("malformed.pcapng", &filter("TNLM error")), 2);
+    assert_eq!(matches("message-unknown-id.pcapng", &filter("TNLM failed delivery")), 1);
+    assert_eq!(matches("message.pcapng", &filter("TNLM failed delivery")), 0);
+    assert_eq!(matches("message.pcapng", &filter("TNLM indication")), 5, "2 hellos, the message, 2 shutdowns");
+    assert_eq!(matches("message.pcapng", &filter("TNLM unanswered")), 0);
+}

@@ -76,7 +76,7 @@ pub fn expected_info(frame: &Frame) -> String {
     use tnlm_core::Message;
     let (type_code, class) = frame.message.kind();
     let mut info = format!("{} {}", type_code.letter(), class.name());
-    if class != tnlm_core::Class::Indication {
+    if class != tnlm_core::Class::Indication || frame.request_id != 0 {
         info.push_str(&format!(" #{}", frame.request_id));
     }
     let clients = |n: usize| if n == 1 { "1 client".to_string() } else { format!("{n} clients") };

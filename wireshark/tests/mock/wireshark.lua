@@ -53,6 +53,7 @@ FIELD.__index = FIELD
 FIELD.__tostring = function(f) return "ProtoField(" .. f.abbrev .. ")" end
 
 local SIZES = { uint8 = 1, uint16 = 2, uint32 = 4, uint64 = 8, char = 1, ipv4 = 4, ipv6 = 16 }
+frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2, ACK = 3, DUP_ACK = 4 }
 local INT_BASES = { [base.DEC] = true, [base.HEX] = true, [base.OCT] = true, [base.DEC_HEX] = true,
   [base.HEX_DEC] = true }
 
@@ -66,7 +67,13 @@ local function int_field(kind)
   return function(abbrev, name, fbase, valuestring, mask, desc)
     check_abbrev(abbrev)
     fbase = fbase or base.DEC
-    if kind == "char" then
+    if kind == "framenum" then
+      if fbase ~= base.NONE then fail("ProtoField.framenum: base must be base.NONE") end
+      if valuestring ~= nil and type(valuestring) ~= "number" then
+        fail("ProtoField.framenum: a frametype is expected after the base")
+      end
+      valuestring = nil
+    elseif kind == "char" then
       if fbase ~= base.NONE and fbase ~= base.HEX and fbase ~= base.OCT then
         fail("ProtoField.char: base must be base.NONE, base.HEX or base.OCT")
       end
@@ -99,6 +106,7 @@ end
 ProtoField = {
   uint8 = int_field("uint8"), uint16 = int_field("uint16"), uint32 = int_field("uint32"),
   uint64 = int_field("uint64"), char = int_field("char"),
+  framenum = int_field("framenum"), relative_time = other_field("relative_time", false),
   string = other_field("string", true), bytes = other_field("bytes", true),
   none = other_field("none", false), ipv4 = other_field("ipv4", false), ipv6 = other_field("ipv6", false),
 }
@@ -131,6 +139,10 @@ Pref = {
   end,
   string = function(label, default, descr)
     return setmetatable({ kind = "string", label = label, value = default, descr = descr }, PREF_MT)
+  end,
+  range = function(label, default, descr, max)
+    if type(default) ~= "string" or type(max) ~= "number" then fail("Pref.range(label, default, descr, max)") end
+    return setmetatable({ kind = "range", label = label, value = default, descr = descr, max = max }, PREF_MT)
   end,
 }
 
@@ -199,13 +211,30 @@ end
 
 local TABLE_MT = { __class = "DissectorTable" }
 TABLE_MT.__index = TABLE_MT
+-- A number, or a range string such as "4579,5000-5010", as a list of numbers.
+local function keys_of(key, what)
+  if type(key) == "number" then return { key } end
+  if type(key) ~= "string" then fail(what .. ": number or range string expected") end
+  local out = {}
+  for part in string.gmatch(key, "[^,]+") do
+    local a, b = string.match(part, "^%s*(%d+)%s*%-%s*(%d+)%s*$")
+    if a == nil then
+      a = string.match(part, "^%s*(%d+)%s*$")
+      b = a
+    end
+    if a == nil then fail(what .. ": bad range " .. key) end
+    for k = tonumber(a), tonumber(b) do out[#out + 1] = k end
+  end
+  return out
+end
 function TABLE_MT:add(key, proto)
   if class_of(proto) ~= "Proto" then fail("DissectorTable:add: Proto expected") end
-  if type(key) ~= "number" then fail("DissectorTable:add: number expected") end
-  self.entries[key] = proto
+  for _, k in ipairs(keys_of(key, "DissectorTable:add")) do self.entries[k] = proto end
 end
 function TABLE_MT:remove(key, proto)
-  if self.entries[key] == proto then self.entries[key] = nil end
+  for _, k in ipairs(keys_of(key, "DissectorTable:remove")) do
+    if self.entries[k] == proto then self.entries[k] = nil end
+  end
 end
 function TABLE_MT:get_dissector(key)
   return self.entries[key]
@@ -247,7 +276,7 @@ local function new_range(tvb, offset, length)
   elseif length < 0 or offset + length > len then
     fail("Range is out of bounds")
   end
-  return setmetatable({ tvb = tvb, off = offset, length = length }, RANGE)
+  return setmetatable({ parent = tvb, off = offset, length = length }, RANGE)
 end
 
 TVB.__index = {
@@ -261,7 +290,7 @@ TVB.__call = function(t, off, len) return new_range(t, off, len) end
 TVB.__tostring = function(t) return "Tvb(" .. #t.data .. " bytes)" end
 
 local function bytes_of(r)
-  return string.sub(r.tvb.data, r.off + 1, r.off + r.length)
+  return string.sub(r.parent.data, r.off + 1, r.off + r.length)
 end
 
 local function uint_of(r, little, what)
@@ -292,7 +321,7 @@ RANGE.__index = {
     off = off or 0
     len = len or (r.length - off)
     if off < 0 or len < 0 or off + len > r.length then fail("TvbRange:raw: out of bounds") end
-    return string.sub(r.tvb.data, r.off + off + 1, r.off + off + len)
+    return string.sub(r.parent.data, r.off + off + 1, r.off + off + len)
   end,
   string = function(r) return bytes_of(r) end,
   bytes = function(r) return bytes_of(r) end,
@@ -300,7 +329,7 @@ RANGE.__index = {
     off = off or 0
     len = len or (r.length - off)
     if off < 0 or len < 0 or off + len > r.length then fail("Range is out of bounds") end
-    return new_range(r.tvb, r.off + off, len)
+    return new_range(r.parent, r.off + off, len)
   end,
   tvb = function(r) return new_tvb(bytes_of(r)) end,
 }
@@ -348,7 +377,14 @@ end
 
 local function check_value(field, value)
   local kind = field.kind
-  if kind == "string" then
+  if kind == "relative_time" then
+    if class_of(value) ~= "NSTime" then fail(field.abbrev .. ": NSTime value expected") end
+    return string.format("%d.%09d", value.secs, value.nsecs)
+  elseif kind == "framenum" then
+    if type(value) ~= "number" or math.floor(value) ~= value or value < 1 then
+      fail(field.abbrev .. ": frame number expected, got " .. tostring(value))
+    end
+  elseif kind == "string" then
     if type(value) ~= "string" then fail(field.abbrev .. ": string value expected") end
   elseif kind == "none" then
     fail(field.abbrev .. ": FT_NONE takes no value")
@@ -370,7 +406,11 @@ local function add(parent, little, a, b, c, ...)
     return new_item(parent, { proto = a.name, range = b, text = a.description })
   elseif cls == "ProtoField" then
     if not a.registered then fail("field " .. a.abbrev .. " is not registered in Proto.fields") end
-    if b ~= nil and class_of(b) ~= "TvbRange" then fail(a.abbrev .. ": TvbRange expected") end
+    if b ~= nil and class_of(b) ~= "TvbRange" then
+      -- add(field, value): a generated item without bytes
+      if c ~= nil then fail(a.abbrev .. ": TvbRange expected before the value") end
+      b, c = nil, b
+    end
     local value
     if c ~= nil then
       value = check_value(a, c)
@@ -405,8 +445,8 @@ function ITEM:set_text(s)
 end
 function ITEM:set_len(n)
   int_arg(n, "set_len")
-  if self.range == nil or n < 0 or self.range.off + n > #self.range.tvb.data then fail("set_len: out of bounds") end
-  self.range = new_range(self.range.tvb, self.range.off, n)
+  if self.range == nil or n < 0 or self.range.off + n > #self.range.parent.data then fail("set_len: out of bounds") end
+  self.range = new_range(self.range.parent, self.range.off, n)
   return self
 end
 function ITEM:set_generated() self.generated = true return self end
@@ -438,6 +478,30 @@ function M.items(item, depth, out)
   end
   return out
 end
+
+-- NSTime and Field ------------------------------------------------------------
+
+local NSTIME = { __class = "NSTime" }
+NSTime = {
+  new = function(secs, nsecs)
+    int_arg(secs, "NSTime.new secs")
+    int_arg(nsecs, "NSTime.new nsecs")
+    if nsecs < 0 or nsecs >= 1e9 then fail("NSTime.new: nsecs out of range") end
+    return setmetatable({ secs = secs, nsecs = nsecs }, NSTIME)
+  end,
+}
+
+-- Field.new: only the fields the TCP dissector provides; values of the packet being dissected.
+local KNOWN_FIELDS = { ["tcp.stream"] = "stream" }
+Field = {
+  new = function(name)
+    if KNOWN_FIELDS[name] == nil then fail("Field.new: the mock has no field " .. tostring(name)) end
+    return function()
+      if M.pinfo == nil then fail("a Field can only be read while dissecting") end
+      return { value = M.pinfo._f[KNOWN_FIELDS[name]] }
+    end
+  end,
+}
 
 -- Pinfo and columns ----------------------------------------------------------
 
@@ -471,7 +535,7 @@ PINFO.__newindex = function(p, k, v)
   local f = rawget(p, "_f")
   if k == "conversation" then
     if class_of(v) ~= "Proto" then fail("pinfo.conversation: Proto expected") end
-    M.conversation = v
+    M.conversation[M.stream] = v
   elseif k == "desegment_len" or k == "desegment_offset" then
     f[k] = v
   else
@@ -536,34 +600,43 @@ end
 
 -- The harness: TCP streams as Wireshark's TCP dissector hands them over --------
 
--- Dissects a sequence of segments of one TCP connection. `segments` is a list of
--- { from_server = bool, data = bytes }. `opts.server_port` (default 4579),
--- `opts.client_port` (default 50000), `opts.reassemble` (default true).
--- Returns one record per segment: { info, protocol, lines = {...}, experts = {...},
+-- Dissects a sequence of TCP segments as Wireshark does on its first pass.
+-- `segments` is a list of { from_server = bool, data = bytes, stream = n (default 0),
+-- time = seconds since the capture began (default: the segment number in ms) };
+-- each stream is its own connection. `opts.server_port` (default 4579),
+-- `opts.client_port` (default 50000, plus the stream number), `opts.reassemble`
+-- (default true), `opts.revisit` ("forward" or "reverse": then every packet is
+-- dissected again with pinfo.visited set, as in a second pass or the GUI, and those
+-- records are returned). Calls Proto.init first, as opening a file does.
+-- Returns one record per segment: { info, protocol, items = {...}, experts = {...},
 -- errors = {...}, pending = bytes waiting for reassembly in that direction }.
 function M.dissect_stream(segments, opts)
   opts = opts or {}
   local server_port = opts.server_port or 4579
-  local client_port = opts.client_port or 50000
   local reassemble = opts.reassemble ~= false
-  local pending = { [true] = "", [false] = "" }
-  local records = {}
-  M.conversation = nil
-  for n, seg in ipairs(segments) do
+  local pending = {}
+  local records, handed = {}, {}
+  M.conversation = {}
+  for _, p in pairs(M.protos) do
+    if p.init then p.init() end
+  end
+  local function run(n, seg, data, visited)
+    local stream = seg.stream or 0
     local dir = seg.from_server and true or false
-    local data = pending[dir] .. seg.data
+    local client_port = (opts.client_port or 50000) + stream
     local src, dst = client_port, server_port
     if dir then src, dst = server_port, client_port end
-    local f = { number = n, visited = false, can_desegment = reassemble,
-      desegment_offset = 0, desegment_len = 0, src_port = src, dst_port = dst,
+    local f = { number = n, visited = visited, can_desegment = reassemble, stream = stream,
+      rel_ts = seg.time or n / 1000, desegment_offset = 0, desegment_len = 0, src_port = src, dst_port = dst,
       cols = new_cols(src .. " -> " .. dst .. " [PSH, ACK] Len=" .. #seg.data, "TCP") }
     local pinfo = setmetatable({ _f = f }, PINFO)
     M.pinfo = pinfo
     M.errors = {}
+    M.stream = stream
     local root = new_item(nil, {})
     local tvb = new_tvb(data)
     local tcp = M.tables["tcp.port"]
-    local proto = M.conversation or (tcp and (tcp.entries[src] or tcp.entries[dst]))
+    local proto = M.conversation[stream] or (tcp and (tcp.entries[src] or tcp.entries[dst]))
     local handled = false
     if proto then
       local ok, err = pcall(proto.dissector, tvb, pinfo, root)
@@ -580,22 +653,40 @@ function M.dissect_stream(segments, opts)
         end
       end
     end
-    if handled and reassemble and f.desegment_len > 0 then
-      pending[dir] = string.sub(data, f.desegment_offset + 1)
-    else
-      pending[dir] = ""
-    end
     local experts = {}
     local function collect(item)
       for _, e in ipairs(item.experts) do table.insert(experts, e.abbrev .. " | " .. e.text) end
       for _, c in ipairs(item.children) do collect(c) end
     end
     collect(root)
-    records[n] = {
-      info = tostring(f.cols.info), protocol = tostring(f.cols.protocol), items = M.items(root),
-      experts = experts, errors = M.errors, pending = pending[dir], handled = handled,
-    }
     M.pinfo = nil
+    return {
+      info = tostring(f.cols.info), protocol = tostring(f.cols.protocol), items = M.items(root),
+      experts = experts, errors = M.errors, handled = handled,
+    }, f
+  end
+  for n, seg in ipairs(segments) do
+    local key = (seg.stream or 0) .. (seg.from_server and "s" or "c")
+    local data = (pending[key] or "") .. seg.data
+    handed[n] = data
+    local record, f = run(n, seg, data, false)
+    if record.handled and reassemble and f.desegment_len > 0 then
+      pending[key] = string.sub(data, f.desegment_offset + 1)
+    else
+      pending[key] = ""
+    end
+    record.pending = pending[key]
+    records[n] = record
+  end
+  if opts.revisit then
+    local again = {}
+    local first, last, step = 1, #segments, 1
+    if opts.revisit == "reverse" then first, last, step = #segments, 1, -1 end
+    for n = first, last, step do
+      again[n] = run(n, segments[n], handed[n], true)
+      again[n].pending = records[n].pending
+    end
+    return again
   end
   return records
 end

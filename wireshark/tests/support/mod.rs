@@ -337,9 +337,15 @@ pub fn tshark(args: &[&str]) -> Result<(String, Vec<String>)> {
 /// Runs `tshark -r FILE -T fields` with the dissector and returns, per packet that
 /// matches `filter`, per field, all occurrences. Fails on any stderr output.
 pub fn fields(file: &Path, filter: &str, names: &[&str]) -> Result<Vec<Vec<Vec<String>>>> {
+    fields_with(&[], file, filter, names)
+}
+
+/// [`fields`] with extra tshark options first (e.g. `-2` for two passes).
+pub fn fields_with(extra: &[&str], file: &Path, filter: &str, names: &[&str]) -> Result<Vec<Vec<Vec<String>>>> {
     let lua = lua_arg();
     let file = file.display().to_string();
-    let mut args = vec!["-X", &lua, "-r", &file, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=\u{1e}"];
+    let mut args = extra.to_vec();
+    args.extend(["-X", &lua, "-r", &file, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=\u{1e}"]);
     args.extend(["-E", "separator=\u{1f}"]);
     if !filter.is_empty() {
         args.extend(["-Y", filter]);
