@@ -441,7 +441,7 @@ fn unknown_type_class_and_reserved_byte_are_flagged() {
     let mut bad = good.clone();
     bad[6] = 2;
     let p = bad_then_good(&ws, &bad, "tnlm.expert.unexpected_frame");
-    assert_eq!(p[0].info, "N indication [unexpected]");
+    assert_eq!(p[0].info, "N indication #3 [unexpected]");
     // A set reserved byte is flagged, and the frame still decodes.
     let mut bad = good;
     bad[7] = 0x80;
