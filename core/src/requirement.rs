@@ -9,7 +9,8 @@
 //! `TNLM_REQUIRE=all` and every such skip becomes a failure naming the test.
 //!
 //! `TNLM_REQUIRE` is `all` or a comma-separated list of [`Need::name`]s
-//! (`netns,ipv6`). The older `TNLM_REQUIRE_TSHARK=1` still means `tshark`.
+//! (`netns,ipv6`). The older `TNLM_REQUIRE_TSHARK=1` still means `tshark`,
+//! and `TNLM_REQUIRE_CC=1` means `cc`.
 
 use std::fmt::Display;
 
@@ -26,11 +27,14 @@ pub enum Need {
     SocketTable,
     /// tshark, dumpcap with capture rights, and text2pcap.
     Tshark,
+    /// A C compiler (`cc`, or `$CC`), for the C client of examples/c-client.
+    CCompiler,
 }
 
 impl Need {
     /// Every need, for listing them in messages and docs.
-    pub const ALL: [Need; 5] = [Need::Netns, Need::Ipv6, Need::OpenFiles, Need::SocketTable, Need::Tshark];
+    pub const ALL: [Need; 6] =
+        [Need::Netns, Need::Ipv6, Need::OpenFiles, Need::SocketTable, Need::Tshark, Need::CCompiler];
 
     /// The name used in `TNLM_REQUIRE`.
     pub fn name(self) -> &'static str {
@@ -40,14 +44,20 @@ impl Need {
             Need::OpenFiles => "open-files",
             Need::SocketTable => "socket-table",
             Need::Tshark => "tshark",
+            Need::CCompiler => "cc",
         }
     }
 
     /// True when the environment says this need must be met (a missing one fails).
     pub fn is_required(self) -> bool {
         let listed = std::env::var("TNLM_REQUIRE").unwrap_or_default();
-        let legacy_tshark = self == Need::Tshark && std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
-        legacy_tshark || required_by(&listed, self)
+        let legacy = match self {
+            Need::Tshark => "TNLM_REQUIRE_TSHARK",
+            Need::CCompiler => "TNLM_REQUIRE_CC",
+            _ => "",
+        };
+        let legacy_set = !legacy.is_empty() && std::env::var(legacy).is_ok_and(|v| v == "1");
+        legacy_set || required_by(&listed, self)
     }
 
     /// Reports that `test` cannot check what it is for because this need is
@@ -77,6 +87,6 @@ mod tests {
         assert!(!required_by("", Need::Tshark));
         assert!(!required_by("netnsx", Need::Netns));
         let names: Vec<&str> = Need::ALL.iter().map(|n| n.name()).collect();
-        assert_eq!(names, ["netns", "ipv6", "open-files", "socket-table", "tshark"]);
+        assert_eq!(names, ["netns", "ipv6", "open-files", "socket-table", "tshark", "cc"]);
     }
 }

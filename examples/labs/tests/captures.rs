@@ -2,21 +2,20 @@
 //! `examples/labs/record-captures.sh`, and pointed to by docs/LABS.md) show
 //! what the guide says they show, read with tshark and the TNLM dissector
 //! (one tshark pass per file). Skips with a message where tshark is missing
-//! (`TNLM_REQUIRE_TSHARK=1`: fail instead).
+//! (`TNLM_REQUIRE=tshark` or `all`: fail instead).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::process::Command;
 
+use tnlm_core::requirement::Need;
 use tnlm_labs::capture::{directions, packets, server_port, Packet};
 
 /// The packets of `examples/captures/labs/NAME.pcapng`, or `None` without tshark.
 fn capture(name: &str) -> Option<Vec<Packet>> {
     let have_tshark = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
     if !have_tshark {
-        let required = std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
-        assert!(!required, "tshark is missing but TNLM_REQUIRE_TSHARK=1");
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+        Need::Tshark.missing(&format!("the {name} capture check"), "tshark is not installed (apt-get install tshark)");
         return None;
     }
     let file = tnlm_labs::repo_root().join("examples").join("captures").join("labs").join(format!("{name}.pcapng"));

@@ -1,6 +1,6 @@
 //! Shared by the experiment tests: where captures go, and how a missing
 //! capture (no dumpcap, no rights, not Linux) becomes a skip with a message —
-//! or a failure with `TNLM_REQUIRE_TSHARK=1`, as in CI.
+//! or a failure with `TNLM_REQUIRE=tshark` (or `all`, as in CI).
 #![allow(dead_code)]
 
 use tnlm_core::requirement::Need;
@@ -14,10 +14,9 @@ pub fn capture_to() -> CaptureTo {
 /// The capture's part of the observation, or `None` after saying why it is skipped.
 pub fn wire<T>(what: &str, wire: Option<T>) -> Option<T> {
     if wire.is_none() {
-        let required = std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
-        assert!(!required, "{what}: no capture, but TNLM_REQUIRE_TSHARK=1 (dumpcap and tshark must work here)");
-        eprintln!(
-            "skipped the capture check of {what}: no capture here (needs Linux, dumpcap with capture rights, tshark)"
+        Need::Tshark.missing(
+            &format!("the capture check of {what}"),
+            "no capture here (needs Linux, dumpcap with capture rights, tshark)",
         );
     }
     wire
