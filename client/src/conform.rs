@@ -118,7 +118,7 @@ impl Checker {
                 ))
             }
             Message::Hello(hello) => {
-                raw.decoder = Decoder::new(hello.max_payload).accepting(FROM_SERVER);
+                raw.decoder.set_max_payload(hello.max_payload);
                 raw.hello = hello;
                 Ok(raw)
             }
@@ -133,8 +133,9 @@ impl Checker {
             .map_err(|err| format!("cannot connect to {}: {err}", self.target))?;
         stream.set_read_timeout(Some(self.timeout)).map_err(|err| err.to_string())?;
         stream.set_write_timeout(Some(self.timeout)).map_err(|err| err.to_string())?;
-        // Until the hello names the limit, accept the largest frame a v1 server may send.
-        let decoder = Decoder::new(u32::MAX >> 8).accepting(FROM_SERVER);
+        // Until the hello names the limit: the smallest a server may announce,
+        // in which its hello always fits (PROTOCOL.md, "Limits").
+        let decoder = Decoder::new(MIN_MAX_PAYLOAD).accepting(FROM_SERVER);
         let hello = Hello { client_id: 0, server: String::new(), version: 0, max_payload: 0 };
         Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true })
     }
