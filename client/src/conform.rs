@@ -163,10 +163,15 @@ impl Raw {
         self.stream.write_all(bytes).map_err(|err| format!("write failed: {err}"))
     }
 
+    /// A fresh request id: 1, 2, 3, …
+    fn next_request_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     /// Sends `message` as a request with the next request id; returns the id.
     fn send(&mut self, message: impl Into<Message>) -> Result<u32, String> {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_request_id();
         self.write(&encode(Frame::new(id, message)))?;
         Ok(id)
     }
@@ -522,15 +527,13 @@ fn limits(checker: &Checker) -> Outcome {
 fn split(checker: &Checker) -> Outcome {
     let mut client = checker.open()?;
     let me = client.hello.client_id;
-    let id = client.next_id;
-    client.next_id += 1;
+    let id = client.next_request_id();
     for byte in encode(Frame::new(id, NameRequest)) {
         client.write(&[byte])?;
     }
     ensure(matches!(client.response(id)?, Message::NameResponse(_)), || "no N response".into())?;
     // A message in three pieces: inside the header, at its end, inside the text.
-    let id = client.next_id;
-    client.next_id += 1;
+    let id = client.next_request_id();
     let bytes = encode(Frame::new(id, SendRequest { to: me, text: "in pieces".into() }));
     for piece in [&bytes[..7], &bytes[7..HEADER_LEN], &bytes[HEADER_LEN..HEADER_LEN + 14], &bytes[HEADER_LEN + 14..]] {
         client.write(piece)?;
