@@ -104,11 +104,12 @@ for name in "${wine_skips[@]}"; do
 done
 
 step "cargo test --target $GNU under Wine (skipped under Wine: ${wine_skips[*]})"
-# The tshark tests cannot capture here (Linux's tshark, a Windows test binary): they skip.
+# The tshark tests cannot capture here (Linux's tshark, a Windows test binary): they skip;
+# so do the C client's (ci/c-client.sh runs its Windows build under Wine).
 runner=CARGO_TARGET_${GNU//-/_}_RUNNER
 test_args=("$@")
 ((${#test_args[@]})) || test_args=(--workspace)
-env -u TNLM_REQUIRE_TSHARK "${WIN[@]}" "${runner^^}=$WINE" \
+env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC "${WIN[@]}" "${runner^^}=$WINE" \
   timeout --kill-after=10s 20m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU "${test_args[@]}" -- "${skip_args[@]}"
 
 step "end to end: Windows and Linux binaries over 127.0.0.1 (ci/windows-e2e.sh)"
