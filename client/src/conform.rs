@@ -75,7 +75,7 @@ const CASES: &[Case] = &[
     Case { name: "truncated", section: "Checking a frame, and errors", run: truncated },
 ];
 
-/// Runs every case (with `timers`, also [`TIMER_CASES`]) against `target`,
+/// Runs every case (with `timers`, also the timer cases) against `target`,
 /// prints one line per case and the summary; fails (exit code 1) if any
 /// case failed.
 pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> {
