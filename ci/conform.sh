@@ -27,5 +27,5 @@ exec {server_out}<"$work/server.out"
 IFS= read -r -t 60 line <&"$server_out" || { cat "$work/server.err" >&2; echo "no 'listening on' line" >&2; exit 1; }
 cat <&"$server_out" >/dev/null &
 addr=${line#listening on }
-echo "tnlm-client -c $addr conform --timers (tnlm-server --heartbeat 2 --frame-timeout 1 --ack-timeout 1 $*)"
+echo "tnlm-client -c $addr conform --timers (tnlm-server --heartbeat 2 --frame-timeout 1 --ack-timeout 1${*:+ $*})"
 target/debug/tnlm-client -c "$addr" conform --timers

@@ -104,12 +104,13 @@ for name in "${wine_skips[@]}"; do
 done
 
 step "cargo test --target $GNU under Wine (skipped under Wine: ${wine_skips[*]})"
-# The tshark tests cannot capture here (Linux's tshark, a Windows test binary), and the
-# netns and kernel-counter tests are Linux's: under Wine they skip, saying so (TNLM_REQUIRE unset).
+# The tshark tests cannot capture here (Linux's tshark, a Windows test binary), the
+# netns and kernel-counter tests are Linux's, and the C client's are run by
+# ci/c-client.sh (its mingw build under Wine): under Wine they skip, saying so.
 runner=CARGO_TARGET_${GNU//-/_}_RUNNER
 test_args=("$@")
 ((${#test_args[@]})) || test_args=(--workspace)
-env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE "${WIN[@]}" "${runner^^}=$WINE" \
+env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC -u TNLM_REQUIRE "${WIN[@]}" "${runner^^}=$WINE" \
   timeout --kill-after=10s 20m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU "${test_args[@]}" -- "${skip_args[@]}"
 
 step "end to end: Windows and Linux binaries over 127.0.0.1 (ci/windows-e2e.sh)"

@@ -75,7 +75,7 @@ const CASES: &[Case] = &[
     Case { name: "truncated", section: "Checking a frame, and errors", run: truncated },
 ];
 
-/// Runs every case (with `timers`, also [`TIMER_CASES`]) against `target`,
+/// Runs every case (with `timers`, also the timer cases) against `target`,
 /// prints one line per case and the summary; fails (exit code 1) if any
 /// case failed.
 pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> {
@@ -118,7 +118,7 @@ impl Checker {
                 ))
             }
             Message::Hello(hello) => {
-                raw.decoder = Decoder::new(hello.max_payload).accepting(FROM_SERVER);
+                raw.decoder.set_max_payload(hello.max_payload);
                 raw.hello = hello;
                 Ok(raw)
             }
@@ -133,8 +133,9 @@ impl Checker {
             .map_err(|err| format!("cannot connect to {}: {err}", self.target))?;
         stream.set_read_timeout(Some(self.timeout)).map_err(|err| err.to_string())?;
         stream.set_write_timeout(Some(self.timeout)).map_err(|err| err.to_string())?;
-        // Until the hello names the limit, accept the largest frame a v1 server may send.
-        let decoder = Decoder::new(u32::MAX >> 8).accepting(FROM_SERVER);
+        // Until the hello names the limit: the smallest a server may announce,
+        // in which its hello always fits (PROTOCOL.md, "Limits").
+        let decoder = Decoder::new(MIN_MAX_PAYLOAD).accepting(FROM_SERVER);
         let hello = Hello { client_id: 0, server: String::new(), version: 0, max_payload: 0 };
         Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true })
     }
@@ -162,10 +163,15 @@ impl Raw {
         self.stream.write_all(bytes).map_err(|err| format!("write failed: {err}"))
     }
 
+    /// A fresh request id: 1, 2, 3, …
+    fn next_request_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     /// Sends `message` as a request with the next request id; returns the id.
     fn send(&mut self, message: impl Into<Message>) -> Result<u32, String> {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_request_id();
         self.write(&encode(Frame::new(id, message)))?;
         Ok(id)
     }
@@ -521,15 +527,13 @@ fn limits(checker: &Checker) -> Outcome {
 fn split(checker: &Checker) -> Outcome {
     let mut client = checker.open()?;
     let me = client.hello.client_id;
-    let id = client.next_id;
-    client.next_id += 1;
+    let id = client.next_request_id();
     for byte in encode(Frame::new(id, NameRequest)) {
         client.write(&[byte])?;
     }
     ensure(matches!(client.response(id)?, Message::NameResponse(_)), || "no N response".into())?;
     // A message in three pieces: inside the header, at its end, inside the text.
-    let id = client.next_id;
-    client.next_id += 1;
+    let id = client.next_request_id();
     let bytes = encode(Frame::new(id, SendRequest { to: me, text: "in pieces".into() }));
     for piece in [&bytes[..7], &bytes[7..HEADER_LEN], &bytes[HEADER_LEN..HEADER_LEN + 14], &bytes[HEADER_LEN + 14..]] {
         client.write(piece)?;

@@ -50,6 +50,12 @@ impl Decoder {
         self.max_payload
     }
 
+    /// Sets the payload limit for the frames not yet returned, e.g. to the
+    /// one a server's hello announced, without losing bytes already fed.
+    pub fn set_max_payload(&mut self, max_payload: u32) {
+        self.max_payload = max_payload;
+    }
+
     /// Appends bytes received from the peer.
     ///
     /// Callers feed what one `read` returned and then drain frames with

@@ -52,6 +52,8 @@ pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame)
             }
             return None;
         }
+        // The session's decoder accepts only `message::FROM_CLIENT`, so this
+        // arm is a safety net: it answers as the decoder would.
         other => {
             let (type_code, class) = other.kind();
             ErrorBody {
