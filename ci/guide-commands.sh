@@ -14,6 +14,7 @@
 # The programs are this workspace's debug builds, put first on PATH, as the
 # guide's "put the programs on your PATH" step does. Called by ci/test.sh;
 # TNLM_GUIDE_LABS=0 leaves out the experiments (they have their own tests).
+# Blocks that need tshark skip without it, unless TNLM_REQUIRE_TSHARK=1 (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 guide=${1:-docs/GUIDE.md}
@@ -82,6 +83,11 @@ run_block() {
     fi
     if [[ $kind == lab && $rest == *root* && $EUID -ne 0 ]]; then
       echo "    (skipped: needs root for its network namespace)"
+      return
+    fi
+    if [[ $block == *tshark* ]] && ! command -v tshark >/dev/null; then
+      [[ ${TNLM_REQUIRE_TSHARK:-0} == 1 ]] && fail "tshark is missing but TNLM_REQUIRE_TSHARK=1"
+      echo "    (skipped: tshark is not installed; apt-get install tshark)"
       return
     fi
     set +e

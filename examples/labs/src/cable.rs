@@ -89,6 +89,9 @@ pub struct Options {
     pub program: PathBuf,
     /// Where the captures go.
     pub capture: CaptureTo,
+    /// Without detection: leave the cable out and wait until both sides give
+    /// up by themselves (minutes) instead of plugging it back in.
+    pub until_gone: bool,
 }
 
 /// What one run showed.
@@ -119,6 +122,12 @@ pub struct Run {
     /// Without detection: once the cable is back, how long until the running
     /// client printed the message sent to it during the cut.
     pub late_message_after_plug: Option<Duration>,
+    /// With [`Options::until_gone`]: how long after the cut the killed
+    /// client's OS gave up on its FIN (its socket left the table).
+    pub client_gave_up_after: Option<Duration>,
+    /// With [`Options::until_gone`]: how long after the cut the server
+    /// dropped the ghost on its own (TCP gave up on the message).
+    pub server_gave_up_after: Option<Duration>,
     /// What the capture shows.
     pub wire: Option<Wire>,
     /// The capture file.
@@ -207,6 +216,8 @@ fn one_run(options: &Options, detection: Detection) -> Result<Run> {
         running_end: None,
         ghost_gone_after_plug: None,
         late_message_after_plug: None,
+        client_gave_up_after: None,
+        server_gave_up_after: None,
         wire: None,
         capture: None,
     };
@@ -235,7 +246,11 @@ fn one_run(options: &Options, detection: Detection) -> Result<Run> {
             secs(cut.elapsed()),
             if run.still_listed { "yes — a ghost" } else { "no" }
         );
-        plug_back_in(&server, &ends, running, &mut run)?;
+        if options.until_gone {
+            wait_until_gone(&server, &ends, cut, &mut run);
+        } else {
+            plug_back_in(&server, &ends, running, &mut run)?;
+        }
     } else {
         let dropped = server.wait_client_gone(id, Duration::from_secs(60));
         run.dropped_after = dropped.then(|| cut.elapsed());
@@ -445,6 +460,38 @@ fn message_ghosts(server: &RunningServer, ids: &[u32], ack_timeout: Duration) ->
     Ok(statuses)
 }
 
+/// The longest `--until-gone` waits: past Linux's ~15 minutes of retries.
+const GIVE_UP_WAIT: Duration = Duration::from_secs(20 * 60);
+
+/// `--until-gone`: the cable stays out; looks once a second (pacing on
+/// purpose: we are timing the OS's own timers) until the killed client's OS
+/// has forgotten its socket and the server has dropped the ghost.
+fn wait_until_gone(server: &RunningServer, ends: &Ends, cut: Instant, run: &mut Run) {
+    let ghost = ends.ghost.0;
+    println!("   the cable stays out: waiting for each side to give up by itself (up to {})", secs(GIVE_UP_WAIT));
+    let mut last = ends.read().0;
+    while cut.elapsed() < GIVE_UP_WAIT && (run.client_gave_up_after.is_none() || run.server_gave_up_after.is_none()) {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = ends.read().0;
+        if run.client_gave_up_after.is_none() && now.is_none() {
+            run.client_gave_up_after = Some(cut.elapsed());
+            let tries = last.as_ref().map_or(0, |view| view.fired);
+            println!(
+                "   client {ghost}'s own OS gave up on its FIN {} after the cut (its socket is gone; last seen after {tries} tries)",
+                secs(cut.elapsed())
+            );
+        }
+        last = now.or(last);
+        if run.server_gave_up_after.is_none() && !server.clients().iter().any(|c| c.id == ghost) {
+            run.server_gave_up_after = Some(cut.elapsed());
+            println!(
+                "   the server dropped client {ghost} {} after the cut: TCP gave up on the message (its log says why)",
+                secs(cut.elapsed())
+            );
+        }
+    }
+}
+
 /// Plugs the cable back in and shows what each side then sees: the server
 /// hears from the ghost's OS and drops it; the running client receives the
 /// message it was sent during the cut.
@@ -501,7 +548,7 @@ cannot get through (here it cannot even leave: the address is gone, hence
 'not sent yet'; on a real cable it leaves and is lost, and ss shows
 timer:(on,...)), so the OS retries with a doubling interval (the backoff);
 an orphaned socket gives up after net.ipv4.tcp_orphan_retries tries (0
-means 8, about 100 s). A client whose program keeps running has nothing to
+means 8: 108 s with `cable --until-gone`). A client whose program keeps running has nothing to
 send and stays ESTABLISHED. When the cable comes back, the next retry on
 either side gets through: the server's retransmitted message reaches the
 killed client's OS, which no longer wants data and answers RST (or its own

@@ -71,6 +71,11 @@ enum Experiment {
         /// Only this run.
         #[arg(long, value_enum)]
         only: Option<CableRun>,
+        /// In the run without detection, leave the cable out and wait until each
+        /// side gives up by itself: the killed client's OS on its FIN (Linux: about
+        /// 2 minutes) and the server on the message (about 15 minutes).
+        #[arg(long)]
+        until_gone: bool,
     },
     /// 4. Ephemeral ports: the client never binds; each connect gets a new source port.
     Ports {
@@ -164,7 +169,7 @@ fn one(experiment: Experiment, capture: &CaptureTo) -> Result<(), LabError> {
         Experiment::Many { clients, requests, nodelay } => {
             many::run(&many::Options { clients: clients.into(), requests, nodelay, capture }).map(drop)
         }
-        Experiment::Cable { watch, only } => {
+        Experiment::Cable { watch, only, until_gone } => {
             let runs = match only {
                 None => vec![cable::Detection::Nothing, HEARTBEAT, KEEPALIVE],
                 Some(CableRun::Nothing) => vec![cable::Detection::Nothing],
@@ -174,7 +179,7 @@ fn one(experiment: Experiment, capture: &CaptureTo) -> Result<(), LabError> {
             let program = std::env::current_exe()?;
             let watch = Duration::from_secs(watch);
             let ack_timeout = Duration::from_secs(2);
-            cable::run(&cable::Options { runs, watch, ack_timeout, program, capture }).map(drop)
+            cable::run(&cable::Options { runs, watch, ack_timeout, program, capture, until_gone }).map(drop)
         }
         Experiment::Ports { connections } => ports::run(&ports::Options { connections: connections.into() }).map(drop),
         Experiment::Backlog { delay, clients } => {
@@ -196,7 +201,7 @@ fn all(capture: &CaptureTo) -> Result<(), LabError> {
     let experiments = [
         Experiment::Burst { count: 100, nagle_only: false, nodelay_only: false },
         Experiment::Many { clients: 10, requests: 100, nodelay: false },
-        Experiment::Cable { watch: 5, only: None },
+        Experiment::Cable { watch: 5, only: None, until_gone: false },
         Experiment::Ports { connections: 5 },
         Experiment::Backlog { delay: 3.0, clients: 3 },
         Experiment::Closing { watch: false },

@@ -26,6 +26,7 @@ fn one(detection: Detection, capture: bool) -> Option<Run> {
         ack_timeout: Duration::from_secs(1),
         program: PathBuf::from(env!("CARGO_BIN_EXE_tnlm-labs")),
         capture: if capture { common::capture_to() } else { tnlm_labs::CaptureTo::none() },
+        until_gone: false,
     };
     match run(&options) {
         Ok(Observation { mut runs }) => runs.pop(),
