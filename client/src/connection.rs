@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
 use tnlm_core::message::{Ack, Forwarded, Hello, PingRequest, Pong};
+use tnlm_core::proto::heartbeat::Due;
 use tnlm_core::sockopt::{Effective, SocketOptions};
 use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
 
@@ -85,8 +86,9 @@ impl Settings {
     }
 }
 
-/// A server silent for this many heartbeat intervals is given up on.
-pub const HEARTBEAT_MISSES: u32 = 3;
+/// A server silent for this many heartbeat intervals is given up on (the
+/// same heartbeat as the server's: [`tnlm_core::proto::heartbeat`]).
+pub use tnlm_core::proto::heartbeat::MISSES as HEARTBEAT_MISSES;
 
 /// The write side of the socket, shared by the caller's thread (requests) and
 /// the receiver thread (pongs and acks). The lock keeps every frame whole:
@@ -476,7 +478,7 @@ enum Stop {
 
 impl ReceiverThread {
     fn spawn(self) -> io::Result<JoinHandle<()>> {
-        if let Some(interval) = self.heartbeat.as_ref().map(|h| h.interval) {
+        if let Some(interval) = self.heartbeat.as_ref().map(|h| h.timer.interval()) {
             // Wake up regularly while the server is silent, to ping it.
             self.stream.set_read_timeout(Some((interval / 4).max(Duration::from_millis(50))))?;
         }
@@ -499,7 +501,7 @@ impl ReceiverThread {
                 Ok(0) => return Stop::Closed(end_of_stream(&decoder, &self.closing)),
                 Ok(n) => {
                     if let Some(heartbeat) = &mut self.heartbeat {
-                        heartbeat.heard();
+                        heartbeat.timer.heard(Instant::now());
                     }
                     decoder.feed(&buffer[..n]);
                     if let Err(stop) = self.deliver_frames(&mut decoder) {
@@ -602,12 +604,11 @@ enum Handled {
     PassOn,
 }
 
-/// The client side of the heartbeat: ping after an interval of silence,
-/// give up after [`HEARTBEAT_MISSES`] intervals.
+/// The client side of the heartbeat ([`tnlm_core::proto::heartbeat`]): its
+/// timer, and the ids of the pings it sent, to tell their pongs from the
+/// answers to the user's own pings.
 struct Heartbeat {
-    interval: Duration,
-    last_heard: Instant,
-    last_ping: Instant,
+    timer: tnlm_core::proto::heartbeat::Heartbeat,
     /// Where ping ids come from (the connection's request ids).
     ids: Arc<RequestIds>,
     /// Ids of our pings not yet answered, the latest [`HEARTBEAT_MISSES`].
@@ -616,8 +617,8 @@ struct Heartbeat {
 
 impl Heartbeat {
     fn new(interval: Duration, ids: Arc<RequestIds>) -> Heartbeat {
-        let now = Instant::now();
-        Heartbeat { interval, last_heard: now, last_ping: now, ids, unanswered: Vec::new() }
+        let timer = tnlm_core::proto::heartbeat::Heartbeat::new(interval, Instant::now());
+        Heartbeat { timer, ids, unanswered: Vec::new() }
     }
 
     /// True (and forgotten) if `id` is one of our unanswered pings.
@@ -627,27 +628,21 @@ impl Heartbeat {
         self.unanswered.len() != before
     }
 
-    fn heard(&mut self) {
-        self.last_heard = Instant::now();
-    }
-
     /// Pings when due; `Err(silence)` when the server has been silent too long.
     fn check(&mut self, writer: &WriteHalf) -> Result<(), Duration> {
-        let now = Instant::now();
-        let silent = now - self.last_heard;
-        if silent >= self.interval * HEARTBEAT_MISSES {
-            return Err(silent);
-        }
-        if silent >= self.interval && now - self.last_ping >= self.interval {
-            self.last_ping = now;
-            let id = self.ids.next();
-            if self.unanswered.len() == HEARTBEAT_MISSES as usize {
-                self.unanswered.remove(0);
+        match self.timer.poll(Instant::now()) {
+            Due::Nothing => Ok(()),
+            Due::GiveUp { silent } => Err(silent),
+            Due::Ping => {
+                let id = self.ids.next();
+                if self.unanswered.len() == HEARTBEAT_MISSES as usize {
+                    self.unanswered.remove(0);
+                }
+                self.unanswered.push(id);
+                let _ = writer.write_frame(&Frame::new(id, PingRequest));
+                Ok(())
             }
-            self.unanswered.push(id);
-            let _ = writer.write_frame(&Frame::new(id, PingRequest));
         }
-        Ok(())
     }
 }
 

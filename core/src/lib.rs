@@ -15,6 +15,8 @@
 //! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
 //!   by both binaries, applied through socket2 with small per-platform modules;
 //! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
+//! - [`proto`]: protocol logic without I/O, fed bytes and the time (the heartbeat, one
+//!   for both ends);
 //! - [`samples`]: sample frames of every message kind with edge values, shared by the
 //!   schema tests, the dissector tests and the fuzz seeds;
 //! - [`requirement`]: what the test suites need from the machine (network namespaces,
@@ -28,6 +30,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod net;
+pub mod proto;
 pub mod requirement;
 pub mod samples;
 pub mod schema;

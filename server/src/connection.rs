@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Local};
 use socket2::SockRef;
 use tnlm_core::message::{ErrorBody, Hello, ServerPing};
+use tnlm_core::proto::heartbeat::{Due, Heartbeat};
 use tnlm_core::sockopt::Effective;
 use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, VERSION};
 
@@ -41,8 +42,6 @@ const RECEIPT_SLACK: Duration = Duration::from_millis(250);
 const MIN_WAIT: Duration = Duration::from_millis(50);
 /// The read timeout when no timer runs (no heartbeat, no partial frame).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
-/// A client silent for this many heartbeat intervals is dropped.
-pub(crate) const HEARTBEAT_MISSES: u32 = 3;
 
 /// Serves client `id` until it disconnects or the server shuts down.
 /// `since` is when it was accepted (listed as its connection time).
@@ -140,10 +139,8 @@ struct Session<'a> {
     stream: &'a TcpStream,
     outbox: &'a Outbox,
     decoder: Decoder,
-    /// When the client last sent anything.
-    last_heard: Instant,
-    /// When we last pinged it.
-    last_ping: Instant,
+    /// When to ping the client and when to give up on it (`--heartbeat`).
+    heartbeat: Option<Heartbeat>,
     /// When the frame now partly buffered started arriving.
     partial_since: Option<Instant>,
     pings: u32,
@@ -168,8 +165,7 @@ impl<'a> Session<'a> {
             stream,
             outbox,
             decoder,
-            last_heard: now,
-            last_ping: now,
+            heartbeat: shared.config.heartbeat.map(|interval| Heartbeat::new(interval, now)),
             partial_since: None,
             pings: 0,
             replies: Vec::new(),
@@ -232,7 +228,9 @@ impl<'a> Session<'a> {
         // write per client when this read's frames are all handled.
         let _cork = crate::writer::cork();
         let now = Instant::now();
-        self.last_heard = now;
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat.heard(now);
+        }
         self.decoder.feed(bytes);
         let mut completed = false;
         loop {
@@ -299,10 +297,8 @@ impl<'a> Session<'a> {
     fn rearm(&mut self, now: Instant) {
         let config = &self.shared.config;
         let mut next = self.partial_since.map(|since| since + config.frame_timeout);
-        if let Some(interval) = config.heartbeat {
-            let drop_at = self.last_heard + interval * HEARTBEAT_MISSES;
-            let ping_at = (self.last_heard + interval).max(self.last_ping + interval);
-            let due = drop_at.min(ping_at);
+        if let Some(heartbeat) = &self.heartbeat {
+            let due = heartbeat.next_deadline();
             next = Some(next.map_or(due, |at| at.min(due)));
         }
         let wanted = next.map_or(IDLE_WAIT, |at| at.saturating_duration_since(now)).clamp(MIN_WAIT, IDLE_WAIT);
@@ -327,19 +323,20 @@ impl<'a> Session<'a> {
                 return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
             }
         }
-        let interval = config.heartbeat?;
-        let silent = now - self.last_heard;
-        if silent >= interval * HEARTBEAT_MISSES {
-            let text = format!("no sign of life for {silent:.1?} (heartbeat every {interval:?})");
-            return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
-        }
-        if silent >= interval && now - self.last_ping >= interval {
-            self.pings = self.pings.wrapping_add(1).max(1);
-            self.last_ping = now;
-            // A ping that cannot be written (whole) leaves the stream torn:
-            // the client is a slow consumer, and nothing more may follow.
-            if let Err(err) = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing))) {
-                return Some(Ending::quiet(write_failure(&err)));
+        let heartbeat = self.heartbeat.as_mut()?;
+        match heartbeat.poll(now) {
+            Due::Nothing => {}
+            Due::GiveUp { silent } => {
+                let text = format!("no sign of life for {silent:.1?} (heartbeat every {:?})", heartbeat.interval());
+                return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
+            }
+            Due::Ping => {
+                self.pings = self.pings.wrapping_add(1).max(1);
+                // A ping that cannot be written (whole) leaves the stream torn:
+                // the client is a slow consumer, and nothing more may follow.
+                if let Err(err) = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing))) {
+                    return Some(Ending::quiet(write_failure(&err)));
+                }
             }
         }
         None

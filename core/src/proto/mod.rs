@@ -1,0 +1,10 @@
+//! Protocol logic without I/O: state machines fed what arrived and the time
+//! (`now`), answering with what is due and when they next need to be asked.
+//!
+//! They never read a socket or a clock themselves, so the server's and the
+//! client's drivers (blocking threads today) use the same logic, and unit
+//! tests drive it with a made-up clock: no sockets, no sleeps.
+//!
+//! - [`heartbeat`]: ping a silent peer, give up on a dead one.
+
+pub mod heartbeat;
