@@ -5,6 +5,9 @@
 //! client's drivers (blocking threads today) use the same logic, and unit
 //! tests drive it with a made-up clock: no sockets, no sleeps.
 //!
-//! - [`heartbeat`]: ping a silent peer, give up on a dead one.
+//! - [`heartbeat`]: ping a silent peer, give up on a dead one;
+//! - [`deliveries`]: forwarded messages waiting for their acknowledgement, and
+//!   how each one ends.
 
+pub mod deliveries;
 pub mod heartbeat;
