@@ -92,6 +92,11 @@ impl Config {
     }
 }
 
+/// Stack size of each connection thread (and of an outbox's flusher). They
+/// need little: an 8 KiB read buffer and shallow calls. The default 2 MiB
+/// would reserve 40 GB of address space for 10,000 clients.
+pub(crate) const CONNECTION_STACK: usize = 256 * 1024;
+
 /// The default of [`Config::queue_total`]: 256 MiB.
 pub const DEFAULT_QUEUE_TOTAL: usize = 256 * 1024 * 1024;
 

@@ -17,9 +17,9 @@ use tnlm_core::sockopt::Effective;
 use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, VERSION};
 
 use crate::bad_input_log::BadInputLog;
-use crate::handler::{self, Peer};
+use crate::handler::{self, shutdown_notice, Peer};
 use crate::registry::Refusal;
-use crate::server::{shutdown_notice, Shared};
+use crate::shared::Shared;
 use crate::writer::{encode, is_timeout, Outbox};
 
 /// Size of one `read` from the socket once a client sends more than
@@ -68,9 +68,8 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
         return turn_away(peer, &outbox, &stream, refusal);
     }
     if let Err(err) = outbox.write_now(&encode(&Frame::indication(hello))) {
-        shared.registry.remove(peer.id);
-        outbox.refuse_more(); // as at the end of a session, below
-        shared.deliveries.target_gone(peer.id);
+        unlist(shared, peer, &outbox);
+        outbox.refuse_more();
         return Err(err);
     }
     outbox.resume();
@@ -78,13 +77,7 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     // touched another 4 KiB stack page on every connection thread.
     let ending = Session::new(shared, peer, &stream, &outbox).run();
 
-    // Unlisted first: from here on nobody can address this client. Its
-    // outbox refuses messages before the deliveries to it fail, so a sender
-    // racing with this either hears `target_gone` from the book or finds
-    // the outbox closed, never neither.
-    shared.registry.remove(peer.id);
-    outbox.refuse_messages();
-    shared.deliveries.target_gone(peer.id);
+    unlist(shared, peer, &outbox);
     if ending.owed_receipts {
         // It closed only its sending side: it still gets the receipts for
         // the messages it sent, each within the ack timeout.
@@ -106,6 +99,17 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     let reason = ending.reason;
     tracing::info!(client = peer.id, addr = %peer.addr, "disconnected: {reason}");
     Ok(())
+}
+
+/// The first step of every ending: unlisted first, so that from here on
+/// nobody can address the client; its outbox refuses messages before the
+/// deliveries to it fail, so a sender racing with this either hears
+/// `target_gone` from the book or finds the outbox closed, never neither.
+/// Answers it is owed are still taken.
+fn unlist(shared: &Shared, peer: Peer, outbox: &Outbox) {
+    shared.registry.remove(peer.id);
+    outbox.refuse_messages();
+    shared.deliveries.target_gone(peer.id);
 }
 
 /// Tells a client that cannot be listed why, then closes.

@@ -6,11 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local, SecondsFormat};
 use tnlm_core::message::{
-    Delivery, DeliveryStatus, ErrorBody, Forwarded, ListResponse, NameResponse, Pong, SendRequest, TimeResponse,
+    Delivery, DeliveryStatus, ErrorBody, Forwarded, ListResponse, NameResponse, Pong, SendRequest, Shutdown,
+    TimeResponse,
 };
 use tnlm_core::{ErrorCode, Frame, Message};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::writer::{Outbox, PushError};
 
 /// The client a frame came from, as the server knows it (never as the
@@ -145,6 +146,11 @@ fn local_time() -> String {
         }
         text.clone()
     })
+}
+
+/// The notice every client gets when the server stops.
+pub(crate) fn shutdown_notice() -> Shutdown {
+    Shutdown { reason: "server is shutting down".into() }
 }
 
 /// Appends the reply to request `request_id` to `out`.

@@ -23,6 +23,7 @@ mod deliveries;
 mod handler;
 mod registry;
 mod server;
+mod shared;
 mod writer;
 
 pub use config::Config;

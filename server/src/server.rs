@@ -2,42 +2,23 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_utils::sync::WaitGroup;
-use tnlm_core::message::{ClientInfo, Shutdown};
+use tnlm_core::message::ClientInfo;
 use tnlm_core::Frame;
 
-use crate::config::Config;
+use crate::config::{Config, CONNECTION_STACK};
 use crate::connection;
-use crate::deliveries::Deliveries;
-use crate::registry::Registry;
-use crate::writer::QueueBudget;
-
-/// Stack size of each connection thread (reader and writer). They need
-/// little: an 8 KiB read buffer and shallow calls. The default 2 MiB would
-/// reserve 40 GB of address space for 10,000 clients.
-pub(crate) const CONNECTION_STACK: usize = 256 * 1024;
+use crate::handler::shutdown_notice;
+use crate::shared::Shared;
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
-
-/// State shared by the accept loop and every connection thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) registry: Registry,
-    pub(crate) deliveries: Deliveries,
-    /// What all clients' queues together may hold (`--queue-total`).
-    pub(crate) queue_budget: Arc<QueueBudget>,
-    stopping: AtomicBool,
-    /// An address that reaches the listener, to wake a blocking `accept`.
-    wake_addr: SocketAddr,
-}
 
 /// A bound server, ready to [`run`](Server::run).
 #[derive(Debug)]
@@ -85,14 +66,7 @@ impl Server {
             tracing::warn!("{warning}");
         }
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            deliveries: Deliveries::new(config.ack_timeout, config.log_requests),
-            registry: Registry::new(config.max_clients),
-            queue_budget: QueueBudget::new(config.queue_total),
-            config,
-            stopping: AtomicBool::new(false),
-            wake_addr: tnlm_core::net::reachable(local_addr),
-        });
+        let shared = Arc::new(Shared::new(config, tnlm_core::net::reachable(local_addr)));
         Ok(Server { listener, local_addr, shared })
     }
 
@@ -217,11 +191,6 @@ impl Server {
         connections.wait();
         tracing::info!("all client threads joined");
     }
-}
-
-/// The notice every client gets when the server stops.
-pub(crate) fn shutdown_notice() -> Shutdown {
-    Shutdown { reason: "server is shutting down".into() }
 }
 
 /// A server running on a background thread; shut down on [`shutdown`](Self::shutdown) or drop.

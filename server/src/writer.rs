@@ -393,7 +393,7 @@ impl Outbox {
         let inner = Arc::clone(&self.inner);
         let started = thread::Builder::new()
             .name(format!("client-{}-tx", self.inner.id))
-            .stack_size(crate::server::CONNECTION_STACK)
+            .stack_size(crate::config::CONNECTION_STACK)
             .spawn(move || inner.flush_queue());
         if let Err(err) = started {
             tracing::error!(client = self.inner.id, "cannot start a thread to write queued frames, they wait: {err}");
