@@ -329,26 +329,8 @@ impl fmt::Display for Target {
     }
 }
 
-/// Parses a positive number of seconds, fractions allowed (`10`, `0.5`).
-pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    match seconds(text) {
-        Some(secs) if !secs.is_zero() => Ok(secs),
-        _ => Err(format!("{text:?} is not a number of seconds greater than 0, e.g. 10 or 0.5")),
-    }
-}
-
-/// Like [`parse_secs`], but also accepts 0 (for flags where 0 means off).
-pub fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
-    seconds(text).ok_or_else(|| format!("{text:?} is not a number of seconds (0 for off), e.g. 10 or 0.5"))
-}
-
-/// A number of seconds from 0 to 10⁹, fractions allowed.
-fn seconds(text: &str) -> Option<Duration> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) if (0.0..=1e9).contains(&secs) => Some(Duration::from_secs_f64(secs)),
-        _ => None,
-    }
-}
+/// Durations in seconds are parsed as the server parses them.
+pub use tnlm_core::cli::{parse_secs, parse_secs_or_zero};
 
 #[cfg(test)]
 mod tests {
@@ -410,19 +392,6 @@ mod tests {
         }
         assert!(Target::parse("[::1").unwrap_err().contains("']'"));
         assert!(Target::parse("[::1]:").unwrap_err().contains("not a port number"));
-    }
-
-    #[test]
-    fn seconds_accept_fractions_and_refuse_nonsense() {
-        assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
-        for bad in ["0", "-1", "x", "inf", "NaN"] {
-            assert!(parse_secs(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_secs_or_zero("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_secs_or_zero(" 2.5 ").unwrap(), Duration::from_millis(2500));
-        for bad in ["-1", "x", "inf", "NaN", "1e10"] {
-            assert!(parse_secs_or_zero(bad).is_err(), "{bad}");
-        }
     }
 
     fn parse(argv: &[&str]) -> Cli {

@@ -14,6 +14,7 @@
 //!   description, for C programs;
 //! - [`sockopt`]: the socket options (`--nodelay`, `--keepalive`, `--linger`, …) shared
 //!   by both binaries, applied through socket2 with small per-platform modules;
+//! - [`cli`]: command-line pieces both programs share (seconds, logging);
 //! - [`net`]: address helpers (dual-stack listeners, canonical peer addresses);
 //! - [`proto`]: protocol logic without I/O, fed bytes and the time (the heartbeat, one
 //!   for both ends);
@@ -24,6 +25,7 @@
 //!   skip into a failure, as in CI.
 
 pub mod c_header;
+pub mod cli;
 pub mod codec;
 pub mod decoder;
 pub mod error;

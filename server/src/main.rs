@@ -4,16 +4,16 @@
 //! that line), a welcome banner and the logs on stderr, and stops cleanly on
 //! Ctrl-C, SIGTERM or `quit` typed on stdin.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
+use tnlm_core::cli::{parse_secs, parse_secs_or_zero};
 use tnlm_core::sockopt::SocketOptions;
 use tnlm_server::{config, Config, Server, ShutdownHandle};
-use tracing_subscriber::EnvFilter;
 
 /// TNLM server: answers Time, Name, List and Message requests from TNLM clients.
 ///
@@ -47,8 +47,8 @@ struct Cli {
     /// a sign of life, so a client whose cable was pulled leaves the list and stops
     /// being offered messages. 0 turns the heartbeat off (a dead client then stays
     /// until TCP itself notices — see --keepalive and --user-timeout).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs_or_off)]
-    heartbeat: Secs,
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs_or_zero)]
+    heartbeat: Duration,
 
     /// Refuse connections beyond this many clients (they get a `too_many_clients` error).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -57,16 +57,16 @@ struct Cli {
     /// Answer a message `not_acknowledged` when its target has not confirmed receipt
     /// within SECS seconds.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
-    ack_timeout: Secs,
+    ack_timeout: Duration,
 
     /// Close a connection whose client takes longer than SECS seconds to send the rest
     /// of a frame it started (protects against one-byte-at-a-time "slowloris" peers).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    frame_timeout: Secs,
+    frame_timeout: Duration,
 
     /// Disconnect a client that does not read: a write to it blocked for SECS seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    write_timeout: Secs,
+    write_timeout: Duration,
 
     /// Bytes of messages from other clients allowed to wait for one client; beyond
     /// that, senders get `queue_full`.
@@ -83,8 +83,8 @@ struct Cli {
     /// stopped at a breakpoint between listen() and accept(): clients that connect
     /// meanwhile finish the TCP handshake and wait in the listen queue; their hello
     /// comes once the delay is over. For the backlog experiment (docs/LABS.md).
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs_or_off)]
-    accept_delay: Secs,
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs_or_zero)]
+    accept_delay: Duration,
 
     /// Log every request answered, one line each at the default level
     /// (`client 2 asked for the time`, and how each message ended), so the
@@ -96,29 +96,9 @@ struct Cli {
     socket: SocketOptions,
 }
 
-/// A duration given in (possibly fractional) seconds; `None` for 0 where that means "off".
-#[derive(Debug, Clone, Copy)]
-struct Secs(Option<Duration>);
-
-fn parse_secs(text: &str) -> Result<Secs, String> {
-    match parse_secs_or_off(text)? {
-        Secs(None) => Err("must be greater than 0".into()),
-        secs => Ok(secs),
-    }
-}
-
-fn parse_secs_or_off(text: &str) -> Result<Secs, String> {
-    match text.trim().parse::<f64>() {
-        Ok(0.0) => Ok(Secs(None)),
-        Ok(secs) if secs > 0.0 && secs <= 1e6 => Ok(Secs(Some(Duration::from_secs_f64(secs)))),
-        _ => Err(format!("{text:?} is not a number of seconds, e.g. 10 or 0.5")),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let defaults = Config::default();
+    tnlm_core::cli::init_logging("info");
     let config = Config {
         bind: cli.bind,
         port: cli.port,
@@ -128,11 +108,11 @@ fn main() -> ExitCode {
         max_clients: cli.max_clients as usize,
         queue_bytes: usize::try_from(cli.queue_bytes).unwrap_or(usize::MAX),
         queue_total: usize::try_from(cli.queue_total).unwrap_or(usize::MAX),
-        heartbeat: cli.heartbeat.0,
-        ack_timeout: cli.ack_timeout.0.unwrap_or(defaults.ack_timeout),
-        frame_timeout: cli.frame_timeout.0.unwrap_or(defaults.frame_timeout),
-        write_timeout: cli.write_timeout.0.unwrap_or(defaults.write_timeout),
-        accept_delay: cli.accept_delay.0,
+        heartbeat: Some(cli.heartbeat).filter(|secs| !secs.is_zero()),
+        ack_timeout: cli.ack_timeout,
+        frame_timeout: cli.frame_timeout,
+        write_timeout: cli.write_timeout,
+        accept_delay: Some(cli.accept_delay).filter(|secs| !secs.is_zero()),
         log_requests: cli.log_requests,
     };
     let requested = match config.bind {
@@ -179,15 +159,6 @@ fn print_banner(local: SocketAddr, name: &str) {
     banner += &format!("Connect a client with: tnlm-client -c {reach}\n");
     banner += "Type `list` for the connected clients; type `quit` or press Ctrl-C to stop.\n";
     let _ = io::stderr().write_all(banner.as_bytes());
-}
-
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
 }
 
 /// Ctrl-C / SIGTERM, and `quit` on stdin, stop the server. End of stdin does
