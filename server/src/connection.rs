@@ -20,7 +20,7 @@ use crate::bad_input_log::BadInputLog;
 use crate::handler::{self, shutdown_notice, Peer};
 use crate::registry::Refusal;
 use crate::shared::Shared;
-use crate::writer::{encode, is_timeout, Outbox};
+use crate::writer::{append, encode, is_timeout, Outbox};
 
 /// Size of one `read` from the socket once a client sends more than
 /// [`FIRST_READ`] at a time (pipelining).
@@ -75,7 +75,7 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     outbox.resume();
     // "connected" is logged by the accept loop: formatting a log line here
     // touched another 4 KiB stack page on every connection thread.
-    let ending = Session::new(shared, peer, &stream, &outbox).run();
+    let ending = ReadLoop::new(shared, peer, &stream, &outbox).run();
 
     unlist(shared, peer, &outbox);
     if ending.owed_receipts {
@@ -137,7 +137,7 @@ fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> 
 }
 
 /// The reading side of one connection and its timers.
-struct Session<'a> {
+struct ReadLoop<'a> {
     shared: &'a Shared,
     peer: Peer,
     stream: &'a TcpStream,
@@ -159,11 +159,11 @@ struct Session<'a> {
     bad_input: BadInputLog,
 }
 
-impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, peer: Peer, stream: &'a TcpStream, outbox: &'a Outbox) -> Session<'a> {
+impl<'a> ReadLoop<'a> {
+    fn new(shared: &'a Shared, peer: Peer, stream: &'a TcpStream, outbox: &'a Outbox) -> ReadLoop<'a> {
         let now = Instant::now();
         let decoder = Decoder::new(shared.config.max_payload).accepting(tnlm_core::message::FROM_CLIENT);
-        Session {
+        ReadLoop {
             shared,
             peer,
             stream,
@@ -243,8 +243,8 @@ impl<'a> Session<'a> {
                     completed = true;
                     tracing::debug!(client = self.peer.id, "{}", frame.summary());
                     let request_id = frame.request_id;
-                    if let Some(reply) = handler::handle(self.shared, self.peer, self.outbox, frame) {
-                        handler::encode_reply(&mut self.replies, request_id, reply);
+                    if let Some(reply) = handler::answer(self.shared, self.peer, self.outbox, frame) {
+                        append(&mut self.replies, &Frame::new(request_id, reply));
                     }
                 }
                 Ok(None) => break,

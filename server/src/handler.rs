@@ -28,7 +28,7 @@ pub(crate) struct Peer {
 /// An `M` request is answered later, when its delivery settles (see
 /// [`crate::deliveries`]); pongs and acks need no reply. Takes the frame by
 /// value so a message's text moves into the forwarded frame uncopied.
-pub(crate) fn handle(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame) -> Option<Message> {
+pub(crate) fn answer(shared: &Shared, peer: Peer, outbox: &Outbox, frame: Frame) -> Option<Message> {
     if shared.config.log_requests {
         log_request(shared, peer, &frame.message);
     }
@@ -151,12 +151,4 @@ fn local_time() -> String {
 /// The notice every client gets when the server stops.
 pub(crate) fn shutdown_notice() -> Shutdown {
     Shutdown { reason: "server is shutting down".into() }
-}
-
-/// Appends the reply to request `request_id` to `out`.
-pub(crate) fn encode_reply(out: &mut Vec<u8>, request_id: u32, reply: Message) {
-    let frame = Frame::new(request_id, reply);
-    if let Err(err) = frame.encode_into(out, u32::MAX) {
-        tracing::error!("cannot encode {}: {err}", frame.summary());
-    }
 }

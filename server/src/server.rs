@@ -15,6 +15,7 @@ use crate::config::{Config, CONNECTION_STACK};
 use crate::connection;
 use crate::handler::shutdown_notice;
 use crate::shared::Shared;
+use crate::writer::encode;
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
@@ -179,11 +180,8 @@ impl Server {
         self.shared.deliveries.stop();
         let registry = &self.shared.registry;
         tracing::info!("shutting down: notifying {} client(s)", registry.len());
-        let notice = Frame::indication(shutdown_notice());
-        let mut bytes = Vec::new();
-        if notice.encode_into(&mut bytes, u32::MAX).is_ok() {
-            registry.close(|outbox| outbox.shutdown_with(bytes.clone()));
-        }
+        let notice = encode(&Frame::indication(shutdown_notice()));
+        registry.close(|outbox| outbox.shutdown_with(notice.clone()));
         if !registry.wait_empty(SHUTDOWN_GRACE) {
             tracing::warn!("{} client(s) did not close in time; cutting them off", registry.len());
             registry.disconnect_all();

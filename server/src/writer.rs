@@ -627,10 +627,16 @@ pub fn is_timeout(err: &io::Error) -> bool {
 /// fail (client text is size-checked when forwarded); then nothing is sent.
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(64);
-    if let Err(err) = frame.encode_into(&mut bytes, u32::MAX) {
+    append(&mut bytes, frame);
+    bytes
+}
+
+/// Appends a frame the server built itself to `out` (a batch of replies);
+/// as [`encode`].
+pub fn append(out: &mut Vec<u8>, frame: &Frame) {
+    if let Err(err) = frame.encode_into(out, u32::MAX) {
         tracing::error!("cannot encode {}: {err}", frame.summary());
     }
-    bytes
 }
 
 #[cfg(test)]
