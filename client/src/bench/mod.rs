@@ -41,6 +41,10 @@
 //!
 //! [`Connection`]: crate::connection::Connection
 
+mod incoming;
+mod redis;
+mod tnlm;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
@@ -56,12 +60,11 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 use socket2::SockRef;
-use tnlm_core::message::{Ack, ListRequest, Pong, SendRequest, TimeRequest};
-use tnlm_core::{Class, Decoder, Frame, Header, Message, TypeCode, HEADER_LEN, MAGIC, VERSION};
+use tnlm_core::message::{ListRequest, SendRequest, TimeRequest};
 
 use crate::cli::{parse_secs, Cli, Target};
-use crate::connection::MAX_RESPONSE_PAYLOAD;
 use crate::error::ClientError;
+use incoming::Incoming;
 
 /// The `bench` subcommand's flags.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -626,22 +629,6 @@ struct Conn {
     finished: bool,
 }
 
-/// What a frame from the server means to the generator.
-enum Incoming {
-    /// The greeting (TNLM hello with the client id, Redis PONG / subscribe).
-    Hello(u32),
-    /// An answer to request `id` (`None`: in order, as Redis answers).
-    Answer { id: Option<u32>, ok: bool },
-    /// A relayed message arrived; acknowledge it with `ack` when `Some`.
-    Relayed { ack: Option<u32> },
-    /// A heartbeat ping to answer.
-    Ping(u32),
-    /// The server refuses or is shutting down: the run fails.
-    Refused(String),
-    /// Anything else.
-    Other,
-}
-
 struct Worker<'a> {
     plan: &'a Plan,
     shared: &'a Shared,
@@ -752,8 +739,8 @@ impl<'a> Worker<'a> {
         if self.plan.protocol == Protocol::Redis {
             // The greeting we wait for: a PONG, or the subscribe confirmation.
             match role {
-                Role::Receiver => out.extend_from_slice(&resp_command(&["SUBSCRIBE", &channel(global - 1)])),
-                _ => out.extend_from_slice(&resp_command(&["PING"])),
+                Role::Receiver => out.extend_from_slice(&redis::command(&["SUBSCRIBE", &redis::channel(global - 1)])),
+                _ => out.extend_from_slice(&redis::command(&["PING"])),
             }
         }
         self.conns.push(Conn {
@@ -920,7 +907,7 @@ impl<'a> Worker<'a> {
             let at = conn.out.len();
             conn.out.extend_from_slice(&conn.template);
             if tnlm {
-                conn.out[at + 8..at + 12].copy_from_slice(&conn.next_id.to_le_bytes());
+                tnlm::set_request_id(&mut conn.out[at..], conn.next_id);
                 conn.next_id = conn.next_id.wrapping_add(1).max(1);
             }
         }
@@ -966,8 +953,8 @@ impl<'a> Worker<'a> {
         let mut at = 0;
         while at < bytes.len() {
             let next = match self.plan.protocol {
-                Protocol::Tnlm => tnlm_next(&bytes[at..])?,
-                Protocol::Redis => resp_next(&bytes[at..])?,
+                Protocol::Tnlm => tnlm::next(&bytes[at..])?,
+                Protocol::Redis => redis::next(&bytes[at..])?,
             };
             let Some((incoming, used)) = next else { break };
             at += used;
@@ -987,11 +974,11 @@ impl<'a> Worker<'a> {
                 conn.id = id;
             }
             Incoming::Refused(why) => return Err(format!("connection {}: {why}", self.first + index)),
-            Incoming::Ping(id) => conn.out.extend_from_slice(&tnlm_frame_with_id(id, Pong)),
+            Incoming::Ping(id) => conn.out.extend_from_slice(&tnlm::pong(id)),
             Incoming::Relayed { ack } => {
                 self.tally.relayed += 1;
                 if let Some(id) = ack {
-                    conn.out.extend_from_slice(&tnlm_frame_with_id(id, Ack));
+                    conn.out.extend_from_slice(&tnlm::ack(id));
                 }
             }
             // Redis greets with a PONG, which later answers PINGs.
@@ -1109,154 +1096,11 @@ fn bench_text(size: u32) -> String {
 /// `message`'s channel).
 fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, sender: usize) -> Vec<u8> {
     match (protocol, kind) {
-        (Protocol::Tnlm, Kind::Message) => tnlm_frame(SendRequest { to, text: text.to_string() }),
-        (Protocol::Tnlm, Kind::List) => tnlm_frame(ListRequest),
-        (Protocol::Tnlm, _) => tnlm_frame(TimeRequest),
-        (Protocol::Redis, Kind::Message) => resp_command(&["PUBLISH", &channel(sender), text]),
-        (Protocol::Redis, _) => resp_command(&["PING"]),
-    }
-}
-
-/// The Redis channel of pair `a` (A's global connection index).
-fn channel(a: usize) -> String {
-    format!("tnlm-bench:{a}")
-}
-
-fn tnlm_frame(message: impl Into<Message>) -> Vec<u8> {
-    tnlm_frame_with_id(1, message)
-}
-
-fn tnlm_frame_with_id(id: u32, message: impl Into<Message>) -> Vec<u8> {
-    Frame::new(id, message).to_bytes().unwrap_or_default()
-}
-
-/// The next TNLM frame in `bytes` and its length, judged by its header; `None`
-/// until it is whole.
-fn tnlm_next(bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
-    let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
-        return Ok(None);
-    };
-    if head[..4] != MAGIC {
-        return Err("the server's stream lost its framing (bad magic)".into());
-    }
-    let header = Header::read(head);
-    if header.version != VERSION || header.length > MAX_RESPONSE_PAYLOAD {
-        return Err(format!("unexpected header from the server: {header:?}"));
-    }
-    let total = HEADER_LEN + header.length as usize;
-    let Some(frame) = bytes.get(..total) else {
-        return Ok(None);
-    };
-    let payload = &frame[HEADER_LEN..];
-    let u32_at = |at: usize| payload.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let class = Class::from_byte(header.class);
-    let incoming = match (TypeCode::from_byte(header.type_code), class) {
-        (Some(TypeCode::Hello), Some(Class::Indication)) => Incoming::Hello(u32_at(0)),
-        (Some(TypeCode::Time | TypeCode::List), Some(Class::Response)) => {
-            Incoming::Answer { id: Some(header.request_id), ok: true }
-        }
-        (Some(TypeCode::Message), Some(Class::Response)) => {
-            // Delivery: to (u32), status (u16): 0 is delivered.
-            let delivered = payload.get(4..6) == Some(&[0, 0]);
-            Incoming::Answer { id: Some(header.request_id), ok: delivered }
-        }
-        (Some(TypeCode::Message), Some(Class::Indication)) => Incoming::Relayed { ack: Some(header.request_id) },
-        (Some(TypeCode::Ping), Some(Class::Indication)) => Incoming::Ping(header.request_id),
-        (Some(TypeCode::Shutdown | TypeCode::Error), _) => {
-            let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
-            decoder.feed(frame);
-            match decoder.next_frame() {
-                Ok(Some(Frame { message: Message::Error(body), request_id })) if request_id != 0 => {
-                    tracing::warn!("error answer: {} ({})", body.text, body.code.name());
-                    Incoming::Answer { id: Some(request_id), ok: false }
-                }
-                Ok(Some(Frame { message: Message::Error(body), .. })) => {
-                    Incoming::Refused(format!("{} ({})", body.text, body.code.name()))
-                }
-                Ok(Some(Frame { message: Message::Shutdown(notice), .. })) => {
-                    Incoming::Refused(format!("the server is shutting down: {}", notice.reason))
-                }
-                _ => Incoming::Refused("an undecodable error frame".into()),
-            }
-        }
-        _ => Incoming::Other,
-    };
-    Ok(Some((incoming, total)))
-}
-
-/// A Redis command as a RESP array of bulk strings.
-fn resp_command(parts: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
-    for part in parts {
-        out.extend_from_slice(format!("${}\r\n{part}\r\n", part.len()).as_bytes());
-    }
-    out
-}
-
-/// The next RESP value in `bytes` and its length; `None` until it is whole.
-fn resp_next(bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
-    let Some(end) = resp_end(bytes, 0)? else {
-        return Ok(None);
-    };
-    let value = &bytes[..end];
-    let incoming = match value[0] {
-        b'+' => Incoming::Hello(0), // +PONG: the greeting, then the answer to each PING
-        b':' => Incoming::Answer { id: None, ok: value != b":0\r\n" }, // PUBLISH: receivers reached
-        b'-' => Incoming::Answer { id: None, ok: false },
-        b'*' => {
-            let body = &value[value.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)..];
-            if body.starts_with(b"$7\r\nmessage\r\n") {
-                Incoming::Relayed { ack: None }
-            } else if body.starts_with(b"$9\r\nsubscribe\r\n") {
-                Incoming::Hello(0)
-            } else {
-                Incoming::Other
-            }
-        }
-        _ => Incoming::Other,
-    };
-    Ok(Some((incoming, end)))
-}
-
-/// Where the RESP value starting at `at` ends; `None` if it is not whole yet.
-fn resp_end(bytes: &[u8], at: usize) -> Result<Option<usize>, String> {
-    match bytes.get(at) {
-        None => return Ok(None),
-        Some(b'+' | b'-' | b':' | b'$' | b'*') => {}
-        Some(other) => return Err(format!("not a RESP value (starts with byte {other})")),
-    }
-    let Some(line) = bytes.get(at..).and_then(|rest| rest.windows(2).position(|w| w == b"\r\n")) else {
-        return Ok(None);
-    };
-    let line_end = at + line;
-    let after = line_end + 2;
-    let number = || -> Result<i64, String> {
-        std::str::from_utf8(&bytes[at + 1..line_end])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| "unparsable RESP length".to_string())
-    };
-    match bytes[at] {
-        b'+' | b'-' | b':' => Ok(Some(after)),
-        b'$' => {
-            let n = number()?;
-            if n < 0 {
-                return Ok(Some(after));
-            }
-            let end = after + n as usize + 2;
-            Ok((bytes.len() >= end).then_some(end))
-        }
-        b'*' => {
-            let mut pos = after;
-            for _ in 0..number()?.max(0) {
-                match resp_end(bytes, pos)? {
-                    Some(end) => pos = end,
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(pos))
-        }
-        _ => Ok(None), // checked above
+        (Protocol::Tnlm, Kind::Message) => tnlm::frame(SendRequest { to, text: text.to_string() }),
+        (Protocol::Tnlm, Kind::List) => tnlm::frame(ListRequest),
+        (Protocol::Tnlm, _) => tnlm::frame(TimeRequest),
+        (Protocol::Redis, Kind::Message) => redis::command(&["PUBLISH", &redis::channel(sender), text]),
+        (Protocol::Redis, _) => redis::command(&["PING"]),
     }
 }
 
@@ -1264,28 +1108,6 @@ fn resp_end(bytes: &[u8], at: usize) -> Result<Option<usize>, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn resp_values_are_framed_whole_or_not_at_all() {
-        let push = b"*3\r\n$7\r\nmessage\r\n$4\r\nch:1\r\n$2\r\nhi\r\n";
-        for cut in 0..push.len() {
-            assert!(resp_next(&push[..cut]).unwrap().is_none(), "cut at {cut}");
-        }
-        let (incoming, used) = resp_next(push).unwrap().unwrap();
-        assert!(matches!(incoming, Incoming::Relayed { ack: None }) && used == push.len());
-        assert!(matches!(resp_next(b":0\r\n").unwrap().unwrap().0, Incoming::Answer { ok: false, .. }));
-        assert!(resp_next(b"?").is_err());
-    }
-
-    #[test]
-    fn tnlm_answers_are_recognised_from_the_header() {
-        let mut bytes = tnlm_frame_with_id(7, tnlm_core::message::TimeResponse { time: "t".into() });
-        let whole = bytes.len();
-        bytes.extend_from_slice(&bytes.clone()[..5]);
-        let (incoming, used) = tnlm_next(&bytes).unwrap().unwrap();
-        assert!(matches!(incoming, Incoming::Answer { id: Some(7), ok: true }) && used == whole);
-        assert!(tnlm_next(&bytes[whole..]).unwrap().is_none());
-    }
 
     #[test]
     fn message_answers_are_ticked_off_in_any_order() {
