@@ -41,8 +41,11 @@
 //!
 //! [`Connection`]: crate::connection::Connection
 
+mod cpu;
+mod in_flight;
 mod incoming;
 mod redis;
+mod report;
 mod tnlm;
 
 use std::cmp::Reverse;
@@ -55,7 +58,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
@@ -64,7 +66,11 @@ use tnlm_core::message::{ListRequest, SendRequest, TimeRequest};
 
 use crate::cli::{parse_secs, Cli, Target};
 use crate::error::ClientError;
+use cpu::CpuClock;
+use in_flight::InFlight;
 use incoming::Incoming;
+pub use report::Summary;
+use report::{millis, Tally};
 
 /// The `bench` subcommand's flags.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -173,68 +179,11 @@ pub enum Protocol {
     Redis,
 }
 
-/// The final line of a run; `--json` prints it as one object of type `bench`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// Always `"bench"`.
-    #[serde(rename = "type")]
-    pub record: &'static str,
-    /// The server's protocol.
-    pub protocol: Protocol,
-    /// What was asked.
-    pub kind: Kind,
-    /// Connections.
-    pub clients: u32,
-    /// Requests in flight per connection.
-    pub pipeline: u32,
-    /// Generator threads.
-    pub threads: u32,
-    /// Requests answered (for `message`: receipts received).
-    pub requests: u64,
-    /// Answers that were errors or not `delivered`, plus requests never answered.
-    pub errors: u64,
-    /// Messages that reached their receiver (`message` only; 0 otherwise).
-    pub relayed: u64,
-    /// From the first batch to the last answer, in seconds.
-    pub elapsed_s: f64,
-    /// Requests answered per second.
-    pub rps: f64,
-    /// Messages relayed per second (`message` only).
-    pub relayed_per_s: f64,
-    /// Median latency, µs.
-    pub p50_us: f64,
-    /// 99th percentile latency, µs.
-    pub p99_us: f64,
-    /// 99.9th percentile latency, µs.
-    pub p999_us: f64,
-    /// Largest latency, µs.
-    pub max_us: f64,
-    /// Mean latency, µs.
-    pub mean_us: f64,
-    /// Time to open every connection and receive every hello, ms.
-    pub connect_ms: f64,
-    /// CPU time of this generator during the measured run, s (Linux; else null).
-    pub cpu_s: Option<f64>,
-    /// CPU time of the `--server-pid` process during the measured run, s.
-    pub server_cpu_s: Option<f64>,
-    /// CPU time every process on the machine used during the run, s (Linux,
-    /// from /proc/stat): what exceeds `cpu_s` + `server_cpu_s` ran beside
-    /// the benchmark (builds, tests) and competed with it.
-    pub machine_cpu_s: Option<f64>,
-    /// CPU time the machine had during the run: cores × elapsed, s.
-    pub machine_capacity_s: f64,
-}
-
 /// Runs the benchmark against `target` and prints progress (stderr, not with
 /// `--json`) and the summary (stdout).
 pub fn run(cli: &Cli, target: &Target, args: &BenchArgs) -> Result<(), ClientError> {
     let summary = measure(target, args, &cli.settings(), !cli.json)?;
-    if cli.json {
-        let line = serde_json::to_string(&summary).map_err(|e| ClientError::Failed(e.to_string()))?;
-        write_stdout(&format!("{line}\n"));
-    } else {
-        print_text(&summary);
-    }
+    summary.print(cli.json)?;
     if summary.requests == 0 && args.kind != Kind::Idle {
         return Err(ClientError::Failed("no request was answered".into()));
     }
@@ -288,8 +237,7 @@ pub fn measure(
     shared.barrier.wait();
     let connect = started.elapsed();
     let start = Instant::now();
-    let cpu_before = (cpu_seconds("self"), args.server_pid.and_then(|pid| cpu_seconds(&pid.to_string())));
-    let machine_before = machine_busy_seconds();
+    let cpu = CpuClock::start(args.server_pid);
     if progress && !shared.failed.load(Ordering::SeqCst) {
         eprintln!("bench: {} connections open in {:.1} ms", args.clients, millis(connect));
     }
@@ -309,13 +257,7 @@ pub fn measure(
         }
     }
     let elapsed = start.elapsed();
-    let machine = machine_busy_seconds().zip(machine_before).map(|(after, before)| after - before);
-    let cpu = cpu_seconds("self").zip(cpu_before.0).map(|(after, before)| after - before);
-    let server_cpu = args
-        .server_pid
-        .and_then(|pid| cpu_seconds(&pid.to_string()))
-        .zip(cpu_before.1)
-        .map(|(after, before)| after - before);
+    let cpu = cpu.used_since();
     let mut total = Tally::new();
     let mut first_error = None;
     for handle in handles {
@@ -333,11 +275,9 @@ pub fn measure(
         Some(last) if args.kind != Kind::Idle => last.saturating_duration_since(start),
         _ => elapsed,
     };
-    let mut summary = total.summary(args, threads as u32, elapsed, connect, cpu, server_cpu);
-    summary.machine_cpu_s = machine.map(|s| round(s, 2));
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    summary.machine_capacity_s = round(cores as f64 * start.elapsed().as_secs_f64(), 2);
-    Ok(summary)
+    let capacity_s = cores as f64 * start.elapsed().as_secs_f64();
+    Ok(total.summary(args, threads as u32, elapsed, connect, cpu, capacity_s))
 }
 
 fn resolve(target: &Target) -> Result<SocketAddr, ClientError> {
@@ -348,63 +288,6 @@ fn resolve(target: &Target) -> Result<SocketAddr, ClientError> {
         .map_err(failed)?
         .next()
         .ok_or_else(|| failed(io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
-}
-
-/// The summary for people, on stdout.
-fn print_text(s: &Summary) {
-    use std::fmt::Write as _;
-    let what = match (s.protocol, s.kind) {
-        (Protocol::Tnlm, kind) => format!("{kind:?}").to_lowercase(),
-        (Protocol::Redis, Kind::Time) => "redis PING".into(),
-        (Protocol::Redis, Kind::Message) => "redis PUBLISH→SUBSCRIBE".into(),
-        (Protocol::Redis, kind) => format!("redis {kind:?}").to_lowercase(),
-    };
-    let mut text = String::new();
-    let plural = if s.threads == 1 { "" } else { "s" };
-    let _ = writeln!(
-        text,
-        "bench {what}: {} clients × pipeline {} ({} generator thread{plural})",
-        s.clients, s.pipeline, s.threads
-    );
-    let _ = writeln!(text, "  connect    {} connections in {:.1} ms", s.clients, s.connect_ms);
-    let _ = writeln!(
-        text,
-        "  answered   {} in {:.2} s = {:.0} requests/s ({} errors)",
-        s.requests, s.elapsed_s, s.rps, s.errors
-    );
-    if s.kind == Kind::Message {
-        let _ = writeln!(text, "  relayed    {} = {:.0} messages/s", s.relayed, s.relayed_per_s);
-    }
-    if s.requests > 0 {
-        let _ = writeln!(
-            text,
-            "  latency    p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs  max {:.0} µs  mean {:.0} µs",
-            s.p50_us, s.p99_us, s.p999_us, s.max_us, s.mean_us
-        );
-    }
-    match (s.cpu_s, s.server_cpu_s) {
-        (Some(own), Some(server)) => {
-            let _ = writeln!(text, "  cpu        generator {own:.2} s, server {server:.2} s");
-        }
-        (Some(own), None) => {
-            let _ = writeln!(text, "  cpu        generator {own:.2} s");
-        }
-        _ => {}
-    }
-    if let Some(machine) = s.machine_cpu_s {
-        let _ = writeln!(
-            text,
-            "  machine    {machine:.2} s of {:.2} s CPU used by all processes (others: {:.2} s)",
-            s.machine_capacity_s,
-            (machine - s.cpu_s.unwrap_or(0.0) - s.server_cpu_s.unwrap_or(0.0)).max(0.0)
-        );
-    }
-    write_stdout(&text);
-}
-
-/// Writes to stdout; a closed pipe (e.g. `| head`) is not worth a panic.
-fn write_stdout(text: &str) {
-    let _ = io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Everything the worker threads share read-only.
@@ -493,103 +376,6 @@ struct Shared {
     failed: AtomicBool,
     /// Answers so far, for the progress line.
     completed: AtomicU64,
-}
-
-/// What one worker counted.
-struct Tally {
-    histogram: Histogram<u64>,
-    answered: u64,
-    errors: u64,
-    relayed: u64,
-    last_answer: Option<Instant>,
-}
-
-impl Tally {
-    fn new() -> Tally {
-        // 1 ns to 1 hour, 3 significant digits.
-        let histogram = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
-        Tally { histogram, answered: 0, errors: 0, relayed: 0, last_answer: None }
-    }
-
-    fn merge(&mut self, other: &Tally) {
-        let _ = self.histogram.add(&other.histogram);
-        self.answered += other.answered;
-        self.errors += other.errors;
-        self.relayed += other.relayed;
-        self.last_answer = self.last_answer.max(other.last_answer);
-    }
-
-    fn summary(
-        &self,
-        args: &BenchArgs,
-        threads: u32,
-        elapsed: Duration,
-        connect: Duration,
-        cpu_s: Option<f64>,
-        server_cpu_s: Option<f64>,
-    ) -> Summary {
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let us = |ns: u64| ns as f64 / 1000.0;
-        let h = &self.histogram;
-        Summary {
-            record: "bench",
-            protocol: args.protocol,
-            kind: args.kind,
-            clients: args.clients,
-            pipeline: args.pipeline,
-            threads,
-            requests: self.answered,
-            errors: self.errors,
-            relayed: self.relayed,
-            elapsed_s: round(secs, 3),
-            rps: round(self.answered as f64 / secs, 0),
-            relayed_per_s: round(self.relayed as f64 / secs, 0),
-            p50_us: round(us(h.value_at_quantile(0.50)), 1),
-            p99_us: round(us(h.value_at_quantile(0.99)), 1),
-            p999_us: round(us(h.value_at_quantile(0.999)), 1),
-            max_us: round(us(h.max()), 1),
-            mean_us: round(h.mean() / 1000.0, 1),
-            connect_ms: round(millis(connect), 1),
-            cpu_s: cpu_s.map(|s| round(s, 2)),
-            server_cpu_s: server_cpu_s.map(|s| round(s, 2)),
-            machine_cpu_s: None,
-            machine_capacity_s: 0.0,
-        }
-    }
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// User + system CPU time of process `pid` (`self` for this one), from
-/// `/proc/<pid>/stat` (Linux; `None` elsewhere). The kernel reports it in
-/// USER_HZ ticks, which are 1/100 s on Linux.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) start at "state".
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
-/// CPU time all processes have used since boot (user, nice, system, irq,
-/// softirq, steal), from the first line of `/proc/stat`, in seconds (USER_HZ
-/// = 100). `None` off Linux.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<f64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
-    Some(busy / 100.0)
 }
 
 /// What a connection does in the run.
@@ -1002,13 +788,7 @@ impl<'a> Worker<'a> {
                     (None, _) => {}
                 }
                 conn.outstanding -= 1;
-                self.tally.answered += 1;
-                if !ok {
-                    self.tally.errors += 1;
-                }
-                let latency = now.saturating_duration_since(conn.batch_start);
-                self.tally.histogram.saturating_record(latency.as_nanos().try_into().unwrap_or(u64::MAX).max(1));
-                self.tally.last_answer = Some(now);
+                self.tally.record(ok, now.saturating_duration_since(conn.batch_start), now);
                 if conn.outstanding == 0 && self.plan.interval.is_none() {
                     self.start_batch(index, now);
                 }
@@ -1038,54 +818,6 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// The request ids of one batch still waiting for their answer, for `message`, whose
-/// answers come in any order: the server answers `queue_full` or `no_such_client` at
-/// once, ahead of deliveries still waiting for the receiver's ack. One bit per request;
-/// the words are reused from batch to batch, so a batch allocates nothing.
-#[derive(Debug, Default)]
-struct InFlight {
-    /// The batch's first request id; the others follow it (skipping 0 when they wrap).
-    first: u32,
-    /// Requests in the batch.
-    len: u32,
-    /// Bit `i` set: request `first + i` is still waiting.
-    waiting: Vec<u64>,
-}
-
-impl InFlight {
-    /// A new batch of `len` requests numbered from `first`, all waiting.
-    fn start(&mut self, first: u32, len: u32) {
-        self.first = first;
-        self.len = len;
-        self.waiting.clear();
-        self.waiting.resize(len.div_ceil(64) as usize, u64::MAX);
-        let tail = len % 64;
-        if let Some(last) = self.waiting.last_mut().filter(|_| tail != 0) {
-            *last = (1 << tail) - 1;
-        }
-    }
-
-    /// Ticks off the answer to `id`; `false` if `id` is no request of the batch still waiting.
-    fn answer(&mut self, id: u32) -> bool {
-        if id == 0 {
-            return false;
-        }
-        // Ids skip 0 when they wrap: …, u32::MAX, 1, 2, …
-        let offset = if id >= self.first { id - self.first } else { (u32::MAX - self.first) + id };
-        if offset >= self.len {
-            return false;
-        }
-        let (word, bit) = ((offset / 64) as usize, 1u64 << (offset % 64));
-        match self.waiting.get_mut(word) {
-            Some(waiting) if *waiting & bit != 0 => {
-                *waiting &= !bit;
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
 /// The text of every `message` request: `size` bytes.
 fn bench_text(size: u32) -> String {
     "tnlm-bench-message-".chars().cycle().take(size as usize).collect()
@@ -1108,29 +840,6 @@ fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, sender: usize) 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn message_answers_are_ticked_off_in_any_order() {
-        let mut batch = InFlight::default();
-        batch.start(5, 70);
-        // queue_full answers first, deliveries later: any order is fine.
-        for id in (5..75).rev() {
-            assert!(batch.answer(id), "#{id}");
-        }
-        assert!(batch.waiting.iter().all(|&w| w == 0));
-        // Twice, before the batch, after it, or 0: not a request still waiting.
-        batch.start(75, 3);
-        assert!(batch.answer(76));
-        for stray in [76, 74, 78, 0, u32::MAX] {
-            assert!(!batch.answer(stray), "#{stray}");
-        }
-        // Ids skip 0 when they wrap.
-        batch.start(u32::MAX - 1, 4);
-        for id in [2, u32::MAX, 1, u32::MAX - 1] {
-            assert!(batch.answer(id), "#{id}");
-        }
-        assert!(!batch.answer(3));
-    }
 
     fn args(kind: Kind, pipeline: u32, size: u32) -> BenchArgs {
         BenchArgs {
