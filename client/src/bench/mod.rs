@@ -59,6 +59,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
 pub use args::{BenchArgs, MAX_BATCH_BYTES};
 pub use report::Summary;
 pub use workload::{Kind, Protocol};
@@ -97,22 +99,8 @@ pub fn measure(
     let plan = Arc::new(Plan::new(addr, args, settings));
     let threads = args.threads.min(plan.units()) as usize;
     let shared = Arc::new(Shared::new(threads));
-    let (done_tx, done_rx) = crossbeam_channel::unbounded();
     let started = Instant::now();
-    let mut handles = Vec::new();
-    for job in plan.jobs(threads) {
-        let (plan, shared, done) = (Arc::clone(&plan), Arc::clone(&shared), done_tx.clone());
-        let handle = thread::Builder::new()
-            .name(format!("bench-{}", job.index))
-            .spawn(move || {
-                let outcome = Worker::run(job, &plan, &shared);
-                let _ = done.send(());
-                outcome
-            })
-            .map_err(|e| ClientError::Failed(format!("cannot start a generator thread: {e}")))?;
-        handles.push(handle);
-    }
-    drop(done_tx);
+    let (handles, done) = spawn_workers(&plan, &shared, threads)?;
     shared.barrier.wait();
     let connect = started.elapsed();
     let start = Instant::now();
@@ -120,35 +108,10 @@ pub fn measure(
     if progress && !shared.failed.load(Ordering::SeqCst) {
         eprintln!("bench: {} connections open in {:.1} ms", args.clients, millis(connect));
     }
-    let mut finished = 0;
-    let mut last = (start, 0u64);
-    while finished < handles.len() {
-        match done_rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(()) => finished += 1,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) if progress => {
-                let (now, completed) = (Instant::now(), shared.completed.load(Ordering::Relaxed));
-                let rate = (completed - last.1) as f64 / (now - last.0).as_secs_f64();
-                eprintln!("bench: {:6.1} s  {completed:>12} answered  {rate:>12.0} /s", (now - start).as_secs_f64());
-                last = (now, completed);
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-        }
-    }
+    wait_for_workers(&done, handles.len(), &shared, start, progress);
     let elapsed = start.elapsed();
     let cpu = cpu.used_since();
-    let mut total = Tally::new();
-    let mut first_error = None;
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(tally)) => total.merge(&tally),
-            Ok(Err(err)) => first_error = first_error.or(Some(err)),
-            Err(_) => first_error = first_error.or(Some("a generator thread panicked".to_string())),
-        }
-    }
-    if let Some(err) = first_error {
-        return Err(ClientError::Failed(format!("bench failed: {err}")));
-    }
+    let total = join_workers(handles)?;
     // From the first batch to the last answer (idle runs: the whole hold).
     let elapsed = match total.last_answer {
         Some(last) if args.kind != Kind::Idle => last.saturating_duration_since(start),
@@ -159,6 +122,71 @@ pub fn measure(
     Ok(total.summary(args, threads as u32, elapsed, connect, cpu, capacity_s))
 }
 
+/// A worker thread: what it counted, or why it failed.
+type WorkerHandle = thread::JoinHandle<Result<Tally, String>>;
+
+/// Starts one worker thread per job of `plan`; each sends on the returned
+/// channel when it ends.
+fn spawn_workers(
+    plan: &Arc<Plan>,
+    shared: &Arc<Shared>,
+    threads: usize,
+) -> Result<(Vec<WorkerHandle>, Receiver<()>), ClientError> {
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let mut handles = Vec::new();
+    for job in plan.jobs(threads) {
+        let (plan, shared, done) = (Arc::clone(plan), Arc::clone(shared), done_tx.clone());
+        let handle = thread::Builder::new()
+            .name(format!("bench-{}", job.index))
+            .spawn(move || {
+                let outcome = Worker::run(job, &plan, &shared);
+                let _ = done.send(());
+                outcome
+            })
+            .map_err(|e| ClientError::Failed(format!("cannot start a generator thread: {e}")))?;
+        handles.push(handle);
+    }
+    Ok((handles, done_rx))
+}
+
+/// Waits until `workers` threads have ended, printing the answers per second
+/// every second with `progress`.
+fn wait_for_workers(done: &Receiver<()>, workers: usize, shared: &Shared, start: Instant, progress: bool) {
+    let mut finished = 0;
+    let mut last = (start, 0u64);
+    while finished < workers {
+        match done.recv_timeout(Duration::from_secs(1)) {
+            Ok(()) => finished += 1,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) if progress => {
+                let (now, completed) = (Instant::now(), shared.completed.load(Ordering::Relaxed));
+                let rate = (completed - last.1) as f64 / (now - last.0).as_secs_f64();
+                eprintln!("bench: {:6.1} s  {completed:>12} answered  {rate:>12.0} /s", (now - start).as_secs_f64());
+                last = (now, completed);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// Joins every worker and adds up their tallies; the first failure fails the run.
+fn join_workers(handles: Vec<WorkerHandle>) -> Result<Tally, ClientError> {
+    let mut total = Tally::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(tally)) => total.merge(&tally),
+            Ok(Err(err)) => first_error = first_error.or(Some(err)),
+            Err(_) => first_error = first_error.or(Some("a generator thread panicked".to_string())),
+        }
+    }
+    match first_error {
+        Some(err) => Err(ClientError::Failed(format!("bench failed: {err}"))),
+        None => Ok(total),
+    }
+}
+
+/// The first address `target` resolves to.
 fn resolve(target: &Target) -> Result<SocketAddr, ClientError> {
     let text = target.to_string();
     let failed = |source| ClientError::Connect { target: text.clone(), source };

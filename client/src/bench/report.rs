@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::args::BenchArgs;
 use super::cpu::CpuUsed;
-use super::{BenchArgs, Kind, Protocol};
+use super::workload::{Kind, Protocol};
 use crate::error::ClientError;
 
 /// The final line of a run; `--json` prints it as one object of type `bench`.

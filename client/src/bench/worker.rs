@@ -50,7 +50,9 @@ enum Role {
 
 /// One connection of a worker.
 struct Conn {
+    /// The socket, non-blocking, registered with the worker's poll.
     stream: TcpStream,
+    /// What it does in the run.
     role: Role,
     /// Connected and greeted (TNLM hello, Redis PONG or subscribe confirmation).
     ready: bool,
@@ -64,7 +66,9 @@ struct Conn {
     template: Vec<u8>,
     /// Requests of the current batch not answered yet.
     outstanding: u32,
+    /// When the current batch was written: each answer's latency is counted from here.
     batch_start: Instant,
+    /// The request id of the next request written (TNLM; skips 0 when it wraps).
     next_id: u32,
     /// The answer due next, where answers come in request order (`time`, `list`).
     expect_id: u32,
@@ -74,18 +78,65 @@ struct Conn {
     finished: bool,
 }
 
+impl Conn {
+    /// A connection that is not greeted yet, with `out` to write first;
+    /// `in_flight`: its answers come in any order (TNLM `message`).
+    fn new(stream: TcpStream, role: Role, out: Vec<u8>, in_flight: bool) -> Conn {
+        Conn {
+            stream,
+            role,
+            ready: false,
+            id: 0,
+            partial: Vec::new(),
+            out,
+            template: Vec::new(),
+            outstanding: 0,
+            batch_start: Instant::now(),
+            next_id: 1,
+            expect_id: 1,
+            in_flight: in_flight.then(InFlight::default),
+            finished: role != Role::Requester,
+        }
+    }
+
+    /// Checks that `id` answers a request of the current batch still waiting
+    /// (in order, unless answers may come in any order) and ticks it off.
+    fn tick_off(&mut self, id: u32) -> Result<(), String> {
+        match &mut self.in_flight {
+            Some(in_flight) => in_flight
+                .answer(id)
+                .then_some(())
+                .ok_or_else(|| format!("answer #{id} matches no request of the batch still waiting")),
+            None if id != self.expect_id => Err(format!("answer #{id} arrived where #{} was due", self.expect_id)),
+            None => {
+                self.expect_id = self.expect_id.wrapping_add(1).max(1);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One event-loop thread and the connections it serves.
 pub(super) struct Worker<'a> {
+    /// The run, shared read-only by every worker.
     plan: &'a Plan,
+    /// The barrier, the failure flag and the progress counter.
     shared: &'a Shared,
+    /// Readiness events of every connection (token = index in `conns`).
     poll: Poll,
+    /// This worker's connections.
     conns: Vec<Conn>,
+    /// Global index of `conns[0]`.
     first: usize,
+    /// Requests this worker may still start (`None`: until the deadline).
     budget: Option<u64>,
+    /// What it counted.
     tally: Tally,
     /// Open loop: when each connection starts its next batch.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// When batches stop starting (`--duration`).
     deadline: Option<Instant>,
+    /// The read buffer, reused by every read.
     scratch: Vec<u8>,
     /// Answers already added to the shared progress counter.
     reported: u64,
@@ -169,6 +220,7 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// Opens connection `index` of this worker, without waiting for it.
     fn open(&mut self, index: usize) -> Result<(), String> {
         let global = self.first + index;
         let mut stream = TcpStream::connect(self.plan.addr).map_err(|e| format!("connect {}: {e}", self.plan.addr))?;
@@ -183,33 +235,21 @@ impl<'a> Worker<'a> {
             Kind::Message if global % 2 == 1 => Role::Receiver,
             _ => Role::Requester,
         };
-        let mut out = Vec::new();
-        if self.plan.protocol == Protocol::Redis {
-            // The greeting we wait for: a PONG, or the subscribe confirmation.
-            match role {
-                Role::Receiver => out.extend_from_slice(&redis::command(&["SUBSCRIBE", &redis::channel(global - 1)])),
-                _ => out.extend_from_slice(&redis::command(&["PING"])),
-            }
-        }
-        self.conns.push(Conn {
-            stream,
-            role,
-            ready: false,
-            id: 0,
-            partial: Vec::new(),
-            out,
-            template: Vec::new(),
-            outstanding: 0,
-            batch_start: Instant::now(),
-            next_id: 1,
-            expect_id: 1,
-            in_flight: (role == Role::Requester
-                && self.plan.kind == Kind::Message
-                && self.plan.protocol == Protocol::Tnlm)
-                .then(InFlight::default),
-            finished: role != Role::Requester,
-        });
+        let out = self.greeting(role, global);
+        let in_flight =
+            role == Role::Requester && self.plan.kind == Kind::Message && self.plan.protocol == Protocol::Tnlm;
+        self.conns.push(Conn::new(stream, role, out, in_flight));
         Ok(())
+    }
+
+    /// What connection `global` writes first to be greeted: nothing for TNLM
+    /// (the server says hello); for Redis a PING, or the SUBSCRIBE of a receiver.
+    fn greeting(&self, role: Role, global: usize) -> Vec<u8> {
+        match (self.plan.protocol, role) {
+            (Protocol::Tnlm, _) => Vec::new(),
+            (Protocol::Redis, Role::Receiver) => redis::command(&["SUBSCRIBE", &redis::channel(global - 1)]),
+            (Protocol::Redis, _) => redis::command(&["PING"]),
+        }
     }
 
     /// Builds each requester's request template (for `message`, addressed to its partner).
@@ -287,6 +327,7 @@ impl<'a> Worker<'a> {
         self.timers.clear();
     }
 
+    /// No connection will start another batch.
     fn starting_over(&self) -> bool {
         self.conns.iter().all(|c| c.finished)
     }
@@ -300,6 +341,7 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// The run is over: nothing more starts and every answer is in (idle: the hold is over).
     fn all_done(&self) -> bool {
         match self.plan.kind {
             // Idle: hold until the deadline.
@@ -308,6 +350,7 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Open loop: starts the batches that are due at `now` and schedules the next ones.
     fn fire_timers(&mut self, now: Instant) -> Result<(), String> {
         while let Some(Reverse((due, index))) = self.timers.peek().copied() {
             if due > now {
@@ -374,6 +417,7 @@ impl<'a> Worker<'a> {
         self.flush(index)
     }
 
+    /// Reads `index` until the socket is drained, handling every whole frame.
     fn read(&mut self, index: usize, now: Instant) -> Result<(), String> {
         loop {
             let n = match self.conns[index].stream.read(&mut self.scratch) {
@@ -410,6 +454,7 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// Acts on one frame from the server on `index`.
     fn handle(&mut self, index: usize, incoming: Incoming, now: Instant) -> Result<(), String> {
         let conn = &mut self.conns[index];
         match incoming {
@@ -426,32 +471,25 @@ impl<'a> Worker<'a> {
                 }
             }
             // Redis greets with a PONG, which later answers PINGs.
-            Incoming::Hello(_) | Incoming::Answer { .. } if conn.outstanding > 0 => {
-                let (id, ok) = match incoming {
-                    Incoming::Answer { id, ok } => (id, ok),
-                    _ => (None, true),
-                };
-                match (id, &mut conn.in_flight) {
-                    (Some(id), Some(in_flight)) => {
-                        if !in_flight.answer(id) {
-                            return Err(format!("answer #{id} matches no request of the batch still waiting"));
-                        }
-                    }
-                    (Some(id), None) => {
-                        if id != conn.expect_id {
-                            return Err(format!("answer #{id} arrived where #{} was due", conn.expect_id));
-                        }
-                        conn.expect_id = conn.expect_id.wrapping_add(1).max(1);
-                    }
-                    (None, _) => {}
-                }
-                conn.outstanding -= 1;
-                self.tally.record(ok, now.saturating_duration_since(conn.batch_start), now);
-                if conn.outstanding == 0 && self.plan.interval.is_none() {
-                    self.start_batch(index, now);
-                }
-            }
+            Incoming::Answer { id, ok } if conn.outstanding > 0 => self.answer(index, id, ok, now)?,
+            // Redis greets with a PONG, which later answers PINGs.
+            Incoming::Hello(_) if conn.outstanding > 0 => self.answer(index, None, true, now)?,
             Incoming::Hello(_) | Incoming::Answer { .. } | Incoming::Other => {}
+        }
+        Ok(())
+    }
+
+    /// Counts the answer to request `id` (`None`: the next in order) on `index`,
+    /// and starts the next batch when it completes one (closed loop).
+    fn answer(&mut self, index: usize, id: Option<u32>, ok: bool, now: Instant) -> Result<(), String> {
+        let conn = &mut self.conns[index];
+        if let Some(id) = id {
+            conn.tick_off(id)?;
+        }
+        conn.outstanding -= 1;
+        self.tally.record(ok, now.saturating_duration_since(conn.batch_start), now);
+        if conn.outstanding == 0 && self.plan.interval.is_none() {
+            self.start_batch(index, now);
         }
         Ok(())
     }
