@@ -39,6 +39,20 @@
 //! that B is `SUBSCRIBE`d to, and a message counts as relayed when B has
 //! it), so `ci/bench.sh` compares both servers with one generator.
 //!
+//! Layout, one job per file; they import each other in one direction only:
+//! - `args`: the flags and the checks clap cannot express;
+//! - `workload`: what a run asks ([`Kind`]) of which server ([`Protocol`]),
+//!   the request every batch copies, and which codec reads the answers;
+//! - `tnlm`, `redis`: one codec per protocol (TNLM headers are read with
+//!   core's [`Header`](tnlm_core::Header) and [`offset`](tnlm_core::frame::offset)),
+//!   both producing an `incoming::Incoming`;
+//! - `plan`: the run as every worker sees it, and its share-out among threads;
+//! - `worker`: one event-loop thread and its connections;
+//! - `in_flight`: the requests of a batch whose answers come in any order;
+//! - `report`: each worker's tally and the [`Summary`], as text or JSON;
+//! - `cpu`: the CPU time of the generator, the server and the machine;
+//! - this file: the run itself (start the workers, wait, add up).
+//!
 //! [`Connection`]: crate::connection::Connection
 
 mod args;

@@ -481,6 +481,7 @@ impl<'a> Worker<'a> {
 
     /// Counts the answer to request `id` (`None`: the next in order) on `index`,
     /// and starts the next batch when it completes one (closed loop).
+    #[inline]
     fn answer(&mut self, index: usize, id: Option<u32>, ok: bool, now: Instant) -> Result<(), String> {
         let conn = &mut self.conns[index];
         if let Some(id) = id {
