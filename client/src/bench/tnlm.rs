@@ -25,24 +25,28 @@ pub(super) fn frame(message: impl Into<Message>) -> Vec<u8> {
 }
 
 /// `message` encoded as a frame with request id `id`.
+#[inline]
 pub(super) fn frame_with_id(id: u32, message: impl Into<Message>) -> Vec<u8> {
     Frame::new(id, message).to_bytes().unwrap_or_default()
 }
 
 /// The pong that answers heartbeat ping `id`.
+#[inline]
 pub(super) fn pong(id: u32) -> Vec<u8> {
     frame_with_id(id, Pong)
 }
 
 /// The acknowledgement of forwarded message `id`.
+#[inline]
 pub(super) fn ack(id: u32) -> Vec<u8> {
     frame_with_id(id, Ack)
 }
 
-/// Overwrites the request id in the header of the encoded frame at the start of `frame`.
+/// Overwrites the request id in the header of the encoded frame that starts at `at` in `out`.
 #[inline]
-pub(super) fn set_request_id(frame: &mut [u8], id: u32) {
-    frame[offset::REQUEST_ID..offset::REQUEST_ID + 4].copy_from_slice(&id.to_le_bytes());
+pub(super) fn set_request_id(out: &mut [u8], at: usize, id: u32) {
+    let field = at + offset::REQUEST_ID;
+    out[field..field + 4].copy_from_slice(&id.to_le_bytes());
 }
 
 /// The next TNLM frame in `bytes` and its length, judged by its header; `None`
@@ -130,7 +134,7 @@ mod tests {
     #[test]
     fn the_request_id_is_patched_where_core_reads_it() {
         let mut bytes = frame(tnlm_core::message::TimeRequest);
-        set_request_id(&mut bytes, 0xdead_beef);
+        set_request_id(&mut bytes, 0, 0xdead_beef);
         assert_eq!(Header::read(bytes.first_chunk().unwrap()).request_id, 0xdead_beef);
     }
 

@@ -398,7 +398,7 @@ impl<'a> Worker<'a> {
             let at = conn.out.len();
             conn.out.extend_from_slice(&conn.template);
             if tnlm {
-                tnlm::set_request_id(&mut conn.out[at..], conn.next_id);
+                tnlm::set_request_id(&mut conn.out, at, conn.next_id);
                 conn.next_id = conn.next_id.wrapping_add(1).max(1);
             }
         }
