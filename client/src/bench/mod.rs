@@ -48,6 +48,7 @@
 //!   both producing an `incoming::Incoming`;
 //! - `plan`: the run as every worker sees it, and its share-out among threads;
 //! - `worker`: one event-loop thread and its connections;
+//! - `conn`: one connection's role, buffers and batch;
 //! - `in_flight`: the requests of a batch whose answers come in any order;
 //! - `report`: each worker's tally and the [`Summary`], as text or JSON;
 //! - `cpu`: the CPU time of the generator, the server and the machine;
@@ -56,6 +57,7 @@
 //! [`Connection`]: crate::connection::Connection
 
 mod args;
+mod conn;
 mod cpu;
 mod in_flight;
 mod incoming;

@@ -13,7 +13,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
 
-use super::in_flight::InFlight;
+use super::conn::{Conn, Role};
 use super::incoming::Incoming;
 use super::plan::{Job, Plan};
 use super::report::Tally;
@@ -34,85 +34,6 @@ impl Shared {
     /// The state shared by `threads` workers and the thread that starts them.
     pub(super) fn new(threads: usize) -> Shared {
         Shared { barrier: Barrier::new(threads + 1), failed: AtomicBool::new(false), completed: AtomicU64::new(0) }
-    }
-}
-
-/// What a connection does in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Sends batches and waits for their answers.
-    Requester,
-    /// `message`'s B: receives and acknowledges (TNLM) or is subscribed (Redis).
-    Receiver,
-    /// Only holds the connection.
-    Idle,
-}
-
-/// One connection of a worker.
-struct Conn {
-    /// The socket, non-blocking, registered with the worker's poll.
-    stream: TcpStream,
-    /// What it does in the run.
-    role: Role,
-    /// Connected and greeted (TNLM hello, Redis PONG or subscribe confirmation).
-    ready: bool,
-    /// Id from the TNLM hello.
-    id: u32,
-    /// A partial frame carried over to the next read.
-    partial: Vec<u8>,
-    /// Bytes waiting to be written.
-    out: Vec<u8>,
-    /// One request, encoded; batches are copies with the request id patched.
-    template: Vec<u8>,
-    /// Requests of the current batch not answered yet.
-    outstanding: u32,
-    /// When the current batch was written: each answer's latency is counted from here.
-    batch_start: Instant,
-    /// The request id of the next request written (TNLM; skips 0 when it wraps).
-    next_id: u32,
-    /// The answer due next, where answers come in request order (`time`, `list`).
-    expect_id: u32,
-    /// TNLM `message`: the batch's requests still waiting, answered in any order.
-    in_flight: Option<InFlight>,
-    /// Will start no more batches.
-    finished: bool,
-}
-
-impl Conn {
-    /// A connection that is not greeted yet, with `out` to write first;
-    /// `in_flight`: its answers come in any order (TNLM `message`).
-    fn new(stream: TcpStream, role: Role, out: Vec<u8>, in_flight: bool) -> Conn {
-        Conn {
-            stream,
-            role,
-            ready: false,
-            id: 0,
-            partial: Vec::new(),
-            out,
-            template: Vec::new(),
-            outstanding: 0,
-            batch_start: Instant::now(),
-            next_id: 1,
-            expect_id: 1,
-            in_flight: in_flight.then(InFlight::default),
-            finished: role != Role::Requester,
-        }
-    }
-
-    /// Checks that `id` answers a request of the current batch still waiting
-    /// (in order, unless answers may come in any order) and ticks it off.
-    fn tick_off(&mut self, id: u32) -> Result<(), String> {
-        match &mut self.in_flight {
-            Some(in_flight) => in_flight
-                .answer(id)
-                .then_some(())
-                .ok_or_else(|| format!("answer #{id} matches no request of the batch still waiting")),
-            None if id != self.expect_id => Err(format!("answer #{id} arrived where #{} was due", self.expect_id)),
-            None => {
-                self.expect_id = self.expect_id.wrapping_add(1).max(1);
-                Ok(())
-            }
-        }
     }
 }
 
