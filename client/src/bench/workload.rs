@@ -1,0 +1,64 @@
+//! The workload of a run: what it asks ([`Kind`]), of which server
+//! ([`Protocol`]), and the request every batch is made of, encoded by that
+//! protocol's codec; and which codec reads the answers.
+
+use clap::ValueEnum;
+use serde::Serialize;
+use tnlm_core::message::{ListRequest, SendRequest, TimeRequest};
+
+use super::incoming::Incoming;
+use super::{redis, tnlm};
+
+/// What a bench run asks the server.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `T` requests.
+    Time,
+    /// `M` requests from A to B, acknowledged by B, answered by the receipt.
+    Message,
+    /// `L` requests.
+    List,
+    /// No requests: connect and hold.
+    Idle,
+}
+
+/// Which server a bench run talks to.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// A TNLM server.
+    Tnlm,
+    /// A Redis server (for comparisons).
+    Redis,
+}
+
+impl Protocol {
+    /// The next answer in `bytes` and its length, read by this protocol's
+    /// codec; `None` until it is whole.
+    #[inline]
+    pub(super) fn next(self, bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
+        match self {
+            Protocol::Tnlm => tnlm::next(bytes),
+            Protocol::Redis => redis::next(bytes),
+        }
+    }
+}
+
+/// The text of every `message` request: `size` bytes.
+pub(super) fn bench_text(size: u32) -> String {
+    "tnlm-bench-message-".chars().cycle().take(size as usize).collect()
+}
+
+/// One request of the run, encoded: batches are copies of it. `to` is the receiver's
+/// client id (TNLM `message`), `sender` the sender's global connection index (Redis
+/// `message`'s channel).
+pub(super) fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, sender: usize) -> Vec<u8> {
+    match (protocol, kind) {
+        (Protocol::Tnlm, Kind::Message) => tnlm::frame(SendRequest { to, text: text.to_string() }),
+        (Protocol::Tnlm, Kind::List) => tnlm::frame(ListRequest),
+        (Protocol::Tnlm, _) => tnlm::frame(TimeRequest),
+        (Protocol::Redis, Kind::Message) => redis::command(&["PUBLISH", &redis::channel(sender), text]),
+        (Protocol::Redis, _) => redis::command(&["PING"]),
+    }
+}
