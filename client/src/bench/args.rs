@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::workload::{bench_text, template, Kind, Protocol};
-use crate::cli::parse_secs;
+use tnlm_core::cli::parse_secs;
 
 /// The `bench` subcommand's flags.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
