@@ -40,8 +40,10 @@ best() {
 pdus=$(tshark -X lua_script:$lua -r "$cap" -T fields -e tnlm.type -E occurrence=a -E aggregator=, 2>/dev/null \
   | tr ',' '\n' | grep -c .)
 packets=$(capinfos -c -M "$cap" | awk '/Number of packets/ {print $NF}')
-echo "capture: $cap ($packets packets, $pdus TNLM frames); $(tshark --version | head -1)"
-without=$(best -r "$cap" "${fields[@]}")
+echo "capture: $cap ($packets packets, $pdus TNLM frames); $(tshark --version 2>/dev/null | head -1)"
+# "Without": the same script loaded and the same fields asked for, the protocol and
+# its heuristic disabled, so the only difference is the dissection.
+without=$(best -X lua_script:$lua --disable-protocol tnlm --disable-heuristic tnlm_tcp -r "$cap" "${fields[@]}")
 with=$(best -X lua_script:$lua -r "$cap" "${fields[@]}")
 two=$(best -2 -X lua_script:$lua -r "$cap" "${fields[@]}")
 echo "tshark without the dissector:        ${without} s"
