@@ -488,6 +488,15 @@ local function ipv6_text(raw)
   return join(1, best_at - 1) .. "::" .. join(best_at + best_len, 8)
 end
 
+-- The little-endian unsigned integer of `size` bytes at byte `offset` of the string s.
+local function le_uint(s, offset, size)
+  local value = 0
+  for i = offset + size, offset + 1, -1 do
+    value = value * 256 + string.byte(s, i)
+  end
+  return value
+end
+
 local function type_letter(t)
   if t >= 0x21 and t <= 0x7E then
     return string.char(t)
@@ -631,7 +640,9 @@ local function dissect_frame(tvb, root, pdu)
     item:add_proto_expert_info(EXPERT.malformed, "Truncated header: " .. avail .. " of " .. HLEN .. " bytes")
     return "truncated frame"
   end
-  local magic = tvb(H.magic.offset, H.magic.size):raw()
+  -- The header's bytes are read once, as a string: fewer Wireshark API calls.
+  local raw = tvb(0, HLEN):raw()
+  local magic = string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size)
   local header = root:add(F.header, tvb(0, HLEN))
   if magic ~= K.magic then
     local item = header:add(F.magic, tvb(H.magic.offset, H.magic.size))
@@ -646,7 +657,7 @@ local function dissect_frame(tvb, root, pdu)
       items[h.name] = header:add(F[h.name], range)
     else
       items[h.name] = header:add_le(F[h.name], range)
-      value[h.name] = range:le_uint()
+      value[h.name] = le_uint(raw, h.offset, h.size)
     end
   end
   local t, c, id, length = value.type, value.class, value.request_id, value.length
@@ -1186,13 +1197,14 @@ end
 
 -- The length of a valid header's PDU at offset, or nil when the header is not valid.
 local function frame_length(tvb, offset)
-  if tvb(offset + H.magic.offset, H.magic.size):raw() ~= K.magic then
+  local raw = tvb(offset, HLEN):raw()
+  if string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
     return nil
   end
-  if tvb(offset + H.version.offset, 1):le_uint() ~= K.version then
+  if le_uint(raw, H.version.offset, 1) ~= K.version then
     return nil
   end
-  local length = tvb(offset + H.length.offset, 4):le_uint()
+  local length = le_uint(raw, H.length.offset, 4)
   if length > max_payload() then
     return nil
   end
@@ -1208,8 +1220,12 @@ local function pdu_length(tvb, pinfo, offset)
     -- Only without reassembly: the PDU dissector reports the truncated header.
     return HLEN
   end
+  local length = frame_length(tvb, offset)
+  if length ~= nil then
+    return length
+  end
   if tvb(offset + H.magic.offset, H.magic.size):raw() == K.magic then
-    return frame_length(tvb, offset) or avail
+    return avail
   end
   local at = find_magic(tvb, offset + 1, true)
   if at == nil then
