@@ -5,8 +5,9 @@
 #
 # It checks that the fields register with a clean stderr, and that every sample capture in
 # examples/captures/, and a capture of every message kind (coalesced, split, malformed) made
-# by the text2pcap test, dissect to exactly the same fields and Info column as with the
-# host's tshark (Debian 12: Wireshark 4.0, Lua 5.2).
+# by the text2pcap test, dissect to exactly the same fields, Info column, request/response
+# links, message traces, unanswered warnings (one pass and -2) and -z tnlm,stat output as
+# with the host's tshark (Debian 12: Wireshark 4.0, Lua 5.2).
 #
 # The Debian mirror is taken from this machine's apt sources.
 set -euo pipefail
@@ -57,20 +58,33 @@ echo "fields registered: $count (host: $want)"
 
 fields=(-e frame.number -e tnlm.type -e tnlm.class -e tnlm.request_id -e tnlm.length -e tnlm.client.id
         -e tnlm.client.ip -e tnlm.client.port -e tnlm.msg.from -e tnlm.msg.to -e tnlm.msg.text -e tnlm.status
-        -e tnlm.error.code -e tnlm.name -e tnlm.time -e _ws.col.Info -e _ws.malformed -e _ws.lua.error)
-for capture in examples/captures/*.pcapng "$work/samples.pcapng"; do
-  name=$(basename "$capture")
-  new=$(in_root tshark -X "$lua" -r "/tmp/tnlm/$name" -Y tnlm -T fields -E occurrence=a "${fields[@]}" 2>"$work/err.txt")
-  old=$(tshark -X lua_script:wireshark/tnlm.lua -r "$capture" -Y tnlm -T fields -E occurrence=a "${fields[@]}" 2>/dev/null)
+        -e tnlm.error.code -e tnlm.name -e tnlm.time -e _ws.col.Info -e _ws.malformed -e _ws.lua.error
+        -e tnlm.request_in -e tnlm.response_in -e tnlm.response_time -e tnlm.conn.client_id -e tnlm.conn.server
+        -e tnlm.trace.key -e tnlm.trace.request_in -e tnlm.trace.indication_in -e tnlm.trace.ack_in
+        -e tnlm.trace.response_in -e tnlm.trace.time)
+# compare NAME WHAT TSHARK-ARGS...: the chroot's output against the host's, for one capture.
+compare() {
+  local name=$1 what=$2
+  shift 2
+  local new old errors
+  new=$(in_root tshark -X "$lua" -r "/tmp/tnlm/$name" "$@" 2>"$work/err.txt")
+  old=$(tshark -X lua_script:wireshark/tnlm.lua -r "$capture" "$@" 2>/dev/null)
   errors=$(grep -v '^Running as user' "$work/err.txt" || true)
   if [ -n "$errors" ]; then
-    echo "FAIL $name: stderr: $errors"; fail=1
+    echo "FAIL $name ($what): stderr: $errors"; fail=1
   elif [ "$new" != "$old" ]; then
-    echo "FAIL $name: differs from the host's tshark:"; diff <(echo "$old") <(echo "$new") | head -20; fail=1
-  elif [ -z "$new" ]; then
-    echo "FAIL $name: no TNLM packets"; fail=1
+    echo "FAIL $name ($what): differs from the host's tshark:"; diff <(echo "$old") <(echo "$new") | head -20; fail=1
+  elif [ -z "$new" ] && [ "$what" != unanswered ]; then
+    echo "FAIL $name ($what): no output"; fail=1
   else
-    echo "ok   $name: $(echo "$new" | wc -l) packets with TNLM, same as $(tshark --version | head -1 | cut -d' ' -f1-3)"
+    echo "ok   $name ($what): $(echo "$new" | grep -c .) lines, same as $(tshark --version | head -1 | cut -d' ' -f1-3)"
   fi
+}
+for capture in examples/captures/*.pcapng "$work/samples.pcapng"; do
+  name=$(basename "$capture")
+  compare "$name" "one pass" -Y tnlm -T fields -E occurrence=a "${fields[@]}"
+  compare "$name" "two passes" -2 -Y tnlm -T fields -E occurrence=a "${fields[@]}"
+  compare "$name" unanswered -2 -Y tnlm.expert.no_response -T fields -e frame.number
+  compare "$name" statistics -q -z tnlm,stat
 done
 exit "$fail"

@@ -479,6 +479,38 @@ function M.items(item, depth, out)
   return out
 end
 
+-- ByteArray (only what a dissector's private storage needs) ---------------------
+
+local BYTES = { __class = "ByteArray" }
+BYTES.__index = {
+  set_size = function(b, n)
+    int_arg(n, "ByteArray:set_size")
+    if n < 0 then fail("ByteArray:set_size: negative size") end
+    for i = b.n, n - 1 do b.data[i] = 0 end
+    for i = n, b.n - 1 do b.data[i] = nil end
+    b.n = n
+  end,
+  set_index = function(b, i, v)
+    int_arg(i, "ByteArray:set_index index")
+    int_arg(v, "ByteArray:set_index value")
+    if i < 0 or i >= b.n then fail("ByteArray:set_index: index out of range") end
+    if v < 0 or v > 255 then fail("ByteArray:set_index: value out of range") end
+    b.data[i] = v
+  end,
+  get_index = function(b, i)
+    int_arg(i, "ByteArray:get_index")
+    if i < 0 or i >= b.n then fail("ByteArray:get_index: index out of range") end
+    return b.data[i]
+  end,
+  len = function(b) return b.n end,
+}
+ByteArray = {
+  new = function(hex)
+    if hex ~= nil then fail("the mock's ByteArray.new takes no bytes") end
+    return setmetatable({ data = {}, n = 0 }, BYTES)
+  end,
+}
+
 -- NSTime and Field ------------------------------------------------------------
 
 local NSTIME = { __class = "NSTime" }
