@@ -10,6 +10,6 @@ out="${1:-examples/captures}"
 cargo run --locked -q -p tnlm-wireshark --example captures -- "$out"
 if [ "$out" = "examples/captures" ]; then
   # mid-stream.pcapng: a connection captured from the middle of a frame, built with text2pcap
-  TNLM_BLESS=1 TNLM_REQUIRE_TSHARK=1 cargo test --locked -q -p tnlm-wireshark --test tshark a_capture_that_starts_mid_stream
-  TNLM_REQUIRE_TSHARK=1 cargo test --locked -q -p tnlm-wireshark --test tshark example_captures
+  TNLM_BLESS=1 TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-wireshark --test tshark a_capture_that_starts_mid_stream
+  TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-wireshark --test tshark example_captures
 fi

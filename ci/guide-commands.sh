@@ -14,9 +14,13 @@
 # The programs are this workspace's debug builds, put first on PATH, as the
 # guide's "put the programs on your PATH" step does. Called by ci/test.sh;
 # TNLM_GUIDE_LABS=0 leaves out the experiments (they have their own tests).
-# Blocks that need tshark skip without it, unless TNLM_REQUIRE_TSHARK=1 (CI).
+# Blocks that need tshark skip without it, unless TNLM_REQUIRE names tshark or
+# says all (CI), or the older TNLM_REQUIRE_TSHARK=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# True when TNLM_REQUIRE (all, or a comma-separated list) names the need $1.
+requires() { [[ ${TNLM_REQUIRE:-} == all || ,${TNLM_REQUIRE:-}, == *,$1,* ]]; }
 guide=${1:-docs/GUIDE.md}
 readonly DEADLINE=30 # seconds to wait for a program's first line
 
@@ -82,11 +86,12 @@ run_block() {
       return
     fi
     if [[ $kind == lab && $rest == *root* && $EUID -ne 0 ]]; then
+      requires netns && fail "a network namespace is needed (root) but TNLM_REQUIRE asks for it"
       echo "    (skipped: needs root for its network namespace)"
       return
     fi
     if [[ $block == *tshark* ]] && ! command -v tshark >/dev/null; then
-      [[ ${TNLM_REQUIRE_TSHARK:-0} == 1 ]] && fail "tshark is missing but TNLM_REQUIRE_TSHARK=1"
+      { [[ ${TNLM_REQUIRE_TSHARK:-0} == 1 ]] || requires tshark; } && fail "tshark is missing but TNLM_REQUIRE asks for it"
       echo "    (skipped: tshark is not installed; apt-get install tshark)"
       return
     fi

@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo run --locked -q -p tnlm-labs -- --capture-dir examples/captures/labs all
-TNLM_REQUIRE_TSHARK=1 cargo test --locked -q -p tnlm-labs --test captures
+TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-labs --test captures

@@ -10,7 +10,7 @@
 //! - the committed sample captures in `examples/captures/` show what their names say.
 //!
 //! Without tshark, text2pcap or capture rights a test prints `SKIP: …` and passes, unless
-//! `TNLM_REQUIRE_TSHARK=1` (CI), where it fails.
+//! `TNLM_REQUIRE=tshark` (or `all`, as in CI), where it fails.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -25,16 +25,13 @@ use common::{encode, expected_info, expected_payload_values, samples};
 use serde_json::Value as Json;
 use support::{column, fields, tshark, CaptureError, Scenario};
 use tnlm_core::message::TimeRequest;
+use tnlm_core::requirement::Need;
 use tnlm_core::{Class, Frame};
 
-fn required() -> bool {
-    std::env::var("TNLM_REQUIRE_TSHARK").is_ok_and(|v| v == "1")
-}
-
-/// Returns true (after printing why) when the test should stop here and pass.
+/// Returns true (after printing why) when the test should stop here and pass;
+/// fails instead where tshark is required (`TNLM_REQUIRE=tshark` or `all`).
 fn skip(reason: &str) -> bool {
-    assert!(!required(), "TNLM_REQUIRE_TSHARK=1 but {reason}");
-    eprintln!("SKIP: {reason} (set TNLM_REQUIRE_TSHARK=1 to make this an error)");
+    Need::Tshark.missing("a tshark test", reason);
     true
 }
 
