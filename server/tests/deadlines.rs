@@ -7,24 +7,12 @@
 mod common;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{server_with, RawClient, ServerProcess};
-use socket2::{Domain, Socket, Type};
 use tnlm_core::message::*;
 use tnlm_core::{Frame, Message};
-
-/// A connected client whose receive buffer is 4 KiB, with its hello read.
-fn small_window_client(addr: SocketAddr) -> RawClient {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut client = RawClient::from_stream(socket.into());
-    let Message::Hello(hello) = client.next_frame().message else { panic!() };
-    assert!(hello.client_id > 0);
-    client
-}
 
 #[test]
 fn a_client_reading_a_trickle_is_cut_off_one_write_timeout_after_its_output_stalls() {
@@ -34,7 +22,7 @@ fn a_client_reading_a_trickle_is_cut_off_one_write_timeout_after_its_output_stal
     let server = ServerProcess::start(&["--write-timeout", "1", "--send-buffer", "4096", "--heartbeat", "0"]);
     // 500 listed clients make each `list` answer about 24 KB.
     let _others: Vec<TcpStream> = (0..500).map(|_| RawClient::connect(server.addr).stream).collect();
-    let mut slow = small_window_client(server.addr);
+    let mut slow = RawClient::connect_small_window(server.addr);
     let mut bytes = Vec::new();
     for id in 1..=100u32 {
         Frame::new(id, ListRequest).encode_into(&mut bytes, 1 << 20).unwrap();
@@ -65,7 +53,7 @@ fn shutdown_ends_within_its_grace_while_a_departing_client_has_unread_output() {
         c.socket.send_buffer = Some(4096);
     });
     let addr = server.local_addr();
-    let stuck = small_window_client(addr);
+    let stuck = RawClient::connect_small_window(addr);
     let stuck_id = {
         let Message::ListResponse(list) = RawClient::connect(addr).request(ListRequest) else { panic!() };
         list.clients.iter().map(|c| c.id).min().unwrap()

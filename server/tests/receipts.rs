@@ -5,23 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{server_with, RawClient};
-use socket2::{Domain, Socket, Type};
 use tnlm_core::message::*;
 use tnlm_core::{Frame, Message};
-
-/// A connected client with a 4 KiB receive buffer, its hello read.
-fn small_window_client(addr: SocketAddr) -> RawClient {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut client = RawClient::from_stream(socket.into());
-    let Message::Hello(_) = client.next_frame().message else { panic!() };
-    client
-}
 
 /// Encodes `count` messages of `size` bytes to `to`, request ids from `first`.
 fn messages(to: u32, first: u32, count: u32, size: usize) -> Vec<u8> {
@@ -40,7 +28,7 @@ fn acks_for_indications_not_yet_written_never_make_a_message_delivered() {
         c.socket.send_buffer = Some(4096);
     });
     let addr = server.local_addr();
-    let mut liar = small_window_client(addr);
+    let mut liar = RawClient::connect_small_window(addr);
     let liar_id = {
         let Message::ListResponse(list) = RawClient::connect(addr).request(ListRequest) else { panic!() };
         list.clients.iter().map(|c| c.id).min().unwrap()

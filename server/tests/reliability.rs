@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use common::{server_with, RawClient, ServerProcess};
-use socket2::{Domain, Socket, Type};
 use tnlm_core::message::*;
 use tnlm_core::requirement::Need;
 use tnlm_core::{ErrorCode, Frame, Message};
@@ -40,16 +39,11 @@ fn allow_open_files(wanted: u64) -> bool {
     }
 }
 
-/// A client whose receive window is tiny and which never reads.
+/// A client whose receive window is tiny and which never reads after its hello.
 fn stuck_client(addr: SocketAddr) -> (TcpStream, u32) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    // Read just the hello, to learn our id; then never read again.
-    let mut raw = RawClient::from_stream(stream.try_clone().unwrap());
-    let Message::Hello(hello) = raw.next_frame().message else { panic!() };
-    (stream, hello.client_id)
+    let client = RawClient::connect_small_window(addr);
+    let id = client.id();
+    (client.stream, id)
 }
 
 #[test]

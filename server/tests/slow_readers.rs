@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 
 use common::{RawClient, ServerProcess};
-use socket2::{Domain, Socket, Type};
 use tnlm_core::message::*;
 use tnlm_core::{Frame, Message};
 
@@ -19,12 +18,9 @@ const QUEUE_TOTAL: usize = 1024 * 1024;
 
 /// A client with a 4 KiB receive buffer that reads its hello, then never again.
 fn stuck_reader(addr: SocketAddr) -> (TcpStream, u32) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut client = RawClient::from_stream(socket.into());
-    let Message::Hello(hello) = client.next_frame().message else { panic!() };
-    (client.stream, hello.client_id)
+    let client = RawClient::connect_small_window(addr);
+    let id = client.id();
+    (client.stream, id)
 }
 
 #[test]

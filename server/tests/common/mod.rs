@@ -56,6 +56,21 @@ impl RawClient {
         client
     }
 
+    /// Connects with a 4 KiB receive buffer (a window that fills after a
+    /// few frames) and reads the hello: a client that can be made to stop
+    /// reading.
+    pub fn connect_small_window(addr: SocketAddr) -> RawClient {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut client = RawClient::from_stream(socket.into());
+        match client.next_frame().message {
+            Message::Hello(hello) => client.hello = Some(hello),
+            other => panic!("expected hello first, got {other:?}"),
+        }
+        client
+    }
+
     /// Connects without reading anything.
     pub fn connect_silent(addr: SocketAddr) -> RawClient {
         RawClient::from_stream(TcpStream::connect_timeout(&addr, TIMEOUT).unwrap())
