@@ -1,10 +1,7 @@
 //! Command-line pieces both programs share: durations given in seconds, and
 //! the log set-up. (The socket options are in [`crate::sockopt`].)
 
-use std::io::IsTerminal;
 use std::time::Duration;
-
-use tracing_subscriber::EnvFilter;
 
 /// Parses a positive number of seconds, fractions allowed (`10`, `0.5`), for
 /// clap's `value_parser`.
@@ -30,8 +27,12 @@ fn seconds(text: &str) -> Option<Duration> {
 
 /// Logs to stderr, in colour only on a terminal. `RUST_LOG` wins; without
 /// it, events at `default_level` (e.g. `info`) and above are shown. Does
-/// nothing if logging was set up already.
+/// nothing if logging was set up already. (Feature `logging`.)
+#[cfg(feature = "logging")]
 pub fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
