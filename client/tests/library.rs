@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start_server, start_server_with, target, test_config};
+use common::{send_numbered, send_until_refused, start_server, start_server_with, target, test_config};
 use tnlm_client::connection::{wait_response, Settings, WaitError, MAX_QUEUED_MESSAGE_BYTES};
 use tnlm_client::{CloseReason, Connection, Event, EventSource, Inbox};
 use tnlm_core::message::{DeliveryStatus, SendRequest, TimeRequest};
@@ -92,17 +92,6 @@ fn an_oversize_message_is_refused_before_sending() {
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
 }
 
-/// Sends message `n` (`TEXT` bytes, starting with its number) to `to` and
-/// returns the status of its delivery.
-fn send_numbered(sender: &mut Connection, inbox: &mut Inbox, to: u32, n: usize) -> DeliveryStatus {
-    const TEXT: usize = 60 * 1024;
-    let text = format!("{n:06}{}", "x".repeat(TEXT - 6));
-    let id = sender.send(SendRequest { to, text }).unwrap();
-    let frame = wait_response(inbox, id, Instant::now() + TIMEOUT, |f| panic!("unexpected {f:?}")).unwrap();
-    let Message::Delivery(delivery) = frame.message else { panic!("{frame:?}") };
-    delivery.status
-}
-
 /// The number at the start of the next forwarded message in `inbox`.
 fn take_numbered(inbox: &mut Inbox) -> usize {
     let event = inbox.next_event(Some(Instant::now() + TIMEOUT));
@@ -120,14 +109,7 @@ fn messages_nobody_takes_are_bounded_and_refused_unacknowledged() {
 
     // The target takes no events: its inbox fills up to the bound, then refuses.
     let most = MAX_QUEUED_MESSAGE_BYTES / (60 * 1024);
-    let mut delivered = 0;
-    let refused = loop {
-        match send_numbered(&mut sender, &mut sender_inbox, to, delivered) {
-            DeliveryStatus::Delivered if delivered <= most => delivered += 1,
-            DeliveryStatus::Delivered => panic!("{delivered} messages of 60 KiB delivered, past the bound"),
-            status => break status,
-        }
-    };
+    let (delivered, refused) = send_until_refused(&mut sender, &mut sender_inbox, to, most);
     assert_eq!(refused, DeliveryStatus::NotAcknowledged);
     assert!(delivered * 60 * 1024 <= MAX_QUEUED_MESSAGE_BYTES, "{delivered}");
     assert!((delivered + 1) * 61 * 1024 > MAX_QUEUED_MESSAGE_BYTES, "refused after only {delivered}");

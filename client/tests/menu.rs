@@ -7,15 +7,17 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{refused_target, start_server, start_server_with, target, test_config, Client, DEADLINE, SERVER_NAME};
+use common::{
+    refused_target, send_numbered, send_until_refused, start_server, start_server_with, target, test_config, Client,
+    DEADLINE, SERVER_NAME,
+};
 use crossbeam_channel::{Receiver, Sender};
-use tnlm_client::connection::{wait_response, Settings, MAX_QUEUED_MESSAGE_BYTES};
-use tnlm_client::{Connection, Inbox};
-use tnlm_core::message::{DeliveryStatus, SendRequest};
+use tnlm_client::connection::{Settings, MAX_QUEUED_MESSAGE_BYTES};
+use tnlm_client::Connection;
+use tnlm_core::message::DeliveryStatus;
 use tnlm_core::sockopt::SocketOptions;
-use tnlm_core::Message;
 
 const NOT_CONNECTED: &str = "not connected — choose 1 first";
 
@@ -130,19 +132,6 @@ fn an_oversized_message_is_refused_and_the_connection_kept() {
     assert!(stdout.ends_with("bye\n"), "{stdout}");
 }
 
-/// The text of message `n`: 60 KiB that start with its number.
-fn numbered(n: usize) -> String {
-    format!("{n:06}{}", "x".repeat(60 * 1024 - 6))
-}
-
-/// Sends message `n` to `to` and returns the status of its delivery.
-fn send_numbered(sender: &mut Connection, inbox: &mut Inbox, to: u32, n: usize) -> DeliveryStatus {
-    let id = sender.send(SendRequest { to, text: numbered(n) }).unwrap();
-    let frame = wait_response(inbox, id, Instant::now() + DEADLINE, |f| panic!("unexpected {f:?}")).unwrap();
-    let Message::Delivery(delivery) = frame.message else { panic!("{frame:?}") };
-    delivery.status
-}
-
 /// The menu's stdout, read line by line until a line containing `pause_at`,
 /// then not at all (a terminal paused with Ctrl-S) until `resume` is sent.
 fn paused_output(stdout: ChildStdout, pause_at: &'static str) -> (Receiver<String>, Sender<()>) {
@@ -202,14 +191,7 @@ fn messages_the_menu_cannot_show_are_bounded_and_refused_unacknowledged() {
     // Besides the messages waiting in its queue, the stuck menu has taken the ones
     // in the stdout pipe (64 KiB on Linux: one message) and the one it is writing.
     let most = MAX_QUEUED_MESSAGE_BYTES / (60 * 1024) + 2;
-    let mut delivered = 0;
-    let refused = loop {
-        match send_numbered(&mut sender, &mut sender_inbox, to, delivered) {
-            DeliveryStatus::Delivered if delivered <= most => delivered += 1,
-            DeliveryStatus::Delivered => panic!("{delivered} messages of 60 KiB delivered, past the bound"),
-            status => break status,
-        }
-    };
+    let (delivered, refused) = send_until_refused(&mut sender, &mut sender_inbox, to, most);
     assert_eq!(refused, DeliveryStatus::NotAcknowledged);
     assert!((delivered + 1) * 61 * 1024 > MAX_QUEUED_MESSAGE_BYTES, "refused after only {delivered}");
 

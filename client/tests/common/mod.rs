@@ -246,3 +246,41 @@ impl Drop for Client {
 pub fn run(args: &[&str]) -> Finished {
     Client::spawn(args).finish()
 }
+
+/// The text of numbered message `n`: 60 KiB, starting with `n` in six digits.
+pub fn numbered(n: usize) -> String {
+    format!("{n:06}{}", "x".repeat(60 * 1024 - 6))
+}
+
+/// Sends numbered message `n` to `to` and returns the status of its delivery.
+pub fn send_numbered(
+    sender: &mut tnlm_client::Connection,
+    inbox: &mut tnlm_client::Inbox,
+    to: u32,
+    n: usize,
+) -> tnlm_core::message::DeliveryStatus {
+    let id = sender.send(tnlm_core::message::SendRequest { to, text: numbered(n) }).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let frame = tnlm_client::connection::wait_response(inbox, id, deadline, |f| panic!("unexpected {f:?}")).unwrap();
+    let tnlm_core::Message::Delivery(delivery) = frame.message else { panic!("{frame:?}") };
+    delivery.status
+}
+
+/// Sends numbered messages 0, 1, 2, … to `to` until one is not delivered;
+/// panics if more than `most` are. Returns how many were, and the refusal.
+pub fn send_until_refused(
+    sender: &mut tnlm_client::Connection,
+    inbox: &mut tnlm_client::Inbox,
+    to: u32,
+    most: usize,
+) -> (usize, tnlm_core::message::DeliveryStatus) {
+    use tnlm_core::message::DeliveryStatus;
+    let mut delivered = 0;
+    loop {
+        match send_numbered(sender, inbox, to, delivered) {
+            DeliveryStatus::Delivered if delivered <= most => delivered += 1,
+            DeliveryStatus::Delivered => panic!("{delivered} messages of 60 KiB delivered, past the bound"),
+            status => return (delivered, status),
+        }
+    }
+}
