@@ -125,8 +125,21 @@ fn connect_any(
 fn connect_addr(addr: SocketAddr, options: &SocketOptions, timeout: Duration) -> io::Result<(TcpStream, Vec<Warning>)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     let warnings = options.apply(SockRef::from(&socket));
-    socket.connect_timeout(&addr.into(), timeout)?;
+    if let Err(err) = socket.connect_timeout(&addr.into(), timeout) {
+        if !made_then_closed(&socket, &err) {
+            return Err(err);
+        }
+    }
     Ok((socket.into(), warnings))
+}
+
+/// True when a failed `connect_timeout` in fact connected and the peer closed at
+/// once (a server that accepts and hangs up). Windows' `WSAPoll` then reports
+/// only `POLLHUP` with no socket error, which socket2 turns into an error without
+/// an OS code; the socket still has its peer, and the first read will see the
+/// close, so the caller can report what really happened.
+fn made_then_closed(socket: &Socket, err: &io::Error) -> bool {
+    err.raw_os_error().is_none() && err.kind() != io::ErrorKind::TimedOut && socket.peer_addr().is_ok()
 }
 
 /// True when a read or write on a socket with a timeout (`SO_RCVTIMEO`,
