@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use tnlm_core::DecodeError;
+use std::fmt::Display;
 
 /// Warnings written in full per window.
 pub(crate) const BURST: u32 = 5;
@@ -35,7 +35,7 @@ impl BadInputLog {
 
     /// Notes one bad frame received at `now`: a warning if the window has
     /// room, otherwise a count reported when the window closes.
-    pub(crate) fn note(&mut self, err: &DecodeError, now: Instant) {
+    pub(crate) fn note(&mut self, err: &impl Display, now: Instant) {
         self.total += 1;
         if now.duration_since(self.window_start) >= WINDOW {
             self.report_suppressed();

@@ -4,6 +4,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use tnlm_core::proto::session::SessionConfig;
 use tnlm_core::sockopt::SocketOptions;
 
 /// Everything a [`Server`](crate::Server) needs to know.
@@ -82,6 +83,11 @@ impl Config {
             return invalid(format!("the server name must be at most {} bytes", tnlm_core::MAX_NAME_LEN));
         }
         Ok(())
+    }
+
+    /// The limits and timers of each client's protocol session.
+    pub(crate) fn session(&self) -> SessionConfig {
+        SessionConfig { max_payload: self.max_payload, frame_timeout: self.frame_timeout, heartbeat: self.heartbeat }
     }
 
     /// How often a connection thread wakes up to check its timers when the

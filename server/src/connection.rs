@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
 use socket2::SockRef;
-use tnlm_core::message::{ErrorBody, Hello, ServerPing};
-use tnlm_core::proto::heartbeat::{Due, Heartbeat};
+use tnlm_core::message::Hello;
+use tnlm_core::proto::session::{error_frame, Ending, Event, Session};
 use tnlm_core::sockopt::Effective;
-use tnlm_core::{DecodeError, Decoder, ErrorCode, Frame, VERSION};
+use tnlm_core::{ErrorCode, Frame, VERSION};
 
 use crate::bad_input_log::BadInputLog;
 use crate::handler::{self, shutdown_notice, Peer};
 use crate::registry::Refusal;
 use crate::shared::Shared;
-use crate::writer::{append, encode, is_timeout, Outbox};
+use crate::writer::{encode, is_timeout, Outbox};
 
 /// Size of one `read` from the socket once a client sends more than
 /// [`FIRST_READ`] at a time (pipelining).
@@ -136,20 +136,15 @@ fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> 
     Ok(())
 }
 
-/// The reading side of one connection and its timers.
+/// The reading side of one connection: a [`Session`] (framing, error
+/// replies, heartbeat, frame timeout) driven by blocking reads, its timers
+/// by the socket's read timeout.
 struct ReadLoop<'a> {
     shared: &'a Shared,
     peer: Peer,
     stream: &'a TcpStream,
     outbox: &'a Outbox,
-    decoder: Decoder,
-    /// When to ping the client and when to give up on it (`--heartbeat`).
-    heartbeat: Option<Heartbeat>,
-    /// When the frame now partly buffered started arriving.
-    partial_since: Option<Instant>,
-    pings: u32,
-    /// Replies collected while handling one read's worth of frames.
-    replies: Vec<u8>,
+    session: Session,
     /// A write of replies failed in the middle of a read's frames: the
     /// stream may hold part of a frame, so the session must end.
     failed_write: Option<io::Error>,
@@ -162,17 +157,12 @@ struct ReadLoop<'a> {
 impl<'a> ReadLoop<'a> {
     fn new(shared: &'a Shared, peer: Peer, stream: &'a TcpStream, outbox: &'a Outbox) -> ReadLoop<'a> {
         let now = Instant::now();
-        let decoder = Decoder::new(shared.config.max_payload).accepting(tnlm_core::message::FROM_CLIENT);
         ReadLoop {
             shared,
             peer,
             stream,
             outbox,
-            decoder,
-            heartbeat: shared.config.heartbeat.map(|interval| Heartbeat::new(interval, now)),
-            partial_since: None,
-            pings: 0,
-            replies: Vec::new(),
+            session: Session::new(&shared.config.session(), now),
             failed_write: None,
             read_timeout: shared.config.tick(), // as `configure` set it
             bad_input: BadInputLog::new(peer.id, now),
@@ -194,10 +184,9 @@ impl<'a> ReadLoop<'a> {
             self.rearm(Instant::now());
             let chunk: &mut [u8] = if large.is_empty() { &mut small } else { &mut large };
             match self.stream.read(chunk) {
-                Ok(0) => return self.end_of_stream(),
+                Ok(0) => return self.session.end_of_stream(),
                 Ok(n) => {
                     let fatal = if large.is_empty() { self.received(&small[..n]) } else { self.received(&large[..n]) };
-                    let fatal = fatal.err();
                     if n == FIRST_READ && large.is_empty() {
                         large = vec![0; READ_CHUNK]; // a busy client: read more at once from now on
                     }
@@ -208,10 +197,7 @@ impl<'a> ReadLoop<'a> {
                         return Ending::quiet(write_failure(&err));
                     }
                     if let Some(fatal) = fatal {
-                        // The peer is alive and talking nonsense: drain its input
-                        // so our close does not become an RST.
-                        let ending = Ending::after_error(fatal.request_id(), &fatal.to_string(), fatal.code());
-                        return Ending { drain: true, ..ending };
+                        return fatal;
                     }
                 }
                 Err(err) if is_timeout(&err) => {}
@@ -224,40 +210,32 @@ impl<'a> ReadLoop<'a> {
         }
     }
 
-    /// Feeds received bytes to the decoder and handles every whole frame,
-    /// collecting the replies (see [`flush_replies`](Self::flush_replies)).
-    /// Returns the error when the stream's framing is lost.
-    fn received(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+    /// Hands received bytes to the session and acts on every event,
+    /// collecting the replies in the session's output (see
+    /// [`flush_replies`](Self::flush_replies)). Returns the ending when the
+    /// stream's framing is lost.
+    fn received(&mut self, bytes: &[u8]) -> Option<Ending> {
         // Frames for other clients (forwarded messages, receipts) leave in one
         // write per client when this read's frames are all handled.
         let _cork = crate::writer::cork();
         let now = Instant::now();
-        if let Some(heartbeat) = &mut self.heartbeat {
-            heartbeat.heard(now);
-        }
-        self.decoder.feed(bytes);
-        let mut completed = false;
-        loop {
-            match self.decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    completed = true;
+        self.session.receive(bytes, now);
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Frame(frame) => {
                     tracing::debug!(client = self.peer.id, "{}", frame.summary());
                     let request_id = frame.request_id;
                     if let Some(reply) = handler::answer(self.shared, self.peer, self.outbox, frame) {
-                        append(&mut self.replies, &Frame::new(request_id, reply));
+                        self.session.reply(request_id, reply);
                     }
                 }
-                Ok(None) => break,
-                Err(err) => {
-                    self.bad_input.note(&err, now);
-                    if err.is_fatal() {
-                        return Err(err);
-                    }
-                    completed = true;
-                    self.replies.extend_from_slice(&error_frame(err.request_id(), err.code(), &err.to_string()));
+                Event::Rejected(err) => self.bad_input.note(&err, now),
+                Event::End(ending) => {
+                    self.bad_input.note(&ending.reason, now);
+                    return Some(ending);
                 }
             }
-            if self.replies.len() >= REPLY_BATCH {
+            if self.session.transmit().len() >= REPLY_BATCH {
                 // This write may block on our own client: frames for others
                 // must not wait behind it.
                 crate::writer::release_corked();
@@ -267,44 +245,35 @@ impl<'a> ReadLoop<'a> {
                 }
             }
         }
-        self.partial_since = match (self.decoder.buffered(), self.partial_since) {
-            (0, _) => None,
-            (_, Some(since)) if !completed => Some(since),
-            _ => Some(now),
-        };
-        Ok(())
+        None
     }
 
     /// Writes the collected replies in one go: a pipelined burst of requests
     /// is answered with about as few `write` calls as it arrived in.
     fn flush_replies(&mut self) -> io::Result<()> {
-        if self.replies.is_empty() {
+        let replies = self.session.transmit();
+        if replies.is_empty() {
             return Ok(());
         }
-        let result = self.outbox.write_now(&self.replies);
-        self.replies.clear();
-        if self.replies.capacity() > 4 * REPLY_BATCH {
-            self.replies.shrink_to(REPLY_BATCH);
+        let result = self.outbox.write_now(replies);
+        replies.clear();
+        if replies.capacity() > 4 * REPLY_BATCH {
+            replies.shrink_to(REPLY_BATCH);
         }
         result
     }
 
-    /// Sets the socket's read timeout so that the thread wakes when its next
-    /// timer is due (a ping to send, a silent client or a stalled frame to
-    /// drop), and not before: an idle client's thread then sleeps through
-    /// the whole heartbeat interval. (Waking every quarter of the shortest
-    /// timer cost 4,000 wake-ups a second at 10,000 idle clients, and the
-    /// p99 of everyone else's requests with it; see docs/BENCHMARKS.md.)
-    /// The timeout is only changed when it must shrink by more than 1/8 (at
-    /// most 1 s; a timer may fire that much late) or can grow more than
-    /// twofold, so a busy client costs no extra system call.
+    /// Sets the socket's read timeout so that the thread wakes when the
+    /// session's next timer is due (a ping to send, a silent client or a
+    /// stalled frame to drop), and not before: an idle client's thread then
+    /// sleeps through the whole heartbeat interval. (Waking every quarter of
+    /// the shortest timer cost 4,000 wake-ups a second at 10,000 idle
+    /// clients, and the p99 of everyone else's requests with it; see
+    /// docs/BENCHMARKS.md.) The timeout is only changed when it must shrink
+    /// by more than 1/8 (at most 1 s; a timer may fire that much late) or
+    /// can grow more than twofold, so a busy client costs no extra system call.
     fn rearm(&mut self, now: Instant) {
-        let config = &self.shared.config;
-        let mut next = self.partial_since.map(|since| since + config.frame_timeout);
-        if let Some(heartbeat) = &self.heartbeat {
-            let due = heartbeat.next_deadline();
-            next = Some(next.map_or(due, |at| at.min(due)));
-        }
+        let next = self.session.next_deadline();
         let wanted = next.map_or(IDLE_WAIT, |at| at.saturating_duration_since(now)).clamp(MIN_WAIT, IDLE_WAIT);
         let slack = (self.read_timeout / 8).min(Duration::from_secs(1));
         if wanted + slack < self.read_timeout || wanted > self.read_timeout * 2 {
@@ -315,71 +284,16 @@ impl<'a> ReadLoop<'a> {
         }
     }
 
-    /// Heartbeat and frame timers: sends a ping when one is due, and ends
-    /// the session (`Some`) when the client is silent or stalled too long,
-    /// or does not take the ping.
+    /// Runs the session's timers: writes a ping when one is due, and ends
+    /// the connection (`Some`) when the client is silent or stalled too
+    /// long, or does not take the ping.
     fn check_timers(&mut self) -> Option<Ending> {
-        let now = Instant::now();
-        let config = &self.shared.config;
-        if let Some(since) = self.partial_since {
-            if now - since >= config.frame_timeout {
-                let text = format!("a frame took longer than {:?} to arrive", config.frame_timeout);
-                return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
-            }
+        if let Some(ending) = self.session.handle_timeout(Instant::now()) {
+            return Some(ending);
         }
-        let heartbeat = self.heartbeat.as_mut()?;
-        match heartbeat.poll(now) {
-            Due::Nothing => {}
-            Due::GiveUp { silent } => {
-                let text = format!("no sign of life for {silent:.1?} (heartbeat every {:?})", heartbeat.interval());
-                return Some(Ending::after_error(0, &text, ErrorCode::Timeout));
-            }
-            Due::Ping => {
-                self.pings = self.pings.wrapping_add(1).max(1);
-                // A ping that cannot be written (whole) leaves the stream torn:
-                // the client is a slow consumer, and nothing more may follow.
-                if let Err(err) = self.outbox.write_now(&encode(&Frame::new(self.pings, ServerPing))) {
-                    return Some(Ending::quiet(write_failure(&err)));
-                }
-            }
-        }
-        None
-    }
-
-    fn end_of_stream(&mut self) -> Ending {
-        match self.decoder.finish() {
-            Ok(()) => Ending { owed_receipts: true, ..Ending::quiet("closed by client") },
-            Err(err) => Ending {
-                farewell: Some(error_frame(err.request_id(), err.code(), &err.to_string())),
-                ..Ending::quiet(format!("closed by client mid-frame: {err}"))
-            },
-        }
-    }
-}
-
-/// How a session ended.
-struct Ending {
-    reason: String,
-    /// Read and discard the peer's input for a moment before closing.
-    drain: bool,
-    /// A last frame for the client (an error), written once it is unlisted.
-    farewell: Option<Vec<u8>>,
-    /// The client ended its input cleanly (it may have closed only its
-    /// sending side): wait for the receipts of the messages it sent.
-    owed_receipts: bool,
-}
-
-impl Ending {
-    fn quiet(reason: impl Into<String>) -> Ending {
-        Ending { reason: reason.into(), drain: false, farewell: None, owed_receipts: false }
-    }
-
-    /// Ends with an error frame for the client (echoing `request_id`), then the FIN.
-    fn after_error(request_id: u32, text: &str, code: ErrorCode) -> Ending {
-        Ending {
-            farewell: Some(error_frame(request_id, code, text)),
-            ..Ending::quiet(format!("closed after {}: {text}", code.name()))
-        }
+        // A ping that cannot be written (whole) leaves the stream torn: the
+        // client is a slow consumer, and nothing more may follow.
+        self.flush_replies().err().map(|err| Ending::quiet(write_failure(&err)))
     }
 }
 
@@ -413,9 +327,4 @@ fn write_failure(err: &io::Error) -> String {
     } else {
         format!("write error: {err}")
     }
-}
-
-/// An error frame echoing `request_id` (0 when the header could not be read).
-fn error_frame(request_id: u32, code: ErrorCode, text: &str) -> Vec<u8> {
-    encode(&Frame::new(request_id, ErrorBody { code, text: text.to_string() }))
 }

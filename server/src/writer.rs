@@ -623,20 +623,12 @@ pub fn is_timeout(err: &io::Error) -> bool {
     tnlm_core::net::is_socket_timeout(err)
 }
 
-/// Encodes a frame the server built itself. Only a payload over 4 GiB could
-/// fail (client text is size-checked when forwarded); then nothing is sent.
+/// Encodes a frame the server built itself (see
+/// [`encode_into`](tnlm_core::proto::session::encode_into)).
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(64);
-    append(&mut bytes, frame);
+    tnlm_core::proto::session::encode_into(&mut bytes, frame);
     bytes
-}
-
-/// Appends a frame the server built itself to `out` (a batch of replies);
-/// as [`encode`].
-pub fn append(out: &mut Vec<u8>, frame: &Frame) {
-    if let Err(err) = frame.encode_into(out, u32::MAX) {
-        tracing::error!("cannot encode {}: {err}", frame.summary());
-    }
 }
 
 #[cfg(test)]
