@@ -117,6 +117,12 @@ test_args=("$@")
 env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC -u TNLM_REQUIRE "${WIN[@]}" "${runner^^}=$WINE" \
   timeout --kill-after=10s 20m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU "${test_args[@]}" -- "${skip_args[@]}"
 
+if (($# == 0)); then
+  step "the server's suite again under Wine, against the event engine (mio's Windows backend)"
+  env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC -u TNLM_REQUIRE TNLM_TEST_ENGINE=events "${WIN[@]}" "${runner^^}=$WINE" \
+    timeout --kill-after=10s 10m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU -p tnlm-server -- "${skip_args[@]}"
+fi
+
 step "end to end: Windows and Linux binaries over 127.0.0.1 (ci/windows-e2e.sh)"
 "${WIN[@]}" cargo build -Zbuild-std --locked -p tnlm-server -p tnlm-client --target $GNU
 cargo build --locked -p tnlm-server -p tnlm-client

@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use socket2::SockRef;
-use tnlm_core::message::Hello;
-use tnlm_core::proto::session::{error_frame, Ending, Event, Session};
-use tnlm_core::sockopt::Effective;
-use tnlm_core::{ErrorCode, Frame, VERSION};
+use tnlm_core::proto::session::{Ending, Event, Session};
 
 use crate::bad_input_log::BadInputLog;
-use crate::handler::{self, shutdown_notice, Peer};
+use crate::handler::{self, Peer};
+use crate::membership::{
+    apply_socket_options, hello_frame, refusal_frame, unlist, DRAIN_BUDGET, LINGER_DRAIN, RECEIPT_SLACK,
+};
+use crate::outbox::Outbox;
 use crate::registry::Refusal;
 use crate::shared::Shared;
-use crate::writer::{encode, is_timeout, Outbox};
+use crate::writer::{is_timeout, Writer};
 
 /// Size of one `read` from the socket once a client sends more than
 /// [`FIRST_READ`] at a time (pipelining).
@@ -30,14 +30,8 @@ const READ_CHUNK: usize = 8 * 1024;
 /// clients the stack pages are most of the server's memory (an 8 KiB zeroed
 /// buffer for every client cost 80 MB; see docs/BENCHMARKS.md).
 const FIRST_READ: usize = 512;
-/// After a fatal error, how long to keep reading (and discarding) so the
-/// error frame is not destroyed by an RST caused by unread data.
-const LINGER_DRAIN: Duration = Duration::from_secs(2);
 /// Replies are written once this many bytes have been collected.
 const REPLY_BATCH: usize = 64 * 1024;
-/// How long after the ack timeout a half-closed client's receipts may come
-/// (the reaper's tick, and scheduling).
-const RECEIPT_SLACK: Duration = Duration::from_millis(250);
 /// The shortest read timeout: timers are checked at most this often.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 /// The read timeout when no timer runs (no heartbeat, no partial frame).
@@ -54,28 +48,23 @@ pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: Socke
 
 fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateTime<Local>) -> io::Result<()> {
     configure(shared, peer, &stream)?;
-    let outbox = Outbox::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes, Arc::clone(&shared.queue_budget));
-    let hello = Hello {
-        client_id: peer.id,
-        server: shared.config.name.clone(),
-        version: VERSION,
-        max_payload: shared.config.max_payload,
-    };
+    let writer = Writer::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes, Arc::clone(&shared.queue_budget));
+    let outbox = Outbox::Thread(writer.clone());
     // Listed first, with its outbox paused, then the hello, then frames from
     // others may flow: once the client has its hello it is in every `L` list
     // and reachable by `M`, and nothing reaches it before the hello.
-    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, since, outbox.clone(), Arc::clone(&stream)) {
-        return turn_away(peer, &outbox, &stream, refusal);
+    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, since, outbox.clone()) {
+        return turn_away(peer, &writer, &stream, refusal);
     }
-    if let Err(err) = outbox.write_now(&encode(&Frame::indication(hello))) {
+    if let Err(err) = writer.write_now(&hello_frame(shared, peer)) {
         unlist(shared, peer, &outbox);
-        outbox.refuse_more();
+        writer.refuse_more();
         return Err(err);
     }
-    outbox.resume();
+    writer.resume();
     // "connected" is logged by the accept loop: formatting a log line here
     // touched another 4 KiB stack page on every connection thread.
-    let ending = ReadLoop::new(shared, peer, &stream, &outbox).run();
+    let ending = ReadLoop::new(shared, peer, &stream, &writer, &outbox).run();
 
     unlist(shared, peer, &outbox);
     if ending.owed_receipts {
@@ -84,14 +73,14 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
         let deadline = Instant::now() + shared.config.ack_timeout + RECEIPT_SLACK;
         shared.deliveries.wait_settled_from(peer.id, deadline);
     }
-    outbox.refuse_more();
+    writer.refuse_more();
     // The last word (an error frame) only now, queued behind what others
     // queued: a client that does not read must not stay listed while it
     // waits, and `close` bounds the wait for all of it by the write timeout.
     if let Some(farewell) = ending.farewell {
-        outbox.push_last(farewell);
+        writer.push_last(farewell);
     }
-    outbox.close();
+    writer.close();
     let _ = stream.shutdown(Shutdown::Write);
     if ending.drain {
         drain_input(&stream);
@@ -101,39 +90,16 @@ fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateT
     Ok(())
 }
 
-/// The first step of every ending: unlisted first, so that from here on
-/// nobody can address the client; its outbox refuses messages before the
-/// deliveries to it fail, so a sender racing with this either hears
-/// `target_gone` from the book or finds the outbox closed, never neither.
-/// Answers it is owed are still taken.
-fn unlist(shared: &Shared, peer: Peer, outbox: &Outbox) {
-    shared.registry.remove(peer.id);
-    outbox.refuse_messages();
-    shared.deliveries.target_gone(peer.id);
-}
-
 /// Tells a client that cannot be listed why, then closes.
-fn turn_away(peer: Peer, outbox: &Outbox, stream: &TcpStream, refusal: Refusal) -> io::Result<()> {
-    let frame = match refusal {
-        Refusal::Closed => encode(&Frame::indication(shutdown_notice())),
-        Refusal::Full(max) => {
-            tracing::warn!(client = peer.id, addr = %peer.addr, "refused: already serving {max} clients (--max-clients)");
-            let text = format!("the server already serves its maximum of {max} clients; try again later");
-            error_frame(0, ErrorCode::TooManyClients, &text)
-        }
-    };
-    outbox.write_now(&frame)?;
+fn turn_away(peer: Peer, writer: &Writer, stream: &TcpStream, refusal: Refusal) -> io::Result<()> {
+    writer.write_now(&refusal_frame(peer, refusal))?;
     stream.shutdown(Shutdown::Write)
 }
 
 fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> {
-    for warning in shared.config.socket.apply(SockRef::from(stream)) {
-        tracing::warn!(client = peer.id, "{warning}");
-    }
+    apply_socket_options(shared, peer, stream);
     stream.set_write_timeout(Some(shared.config.write_timeout))?;
-    stream.set_read_timeout(Some(shared.config.tick()))?;
-    tracing::debug!(client = peer.id, "socket options: {}", Effective::read(SockRef::from(stream)));
-    Ok(())
+    stream.set_read_timeout(Some(shared.config.tick()))
 }
 
 /// The reading side of one connection: a [`Session`] (framing, error
@@ -143,6 +109,8 @@ struct ReadLoop<'a> {
     shared: &'a Shared,
     peer: Peer,
     stream: &'a TcpStream,
+    writer: &'a Writer,
+    /// The same writer, as others reach it (a delivery keeps it to queue its receipt).
     outbox: &'a Outbox,
     session: Session,
     /// A write of replies failed in the middle of a read's frames: the
@@ -155,12 +123,19 @@ struct ReadLoop<'a> {
 }
 
 impl<'a> ReadLoop<'a> {
-    fn new(shared: &'a Shared, peer: Peer, stream: &'a TcpStream, outbox: &'a Outbox) -> ReadLoop<'a> {
+    fn new(
+        shared: &'a Shared,
+        peer: Peer,
+        stream: &'a TcpStream,
+        writer: &'a Writer,
+        outbox: &'a Outbox,
+    ) -> ReadLoop<'a> {
         let now = Instant::now();
         ReadLoop {
             shared,
             peer,
             stream,
+            writer,
             outbox,
             session: Session::new(&shared.config.session(), now),
             failed_write: None,
@@ -255,7 +230,7 @@ impl<'a> ReadLoop<'a> {
         if replies.is_empty() {
             return Ok(());
         }
-        let result = self.outbox.write_now(replies);
+        let result = self.writer.write_now(replies);
         replies.clear();
         if replies.capacity() > 4 * REPLY_BATCH {
             replies.shrink_to(REPLY_BATCH);
@@ -304,7 +279,7 @@ fn drain_input(mut stream: &TcpStream) {
     // On the heap: an 8 KiB array here, inlined into `serve`, made every
     // connection thread probe (touch) two more stack pages on entry.
     let mut sink = vec![0u8; READ_CHUNK];
-    let mut budget: usize = 1 << 20;
+    let mut budget = DRAIN_BUDGET;
     // One deadline for the whole drain: a peer trickling a byte now and then
     // must not keep this (already unlisted) thread alive.
     let deadline = Instant::now() + LINGER_DRAIN;

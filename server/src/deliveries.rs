@@ -16,7 +16,7 @@ use tnlm_core::message::Delivery;
 use tnlm_core::proto::deliveries::{Book, Settled};
 use tnlm_core::Frame;
 
-use crate::writer::{encode, Outbox};
+use crate::outbox::{encode, Outbox};
 
 /// The reaper's shortest sleep: `not_acknowledged` may come this much after
 /// the ack timeout.
@@ -225,7 +225,8 @@ mod tests {
     fn outbox() -> Outbox {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        Outbox::new(1, Arc::new(stream), 1 << 20, crate::writer::QueueBudget::new(usize::MAX))
+        let budget = crate::outbox::QueueBudget::new(usize::MAX);
+        Outbox::Thread(crate::writer::Writer::new(1, Arc::new(stream), 1 << 20, budget))
     }
 
     #[test]

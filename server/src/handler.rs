@@ -11,8 +11,8 @@ use tnlm_core::message::{
 };
 use tnlm_core::{ErrorCode, Frame, Message};
 
+use crate::outbox::{Outbox, PushError};
 use crate::shared::Shared;
-use crate::writer::{Outbox, PushError};
 
 /// The client a frame came from, as the server knows it (never as the
 /// client claims).
@@ -110,11 +110,8 @@ fn forward(shared: &Shared, peer: Peer, outbox: &Outbox, request_id: u32, reques
     );
     let (status, reason) = match indication.encode_into(&mut bytes, shared.config.max_payload) {
         Err(err) => (DeliveryStatus::TooLarge, format!("message too large to forward: {err}")),
-        Ok(()) => match target.try_push(bytes) {
-            Ok(end) => {
-                shared.deliveries.queued(delivery, end);
-                return None;
-            }
+        Ok(()) => match target.try_push(bytes, |end| shared.deliveries.queued(delivery, end)) {
+            Ok(()) => return None,
             Err(PushError::Full) => {
                 (DeliveryStatus::QueueFull, format!("client {to} is not reading; its queue is full"))
             }

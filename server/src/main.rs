@@ -17,7 +17,8 @@ use tnlm_server::{config, Config, Server, ShutdownHandle};
 
 /// TNLM server: answers Time, Name, List and Message requests from TNLM clients.
 ///
-/// Each client gets its own thread. Type `quit` (or press Ctrl-C) to stop: every
+/// Each client gets its own thread (or, with `--engine events`, a few event-loop
+/// workers serve them all). Type `quit` (or press Ctrl-C) to stop: every
 /// client is told, every thread joined. Type `list` to see who is connected.
 /// Logs go to stderr; set RUST_LOG=debug to see every request.
 #[derive(Debug, Parser)]
@@ -92,6 +93,18 @@ struct Cli {
     #[arg(long)]
     log_requests: bool,
 
+    /// How the server does its I/O: `threads`, one thread per client with
+    /// blocking reads (the lab's design); or `events`, a few event-loop workers
+    /// (epoll on Linux) serving every client, for many clients at once (C10k).
+    /// The protocol and every behaviour are the same.
+    #[arg(long, value_enum, default_value_t = config::Engine::Threads)]
+    engine: config::Engine,
+
+    /// Worker threads of the event engine (default: one per core). Ignored by
+    /// the thread engine.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+
     #[command(flatten)]
     socket: SocketOptions,
 }
@@ -113,6 +126,8 @@ fn main() -> ExitCode {
         frame_timeout: cli.frame_timeout,
         write_timeout: cli.write_timeout,
         accept_delay: Some(cli.accept_delay).filter(|secs| !secs.is_zero()),
+        engine: cli.engine,
+        workers: cli.workers.map_or_else(config::default_workers, usize::from),
         log_requests: cli.log_requests,
     };
     let requested = match config.bind {

@@ -10,15 +10,15 @@
 //! shutdown can cut it off too instead of waiting out its write timeout.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local, SecondsFormat};
 use tnlm_core::message::ClientInfo;
 
-use crate::writer::Outbox;
+use crate::outbox::Outbox;
 
 /// One connected client.
 #[derive(Debug)]
@@ -29,10 +29,8 @@ pub struct Entry {
     pub addr: SocketAddr,
     /// When it connected, RFC 3339 with the server's UTC offset (as listed).
     pub since: String,
-    /// Where its frames go.
-    pub outbox: Outbox,
-    /// Its socket, to force it closed at shutdown.
-    stream: Arc<TcpStream>,
+    /// Where its frames go (and how to cut it off at shutdown).
+    pub(crate) outbox: Outbox,
 }
 
 /// All connected clients. Shared by every connection thread.
@@ -50,8 +48,8 @@ pub struct Registry {
 #[derive(Debug, Default)]
 struct Clients {
     map: BTreeMap<u32, Entry>,
-    /// The sockets of removed clients whose threads have not ended yet.
-    leaving: BTreeMap<u32, Arc<TcpStream>>,
+    /// The outboxes of removed clients whose connections have not ended yet.
+    leaving: BTreeMap<u32, Outbox>,
     closed: bool,
     /// [`Registry::disconnect_all`] has run: a client removed from now on is cut at once.
     cut: bool,
@@ -85,14 +83,7 @@ impl Registry {
 
     /// Adds a client under an id from [`next_id`](Self::next_id), connected
     /// `since`, unless the server is shutting down or full.
-    pub fn insert(
-        &self,
-        id: u32,
-        addr: SocketAddr,
-        since: DateTime<Local>,
-        outbox: Outbox,
-        stream: Arc<TcpStream>,
-    ) -> Result<(), Refusal> {
+    pub fn insert(&self, id: u32, addr: SocketAddr, since: DateTime<Local>, outbox: Outbox) -> Result<(), Refusal> {
         // Formatted once, here: formatting 10,000 dates for every `L` request,
         // under the registry lock, was most of its cost (docs/BENCHMARKS.md).
         let since = since.to_rfc3339_opts(SecondsFormat::Secs, false);
@@ -103,14 +94,14 @@ impl Registry {
         if clients.map.len() >= self.capacity {
             return Err(Refusal::Full(self.capacity));
         }
-        clients.map.insert(id, Entry { id, addr, since, outbox, stream });
+        clients.map.insert(id, Entry { id, addr, since, outbox });
         Ok(())
     }
 
     /// Stops taking newcomers (shutdown has begun) and calls `f` with the
     /// outbox of every client still connected, atomically: no client can slip
     /// in between and miss the shutdown notice.
-    pub fn close(&self, mut f: impl FnMut(&Outbox)) {
+    pub(crate) fn close(&self, mut f: impl FnMut(&Outbox)) {
         let mut clients = self.lock();
         clients.closed = true;
         for entry in clients.map.values() {
@@ -124,9 +115,9 @@ impl Registry {
         let mut clients = self.lock();
         if let Some(entry) = clients.map.remove(&id) {
             if clients.cut {
-                let _ = entry.stream.shutdown(std::net::Shutdown::Both);
+                entry.outbox.cut();
             }
-            clients.leaving.insert(id, entry.stream);
+            clients.leaving.insert(id, entry.outbox);
         }
         drop(clients);
         self.departed.notify_all();
@@ -142,7 +133,7 @@ impl Registry {
     }
 
     /// The outbox of client `id`, if connected.
-    pub fn outbox(&self, id: u32) -> Option<Outbox> {
+    pub(crate) fn outbox(&self, id: u32) -> Option<Outbox> {
         self.lock().map.get(&id).map(|entry| entry.outbox.clone())
     }
 
@@ -195,9 +186,8 @@ impl Registry {
     pub fn disconnect_all(&self) {
         let mut clients = self.lock();
         clients.cut = true;
-        let streams = clients.map.values().map(|entry| &entry.stream).chain(clients.leaving.values());
-        for stream in streams {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+        for outbox in clients.map.values().map(|entry| &entry.outbox).chain(clients.leaving.values()) {
+            outbox.cut();
         }
     }
 

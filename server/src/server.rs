@@ -11,11 +11,12 @@ use crossbeam_utils::sync::WaitGroup;
 use tnlm_core::message::ClientInfo;
 use tnlm_core::Frame;
 
-use crate::config::{Config, CONNECTION_STACK};
+use crate::config::{Config, Engine, CONNECTION_STACK};
 use crate::connection;
+use crate::events::Workers;
 use crate::handler::shutdown_notice;
+use crate::outbox::encode;
 use crate::shared::Shared;
-use crate::writer::encode;
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
@@ -94,6 +95,10 @@ impl Server {
         let reaper = thread::Builder::new()
             .name("deliveries".into())
             .spawn(move || reaper_shared.deliveries.reap_until_stopped())?;
+        let workers = match self.shared.config.engine {
+            Engine::Threads => None,
+            Engine::Events => Some(Workers::start(&self.shared, self.shared.config.workers)?),
+        };
         let connections = WaitGroup::new();
         if let Some(delay) = self.shared.config.accept_delay {
             self.delay_accepting(delay);
@@ -107,7 +112,7 @@ impl Server {
             match accepted {
                 Ok((stream, addr)) => {
                     backoff = Duration::ZERO;
-                    if let Err(err) = self.spawn_client(stream, addr, connections.clone()) {
+                    if let Err(err) = self.serve_client(stream, addr, connections.clone(), workers.as_ref()) {
                         tracing::error!("cannot serve {addr}: {err}");
                     }
                 }
@@ -123,6 +128,9 @@ impl Server {
             }
         }
         self.stop_clients(connections);
+        if let Some(workers) = workers {
+            workers.stop();
+        }
         let _ = reaper.join();
         Ok(())
     }
@@ -151,24 +159,47 @@ impl Server {
         RunningServer { local_addr, handle, thread: Mutex::new(thread.ok()) }
     }
 
-    /// Starts client `addr`'s connection thread, detached; it holds a clone
-    /// of `running` until it ends.
-    fn spawn_client(&self, stream: TcpStream, addr: SocketAddr, running: WaitGroup) -> io::Result<()> {
+    /// Gives client `addr` an id and hands it to its engine: an event
+    /// worker, or (without `workers`) a thread of its own. The connection
+    /// holds a clone of `running` until it ends.
+    fn serve_client(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        running: WaitGroup,
+        workers: Option<&Workers>,
+    ) -> io::Result<()> {
         let Some(id) = self.shared.registry.next_id() else {
             return Err(io::Error::other("every client id has been used once; restart the server"));
         };
-        let shared = Arc::clone(&self.shared);
         // Read the clock here: chrono keeps its time-zone data per thread, and
         // loading it on each connection thread cost ~8 KiB of stack pages per
         // client (docs/BENCHMARKS.md).
         let since = chrono::Local::now();
+        match workers {
+            Some(workers) => workers.serve(stream, id, addr, since, running),
+            None => self.spawn_client(stream, id, addr, since, running)?,
+        }
+        tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");
+        Ok(())
+    }
+
+    /// Starts client `id`'s connection thread, detached.
+    fn spawn_client(
+        &self,
+        stream: TcpStream,
+        id: u32,
+        addr: SocketAddr,
+        since: chrono::DateTime<chrono::Local>,
+        running: WaitGroup,
+    ) -> io::Result<()> {
+        let shared = Arc::clone(&self.shared);
         // Dropping the JoinHandle detaches the thread.
         thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
             connection::serve(Arc::clone(&shared), id, stream, addr, since);
             shared.registry.forget(id);
             drop(running);
         })?;
-        tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");
         Ok(())
     }
 

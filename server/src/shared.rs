@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliveries::Deliveries;
+use crate::outbox::QueueBudget;
 use crate::registry::Registry;
-use crate::writer::QueueBudget;
 
 /// State shared by the accept loop and every connection thread.
 #[derive(Debug)]

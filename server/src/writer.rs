@@ -1,8 +1,8 @@
 //! Writing to a client: the only code that writes to a client's socket.
 //!
-//! Each client has an [`Outbox`]. Its own connection thread writes its own
+//! Each client has an [`Writer`]. Its own connection thread writes its own
 //! frames (hello, responses, pings, errors) directly with
-//! [`Outbox::write_now`]: if the client does not read, that thread blocks —
+//! [`Writer::write_now`]: if the client does not read, that thread blocks —
 //! TCP backpressure on the one client causing it — until the write timeout
 //! disconnects it as a slow consumer. Frames from *other* threads (messages
 //! forwarded to this client, delivery receipts, the shutdown notice) are
@@ -36,73 +36,22 @@
 //!   to one client leaves in one `send`, not 16.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tnlm_core::Frame;
+use crate::outbox::{PushError, Queue, QueueBudget};
 
-/// Queued frames are written in batches of about this many bytes.
-const COALESCE_LIMIT: usize = 64 * 1024;
-/// How long [`Outbox::close`] waits for queued frames when the socket has
+/// How long [`Writer::close`] waits for queued frames when the socket has
 /// no write timeout.
 const DEFAULT_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The bytes waiting in every client's queue together, and their limit
-/// (`--queue-total`): one slow reader is bounded by `--queue-bytes`, and this
-/// bounds thousands of them at once. Shared by every [`Outbox`].
-#[derive(Debug)]
-pub struct QueueBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl QueueBudget {
-    /// A budget of `limit` bytes for all queues together.
-    pub fn new(limit: usize) -> Arc<QueueBudget> {
-        Arc::new(QueueBudget { used: AtomicUsize::new(0), limit })
-    }
-
-    /// Bytes queued in all outboxes now.
-    #[cfg(test)]
-    fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// Takes `n` bytes if they fit under the limit.
-    fn try_take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| used.checked_add(n).filter(|&u| u <= self.limit))
-            .is_ok()
-    }
-
-    /// Takes `n` bytes whatever the limit (a frame put back, or a client's last frame).
-    fn take(&self, n: usize) {
-        self.used.fetch_add(n, Ordering::AcqRel);
-    }
-
-    /// Gives back `n` bytes that left a queue.
-    fn give_back(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-/// Why a frame could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushError {
-    /// The queue is full: the client is not reading fast enough.
-    Full,
-    /// The client is gone (or its connection is closing).
-    Gone,
-}
-
 /// A handle to write to one client. Cheap to clone.
 #[derive(Clone)]
-pub struct Outbox {
+pub struct Writer {
     inner: Arc<Inner>,
 }
 
@@ -114,10 +63,8 @@ struct Inner {
     state: Mutex<State>,
     /// Notified when the flusher stops.
     idle: Condvar,
-    /// The most bytes [`Outbox::try_push`] lets wait in the queue.
+    /// The most bytes [`Writer::try_push`] lets wait in the queue.
     max_bytes: usize,
-    /// What every queue together may hold.
-    budget: Arc<QueueBudget>,
     /// `--write-timeout`: how long output may stay owed before the client is
     /// cut off as a slow consumer.
     write_timeout: Duration,
@@ -130,14 +77,10 @@ struct Inner {
     queue_written: AtomicU64,
 }
 
-#[derive(Default)]
 struct State {
-    queue: VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// How many bytes were ever queued: the end offset of the last frame.
-    queued_total: u64,
+    queue: Queue,
     /// Frames from other clients are refused (the client is leaving), but
-    /// answers to its own requests are still taken (see [`Outbox::offer`]).
+    /// answers to its own requests are still taken (see [`Writer::offer`]).
     refusing_messages: bool,
     /// A flusher thread is running.
     flushing: bool,
@@ -145,7 +88,7 @@ struct State {
     closed: bool,
     /// The flusher sends FIN after the last queued frame (server shutdown).
     fin_after: bool,
-    /// Frames are queued but not written until [`Outbox::resume`].
+    /// Frames are queued but not written until [`Writer::resume`].
     paused: bool,
     /// The unsent tail of a frame a non-blocking send wrote only in part:
     /// the next write to the socket must start with it.
@@ -155,33 +98,32 @@ struct State {
     owed_since: Option<Instant>,
 }
 
-impl std::fmt::Debug for Outbox {
+impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Outbox(client {}, {} bytes queued)", self.inner.id, self.inner.lock().bytes)
+        write!(f, "Writer(client {}, {} bytes queued)", self.inner.id, self.inner.lock().queue.bytes())
     }
 }
 
-impl Outbox {
+impl Writer {
     /// The outbox of client `id`, writing to `stream`; at most `max_bytes`
     /// of frames from other clients may wait in it, and no more than
     /// `budget` allows in all queues together. It starts paused: frames
     /// from other threads wait until [`resume`](Self::resume), so the
     /// connection thread can write its hello first.
-    pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize, budget: Arc<QueueBudget>) -> Outbox {
+    pub fn new(id: u32, stream: Arc<TcpStream>, max_bytes: usize, budget: Arc<QueueBudget>) -> Writer {
         let write_timeout = stream.write_timeout().ok().flatten().unwrap_or(DEFAULT_PATIENCE);
         let inner = Inner {
             id,
             stream,
             write_lock: Mutex::new(()),
-            state: Mutex::new(State { paused: true, ..State::default() }),
+            state: Mutex::new(State::new(Queue::new(budget))),
             idle: Condvar::new(),
             max_bytes,
-            budget,
             write_timeout,
             send_wait_nanos: AtomicU64::new(nanos(write_timeout)),
             queue_written: AtomicU64::new(0),
         };
-        Outbox { inner: Arc::new(inner) }
+        Writer { inner: Arc::new(inner) }
     }
 
     /// Writes `bytes` now, from the client's own connection thread, followed
@@ -209,7 +151,7 @@ impl Outbox {
                 drop(state);
                 return Ok(());
             }
-            let batch = self.inner.take_batch(&mut state);
+            let batch = state.queue.take_batch();
             drop(state);
             self.inner.write_queued_by(&batch, deadline)?;
         }
@@ -217,17 +159,18 @@ impl Outbox {
 
     /// Queues a frame from another client's thread without waiting; refused
     /// when the client already has `max_bytes` waiting, or is leaving.
-    /// Returns the frame's end offset: it has been completely written once
-    /// [`written`](Self::written) reaches it.
-    pub fn try_push(&self, bytes: Vec<u8>) -> Result<u64, PushError> {
-        self.enqueue(bytes, self.inner.max_bytes, true)
+    /// `queued` is called with the frame's end offset before any of it can
+    /// be written (it has been completely written once
+    /// [`written`](Self::written) reaches that offset).
+    pub fn try_push(&self, bytes: Vec<u8>, queued: impl FnOnce(u64)) -> Result<(), PushError> {
+        self.enqueue(bytes, self.inner.max_bytes, true, queued)
     }
 
     /// Queues a frame without waiting and with a looser limit (a response
     /// completed on another thread, e.g. a delivery receipt); taken until
     /// the client is gone, also while it is leaving.
     pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16), false).map(|_| ())
+        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16), false, |_| {})
     }
 
     /// How many queued bytes the socket has taken so far (see [`try_push`](Self::try_push)).
@@ -255,9 +198,14 @@ impl Outbox {
             return;
         }
         state.fin_after = true;
-        self.inner.budget.take(notice.len());
-        state.append(notice);
+        state.queue.force_append(notice);
         self.ensure_flusher(state);
+    }
+
+    /// Cuts the connection in both directions (shutdown's grace is over):
+    /// blocked reads and writes on it fail at once.
+    pub fn cut(&self) {
+        let _ = self.inner.stream.shutdown(Shutdown::Both);
     }
 
     /// Lets queued frames be written (after the hello).
@@ -278,8 +226,7 @@ impl Outbox {
     /// flusher, so that [`close`](Self::close) bounds the wait for all of it.
     pub fn push_last(&self, bytes: Vec<u8>) {
         let mut state = self.inner.lock();
-        self.inner.budget.take(bytes.len());
-        state.append(bytes);
+        state.queue.force_append(bytes);
         self.ensure_flusher(state);
     }
 
@@ -306,15 +253,23 @@ impl Outbox {
         }
     }
 
-    fn enqueue(&self, bytes: Vec<u8>, limit: usize, from_others: bool) -> Result<u64, PushError> {
+    fn enqueue(
+        &self,
+        bytes: Vec<u8>,
+        limit: usize,
+        from_others: bool,
+        queued: impl FnOnce(u64),
+    ) -> Result<(), PushError> {
         let mut state = self.inner.lock();
         if state.closed || (from_others && state.refusing_messages) {
             return Err(PushError::Gone);
         }
-        if state.bytes + bytes.len() > limit || !self.inner.budget.try_take(bytes.len()) {
-            return Err(PushError::Full);
-        }
-        let end = state.append(bytes);
+        let end = if from_others {
+            state.queue.try_append(bytes, limit)?
+        } else {
+            state.queue.try_append_owed(bytes, limit)?
+        };
+        queued(end);
         let corked = CORKED.with_borrow_mut(|corked| match corked {
             Some(outboxes) => {
                 if !outboxes.iter().any(|o| Arc::ptr_eq(&o.inner, &self.inner)) {
@@ -327,7 +282,7 @@ impl Outbox {
         if !corked {
             self.kick(state);
         }
-        Ok(end)
+        Ok(())
     }
 
     /// Gets what is queued written: by this thread at once if the socket is
@@ -345,7 +300,7 @@ impl Outbox {
         };
         if state.torn.is_none() {
             while !state.queue.is_empty() {
-                let batch = self.inner.take_batch(&mut state);
+                let batch = state.queue.take_batch();
                 let sent = send_without_blocking(&self.inner.stream, &batch);
                 if let Some(sent) = sent {
                     self.inner.queue_written.fetch_add(sent as u64, Ordering::Release);
@@ -359,9 +314,7 @@ impl Outbox {
                     // Nothing sent (full, an error, or no non-blocking send
                     // here): put it back for the flusher.
                     _ => {
-                        state.bytes += batch.len();
-                        self.inner.budget.take(batch.len());
-                        state.queue.push_front(batch);
+                        state.queue.put_back(batch);
                         break;
                     }
                 }
@@ -406,13 +359,6 @@ impl Outbox {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// [`take_batch`], giving its bytes back to the budget.
-    fn take_batch(&self, state: &mut State) -> Vec<u8> {
-        let batch = take_batch(state);
-        self.budget.give_back(batch.len());
-        batch
     }
 
     /// The flusher's write: `bytes` (after a torn tail, if one is waiting),
@@ -497,7 +443,7 @@ impl Inner {
                     }
                     return;
                 }
-                (self.take_batch(&mut state), state.fin_after)
+                (state.queue.take_batch(), state.fin_after)
             };
             if let Err(err) = self.write(&batch) {
                 self.fail(&err, fin);
@@ -519,49 +465,30 @@ impl Inner {
         state.closed = true;
         state.queue.clear();
         state.torn = None;
-        self.budget.give_back(state.bytes);
-        state.bytes = 0;
         state.flushing = false;
         self.idle.notify_all();
     }
 }
 
-impl Drop for Inner {
-    /// What is still queued when the last handle goes is given back.
-    fn drop(&mut self) {
-        let queued = self.lock().bytes;
-        self.budget.give_back(queued);
-    }
-}
-
 impl State {
-    /// Queues `bytes` at the back; returns their end offset.
-    fn append(&mut self, bytes: Vec<u8>) -> u64 {
-        self.bytes += bytes.len();
-        self.queued_total += bytes.len() as u64;
-        self.queue.push_back(bytes);
-        self.queued_total
+    /// A paused state (see [`Writer::new`]) around an empty queue.
+    fn new(queue: Queue) -> State {
+        State {
+            queue,
+            refusing_messages: false,
+            flushing: false,
+            closed: false,
+            fin_after: false,
+            paused: true,
+            torn: None,
+            owed_since: None,
+        }
     }
 }
 
 /// `duration` in nanoseconds, saturating (for [`Inner::send_wait_nanos`]).
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Takes queued frames off the front, up to about [`COALESCE_LIMIT`] bytes,
-/// as one buffer (a lone frame is moved, not copied).
-fn take_batch(state: &mut State) -> Vec<u8> {
-    let mut batch = state.queue.pop_front().unwrap_or_default();
-    while let Some(frame) = state.queue.front() {
-        if batch.len() + frame.len() > COALESCE_LIMIT {
-            break;
-        }
-        batch.extend_from_slice(frame);
-        state.queue.pop_front();
-    }
-    state.bytes -= batch.len().min(state.bytes);
-    batch
 }
 
 /// Sends as much of `bytes` as the socket takes without blocking; `None` if
@@ -581,7 +508,7 @@ fn send_without_blocking(_stream: &TcpStream, _bytes: &[u8]) -> Option<usize> {
 
 thread_local! {
     /// The outboxes this thread pushed to while corked (`None`: not corked).
-    static CORKED: RefCell<Option<Vec<Outbox>>> = const { RefCell::new(None) };
+    static CORKED: RefCell<Option<Vec<Writer>>> = const { RefCell::new(None) };
 }
 
 /// Holds back what this thread pushes to other clients until the returned
@@ -611,7 +538,7 @@ pub(crate) fn release_corked() {
     kick_all(outboxes);
 }
 
-fn kick_all(outboxes: Vec<Outbox>) {
+fn kick_all(outboxes: Vec<Writer>) {
     for outbox in outboxes {
         let state = outbox.inner.lock();
         outbox.kick(state);
@@ -621,41 +548,4 @@ fn kick_all(outboxes: Vec<Outbox>) {
 /// True for the errors a blocked write with a timeout returns.
 pub fn is_timeout(err: &io::Error) -> bool {
     tnlm_core::net::is_socket_timeout(err)
-}
-
-/// Encodes a frame the server built itself (see
-/// [`encode_into`](tnlm_core::proto::session::encode_into)).
-pub fn encode(frame: &Frame) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(64);
-    tnlm_core::proto::session::encode_into(&mut bytes, frame);
-    bytes
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::net::TcpListener;
-
-    use super::*;
-
-    /// A paused outbox (frames only queue) over a real loopback connection.
-    fn paused_outbox(id: u32, budget: &Arc<QueueBudget>) -> Outbox {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        Outbox::new(id, Arc::new(stream), 1 << 20, Arc::clone(budget))
-    }
-
-    #[test]
-    fn all_queues_together_stay_within_the_budget() {
-        let budget = QueueBudget::new(10_000);
-        let (a, b) = (paused_outbox(1, &budget), paused_outbox(2, &budget));
-        assert_eq!(a.try_push(vec![0; 6_000]), Ok(6_000));
-        assert_eq!(b.try_push(vec![0; 6_000]), Err(PushError::Full), "b's own queue is empty, the budget is not");
-        assert_eq!(b.offer(vec![0; 6_000]), Err(PushError::Full), "receipts count too");
-        assert_eq!(b.try_push(vec![0; 4_000]), Ok(4_000));
-        assert_eq!(budget.used(), 10_000);
-        drop(a);
-        assert_eq!(budget.used(), 4_000, "a departed client's queue is given back");
-        assert_eq!(b.try_push(vec![0; 6_000]), Ok(10_000));
-    }
 }

@@ -1,0 +1,264 @@
+//! One worker of the event engine: a thread with its own `mio::Poll` that
+//! owns a share of the connections and is the only thread that touches
+//! their sockets.
+//!
+//! Each turn it waits for readiness, a wake-up or its next timer, then
+//! registers newly accepted sockets, serves readable and writable sockets,
+//! writes what other threads queued for its clients (the ready list, filled
+//! by [`WorkerHandle::wake`]), and runs the timers that are due.
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+use crossbeam_utils::sync::WaitGroup;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::events::conn::Conn;
+use crate::shared::Shared;
+
+/// The waker's token; connections use their slab key.
+const WAKER: Token = Token(usize::MAX);
+/// Bytes read from one socket per turn before the others get theirs.
+pub(crate) const READ_SHARE: usize = 256 * 1024;
+/// Size of the worker's one read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A socket the accept loop handed to a worker.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub(crate) stream: TcpStream,
+    pub(crate) id: u32,
+    pub(crate) addr: SocketAddr,
+    pub(crate) since: DateTime<Local>,
+    /// Held until the connection has ended, so shutdown can wait for it.
+    pub(crate) running: WaitGroup,
+}
+
+/// What other threads use to reach a worker.
+#[derive(Debug)]
+pub(crate) struct WorkerHandle {
+    waker: Waker,
+    /// Connections whose mailboxes have news, for the next turn.
+    ready: Mutex<Vec<Token>>,
+    /// Sockets accepted for this worker, not registered yet.
+    arrivals: Mutex<Vec<Arrival>>,
+    /// Set when the server has stopped: exit once no connection is left.
+    stopping: AtomicBool,
+}
+
+thread_local! {
+    /// The worker this thread is (its handle's address), 0 elsewhere: a
+    /// worker queueing for its own connections needs no system call to
+    /// wake itself.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+impl WorkerHandle {
+    /// Has the worker look at `token`'s mailbox at its next turn.
+    pub(crate) fn wake(&self, token: Token) {
+        lock(&self.ready).push(token);
+        if CURRENT.get() != std::ptr::from_ref(self) as usize {
+            self.wake_up();
+        }
+    }
+
+    /// Hands the worker a newly accepted socket.
+    pub(crate) fn arrive(&self, arrival: Arrival) {
+        lock(&self.arrivals).push(arrival);
+        self.wake_up();
+    }
+
+    /// Tells the worker to exit once its connections have ended.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake_up();
+    }
+
+    fn wake_up(&self) {
+        if let Err(err) = self.waker.wake() {
+            tracing::error!("cannot wake an event worker: {err}");
+        }
+    }
+}
+
+/// A worker's own state, on its thread.
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    handle: Arc<WorkerHandle>,
+    poll: Poll,
+    conns: Slab<Conn>,
+    /// (deadline, token): lazily kept; an entry is acted on only if the
+    /// connection is still scheduled for that instant.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections with input left over from a turn (they read their share).
+    again: Vec<Token>,
+    buffer: Vec<u8>,
+}
+
+impl Worker {
+    /// A worker and the handle others reach it with.
+    pub(crate) fn new(shared: Arc<Shared>) -> io::Result<(Worker, Arc<WorkerHandle>)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let handle = Arc::new(WorkerHandle {
+            waker,
+            ready: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        });
+        let worker = Worker {
+            shared,
+            handle: Arc::clone(&handle),
+            poll,
+            conns: Slab::new(),
+            timers: BinaryHeap::new(),
+            again: Vec::new(),
+            buffer: vec![0; READ_BUFFER],
+        };
+        Ok((worker, handle))
+    }
+
+    /// Serves connections until stopped and none is left.
+    pub(crate) fn run(mut self) {
+        CURRENT.set(Arc::as_ptr(&self.handle) as usize);
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("event worker cannot poll: {err}");
+                    return;
+                }
+            }
+            let again = std::mem::take(&mut self.again);
+            for token in again {
+                self.with_conn(token, |conn, cx| conn.on_readable(cx));
+            }
+            for event in &events {
+                let token = event.token();
+                if token == WAKER {
+                    continue;
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.with_conn(token, |conn, cx| conn.on_readable(cx));
+                }
+                if event.is_writable() || event.is_write_closed() {
+                    self.with_conn(token, |conn, cx| conn.on_writable(cx));
+                }
+            }
+            self.take_arrivals();
+            self.serve_ready();
+            self.run_timers();
+            if self.handle.stopping.load(Ordering::SeqCst)
+                && self.conns.is_empty()
+                && lock(&self.handle.arrivals).is_empty()
+            {
+                return;
+            }
+        }
+    }
+
+    /// How long the next poll may wait: until the earliest timer, not at
+    /// all if a connection has input left over.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Registers the sockets the accept loop handed over.
+    fn take_arrivals(&mut self) {
+        let arrivals = std::mem::take(&mut *lock(&self.handle.arrivals));
+        for arrival in arrivals {
+            let entry = self.conns.vacant_entry();
+            let token = Token(entry.key());
+            match Conn::open(&self.shared, &self.handle, token, arrival) {
+                Ok(mut conn) => {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(err) = self.poll.registry().register(conn.stream_mut(), token, interest) {
+                        tracing::warn!(client = conn.id(), "cannot watch the connection: {err}");
+                        conn.abandon(&self.shared);
+                        continue;
+                    }
+                    entry.insert(conn);
+                    self.with_conn(token, |conn, cx| conn.on_writable(cx));
+                }
+                Err(err) => tracing::warn!("connection setup failed: {err}"),
+            }
+        }
+    }
+
+    /// Writes what other threads queued for this worker's connections.
+    fn serve_ready(&mut self) {
+        let ready = std::mem::take(&mut *lock(&self.handle.ready));
+        for token in ready {
+            self.with_conn(token, |conn, cx| conn.on_mailbox(cx));
+        }
+    }
+
+    /// Runs every timer that is due.
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            if conn.scheduled != Some(at) {
+                continue; // a stale entry: rescheduled since
+            }
+            conn.scheduled = None;
+            self.with_conn(Token(key), |conn, cx| conn.on_timer(cx));
+        }
+    }
+
+    /// Runs `f` on connection `token` (if it still exists), then removes it
+    /// if it has ended, or schedules its next timer.
+    fn with_conn(&mut self, token: Token, f: impl FnOnce(&mut Conn, &mut Context<'_>)) {
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let mut cx = Context { shared: &self.shared, buffer: &mut self.buffer, again: &mut self.again, token };
+        f(conn, &mut cx);
+        if conn.is_done() {
+            let mut conn = self.conns.remove(token.0);
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            conn.finish(&self.shared);
+            return;
+        }
+        if let Some(at) = conn.deadline() {
+            if conn.scheduled.is_none_or(|scheduled| at < scheduled) {
+                conn.scheduled = Some(at);
+                self.timers.push(Reverse((at, token.0)));
+            }
+        }
+    }
+}
+
+/// What a connection's handlers may use of their worker.
+pub(crate) struct Context<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The worker's read buffer.
+    pub(crate) buffer: &'a mut Vec<u8>,
+    again: &'a mut Vec<Token>,
+    token: Token,
+}
+
+impl Context<'_> {
+    /// The connection has input left after its share: read more next turn.
+    pub(crate) fn read_again(&mut self) {
+        self.again.push(self.token);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
