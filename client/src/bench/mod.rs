@@ -61,6 +61,7 @@ mod conn;
 mod cpu;
 mod in_flight;
 mod incoming;
+mod nats;
 mod plan;
 mod redis;
 mod report;
