@@ -45,7 +45,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
 
-    /// Bytes of text in each message (--kind message).
+    /// Bytes of text in each message (--kind message and publish).
     #[arg(long, value_name = "BYTES", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub size: u32,
 
