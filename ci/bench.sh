@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks TNLM against Redis on this machine, side by side, in one run, and
-# then holds 10,000 clients on one server. Not part of the test run (it takes
-# about six minutes and wants a quiet machine). Loopback only.
+# Benchmarks TNLM against Redis and NATS on this machine, side by side, in one
+# run, and then holds 10,000 clients on one server. Not part of the test run
+# (it takes about eight minutes and wants a quiet machine). Loopback only.
 #
 #   ci/bench.sh                 everything
 #   BENCH_SCALE=0 ci/bench.sh   skip the 10,000-client part
@@ -9,18 +9,24 @@
 #   BENCH_REPEAT=1 ci/bench.sh  one run per test (default: best of 3, TNLM and
 #                               Redis alternating, against a busy machine)
 #   BENCH_THREADS=N             generator threads (default: the core count)
+#   BENCH_NATS=0 ci/bench.sh    skip the NATS rows
 #
-# Installs Debian's redis-server and redis-tools if missing (apt-get, as root),
-# starts its own redis-server (own port, no persistence, loopback) and a
-# release tnlm-server (--nodelay, as Redis sets TCP_NODELAY), and stops both
-# on exit. Prints each pair and the ratio TNLM/Redis, and writes
-# docs/BENCHMARKS.md-ready rows to target/bench/rows.md.
+# Installs Debian's redis-server and redis-tools, and nats-server, if missing
+# (apt-get, as root), starts its own redis-server (own port, no persistence,
+# loopback), nats-server (own port, loopback, no auth) and a release
+# tnlm-server (--nodelay, as Redis sets TCP_NODELAY; NATS does too), and stops
+# them on exit. Prints each pair and the ratios TNLM/Redis and TNLM/NATS, and
+# writes docs/BENCHMARKS.md-ready rows to target/bench/rows.md.
 #
 # What is compared (50 clients; pipeline 1 and 16):
 # - TNLM `time` requests vs `redis-benchmark -t ping_mbulk`, and vs Redis PING
 #   driven by the same generator (`tnlm-client bench --protocol redis`);
 # - TNLM relayed messages (A sends to B, B acknowledges, A gets `delivered`)
 #   vs Redis PUBLISH delivered to a subscriber (25 publishers, 25 subscribers).
+# - NATS, driven by the same generator (`--protocol nats`): time vs PING;
+#   relayed messages vs request-reply (A publishes with a reply subject, B
+#   publishes the answer back: the twin of a message and its receipt) and vs
+#   plain PUB to a subscriber.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,10 +34,13 @@ SECS=${BENCH_SECS:-5}
 SCALE=${BENCH_SCALE:-1}
 REPEAT=${BENCH_REPEAT:-3}
 GEN_THREADS=${BENCH_THREADS:-$(nproc)}
+NATS=${BENCH_NATS:-1}
 OUT=target/bench
 mkdir -p "$OUT"
 ROWS=$OUT/rows.md
+NATS_ROWS=$OUT/rows-nats.md
 : >"$ROWS"
+: >"$NATS_ROWS"
 
 # shellcheck source=ci/bench-lib.sh
 source ci/bench-lib.sh
@@ -70,7 +79,14 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools
 fi
+if [[ "$NATS" != 0 ]] && ! command -v nats-server >/dev/null; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server
+fi
 redis-server --version
+if [[ "$NATS" != 0 ]]; then
+  nats-server --version
+fi
 cargo build --release --locked -q -p tnlm-server -p tnlm-client
 SERVER=${CARGO_TARGET_DIR:-target}/release/tnlm-server
 CLIENT=${CARGO_TARGET_DIR:-target}/release/tnlm-client
@@ -78,17 +94,26 @@ CLIENT=${CARGO_TARGET_DIR:-target}/release/tnlm-client
 echo "== machine"
 echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "kernel: $(uname -r); $(rustc --version); $(redis-server --version | cut -d' ' -f1-3)"
+if [[ "$NATS" != 0 ]]; then
+  nats-server --version
+fi
 echo "load average now: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes:"
 ps -eo pid,pcpu,comm --sort=-pcpu | sed -n 2,5p
 
 echo "== servers"
-RPORT=
-for port in $(seq 16379 16479); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    RPORT=$port
-    break
-  fi
-done
+# free_port FROM: the first of the 100 ports from FROM on which nothing listens.
+free_port() {
+  local port
+  for port in $(seq "$1" $(($1 + 99))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  echo "no free port from $1" >&2
+  exit 1
+}
+RPORT=$(free_port 16379)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
   --logfile "$OUT/redis.log" &
 RPID=$!
@@ -98,6 +123,15 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 echo "redis-server pid $RPID on 127.0.0.1:$RPORT"
+if [[ "$NATS" != 0 ]]; then
+  NPORT=$(free_port 14222)
+  : >"$OUT/nats.log"
+  nats-server -a 127.0.0.1 -p "$NPORT" </dev/null 2>"$OUT/nats.log" &
+  NPID=$!
+  pids+=("$NPID")
+  wait_line "$OUT/nats.log" 'Server is ready' 30
+  echo "nats-server pid $NPID on 127.0.0.1:$NPORT"
+fi
 
 # start_tnlm EXTRA_ARGS...: sets TPID and TADDR.
 start_tnlm() {
@@ -178,19 +212,32 @@ redis_benchmark() {
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >>"$ROWS"
 
-row() { # row NAME TNLM_RATE REDIS_RATE OTHERS LATENCIES CPU COUNTS
-  local r
+{
+  echo "| test (50 clients, best of $REPEAT) | TNLM | NATS | TNLM/NATS | CPU s used by other processes / available: TNLM run; NATS run | p50 / p99 µs TNLM; NATS | CPU s generator / server: TNLM; NATS | server syscalls / context switches per request: TNLM; NATS |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+} >>"$NATS_ROWS"
+
+# row_in FILE OTHER NAME TNLM_RATE OTHER_RATE OTHERS LATENCIES CPU COUNTS: prints
+# the pair and its ratio, and appends the row to FILE.
+row_in() {
+  local file=$1 other=$2 r
+  shift 2
   r=$(ratio "$2" "$3")
-  printf '%-44s TNLM %10.0f/s  Redis %10.0f/s  ratio %s\n' "$1" "$2" "$3" "$r"
-  printf '| %s | %.0f/s | %.0f/s | **%s×** | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$r" "$4" "$5" "$6" "$7" >>"$ROWS"
+  printf '%-52s TNLM %10.0f/s  %-5s %10.0f/s  ratio %s\n' "$1" "$2" "$other" "$3" "$r"
+  printf '| %s | %.0f/s | %.0f/s | **%s×** | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$r" "$4" "$5" "$6" "$7" >>"$file"
 }
+row() { row_in "$ROWS" Redis "$@"; }
+nats_row() { row_in "$NATS_ROWS" NATS "$@"; }
 
 echo "== time requests vs PING ($SECS s each, best of $REPEAT, alternating)"
 for P in 1 16; do
-  unset BEST_tnlm BEST_redis RB_RPS
+  unset BEST_tnlm BEST_redis BEST_nats RB_RPS
   for _ in $(seq "$REPEAT"); do
     measure tnlm "$TPID" "$TADDR" rps --clients 50 --pipeline "$P" --duration "$SECS"
     measure redis "$RPID" "127.0.0.1:$RPORT" rps --protocol redis --clients 50 --pipeline "$P" --duration "$SECS"
+    if [[ "$NATS" != 0 ]]; then
+      measure nats "$NPID" "127.0.0.1:$NPORT" rps --protocol nats --clients 50 --pipeline "$P" --duration "$SECS"
+    fi
     # About $SECS s of requests at the rate Redis just showed.
     redis_benchmark "$P" "$(awk -v r="$(rate "$BEST_redis" rps)" -v s="$SECS" 'BEGIN { n = int(r * s); print (n < 10000 ? 10000 : n) }')"
   done
@@ -200,23 +247,44 @@ for P in 1 16; do
     "$(lat "$t"); $RB_LAT" "$(cpu "$t"); $RB_CPU" "$COUNT_tnlm; $RB_COUNT"
   row "time vs PING, same generator, P$P" "$(rate "$t" rps)" "$(rate "$r" rps)" "$(others "$t"); $(others "$r")" \
     "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$COUNT_tnlm; $COUNT_redis"
+  if [[ "$NATS" != 0 ]]; then
+    n=$BEST_nats
+    nats_row "time vs NATS PING, same generator, P$P" "$(rate "$t" rps)" "$(rate "$n" rps)" \
+      "$(others "$t"); $(others "$n")" "$(lat "$t"); $(lat "$n")" "$(cpu "$t"); $(cpu "$n")" "$COUNT_tnlm; $COUNT_nats"
+  fi
   if [[ $P == 16 ]]; then
     TNLM_P16=$t
   fi
 done
 
-echo "== relayed messages vs PUBLISH → subscriber ($SECS s each, best of $REPEAT, alternating)"
+echo "== relayed messages vs PUBLISH → subscriber (and NATS request-reply, PUB → SUB) ($SECS s each, best of $REPEAT, alternating)"
 for P in 1 16; do
-  unset BEST_tnlm BEST_redis
+  unset BEST_tnlm BEST_redis BEST_nats BEST_nats_pub
   for _ in $(seq "$REPEAT"); do
     measure tnlm "$TPID" "$TADDR" relayed_per_s --kind message --clients 50 --pipeline "$P" --duration "$SECS"
     measure redis "$RPID" "127.0.0.1:$RPORT" relayed_per_s --protocol redis --kind message --clients 50 \
       --pipeline "$P" --duration "$SECS"
+    if [[ "$NATS" != 0 ]]; then
+      measure nats "$NPID" "127.0.0.1:$NPORT" relayed_per_s --protocol nats --kind message --clients 50 \
+        --pipeline "$P" --duration "$SECS"
+      measure nats_pub "$NPID" "127.0.0.1:$NPORT" relayed_per_s --protocol nats --kind publish --clients 50 \
+        --pipeline "$P" --duration "$SECS"
+    fi
   done
   t=$BEST_tnlm
   r=$BEST_redis
   row "relayed messages, 25 pairs, P$P" "$(rate "$t" relayed_per_s)" "$(rate "$r" relayed_per_s)" \
     "$(others "$t"); $(others "$r")" "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$COUNT_tnlm; $COUNT_redis"
+  if [[ "$NATS" != 0 ]]; then
+    for twin in nats nats_pub; do
+      n_var="BEST_$twin" c_var="COUNT_$twin"
+      n=${!n_var}
+      what=$([[ $twin == nats ]] && echo "request-reply" || echo "PUB → SUB")
+      nats_row "relayed messages vs NATS $what, 25 pairs, P$P" "$(rate "$t" relayed_per_s)" \
+        "$(rate "$n" relayed_per_s)" "$(others "$t"); $(others "$n")" "$(lat "$t"); $(lat "$n")" \
+        "$(cpu "$t"); $(cpu "$n")" "$COUNT_tnlm; ${!c_var}"
+    done
+  fi
 done
 
 echo "== is the generator the bottleneck? time P16 with 1, $GEN_THREADS and $((GEN_THREADS * 2)) generator threads"
@@ -232,6 +300,12 @@ for threads in 1 "$GEN_THREADS" $((GEN_THREADS * 2)); do
 done
 echo "$check"
 stop_tnlm
+if [[ "$NATS" != 0 ]]; then
+  {
+    echo
+    cat "$NATS_ROWS"
+  } >>"$ROWS"
+fi
 {
   echo
   echo "Generator check, $check"

@@ -31,7 +31,8 @@ pub struct BenchArgs {
 
     /// What to ask: time (request/response), message (A sends to B, B acknowledges, A waits
     /// for the receipt: the full relay path; needs an even --clients), list (the client
-    /// list), idle (connect, then only hold the connections for --duration).
+    /// list), idle (connect, then only hold the connections for --duration), publish
+    /// (NATS only: A publishes to B's subject, counted when B has it; even --clients).
     #[arg(long, value_enum, default_value_t = Kind::Time)]
     pub kind: Kind,
 
@@ -44,7 +45,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
 
-    /// Bytes of text in each message (--kind message).
+    /// Bytes of text in each message (--kind message and publish).
     #[arg(long, value_name = "BYTES", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub size: u32,
 
@@ -58,7 +59,9 @@ pub struct BenchArgs {
     pub server_pid: Option<u32>,
 
     /// The server's protocol: tnlm, or redis to measure a Redis server the same way
-    /// (time = PING, message = PUBLISH to a channel another connection SUBSCRIBEd to).
+    /// (time = PING, message = PUBLISH to a channel another connection SUBSCRIBEd to),
+    /// or nats for a NATS server (time = PING; message = request-reply: A publishes with
+    /// a reply subject, B publishes the answer back; publish = plain PUB to a SUBscriber).
     #[arg(long, value_enum, default_value_t = Protocol::Tnlm)]
     pub protocol: Protocol,
 }
@@ -68,19 +71,28 @@ pub struct BenchArgs {
 pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 impl BenchArgs {
-    /// Checks the combinations a run cannot make: `message` pairs the
-    /// connections, `idle` needs a duration, and Redis has no `list`.
+    /// Checks the combinations a run cannot make: `message` and `publish` pair
+    /// the connections, `idle` needs a duration, only TNLM has `list`, and only
+    /// NATS has `publish`.
     pub(super) fn check_kind(&self) -> Result<(), String> {
-        if self.kind == Kind::Message && !self.clients.is_multiple_of(2) {
-            return Err("--kind message pairs the connections: give an even --clients".into());
+        if matches!(self.kind, Kind::Message | Kind::Publish) && !self.clients.is_multiple_of(2) {
+            let kind = format!("{:?}", self.kind).to_lowercase();
+            return Err(format!("--kind {kind} pairs the connections: give an even --clients"));
         }
         if self.kind == Kind::Idle && self.duration.is_none() {
             return Err("--kind idle holds the connections for --duration SECS".into());
         }
-        if self.protocol == Protocol::Redis && self.kind == Kind::List {
-            return Err("--kind list has no Redis equivalent".into());
+        match (self.protocol, self.kind) {
+            (Protocol::Redis, Kind::List) => Err("--kind list has no Redis equivalent".into()),
+            (Protocol::Nats, Kind::List) => Err("--kind list has no NATS equivalent".into()),
+            (Protocol::Tnlm, Kind::Publish) => {
+                Err("--kind publish is NATS's: a TNLM message always has its receipt (--kind message)".into())
+            }
+            (Protocol::Redis, Kind::Publish) => {
+                Err("--kind publish is NATS's: Redis's --kind message already is PUBLISH to a subscriber".into())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks what clap cannot: one batch (--pipeline requests of this kind and --size)

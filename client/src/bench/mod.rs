@@ -28,7 +28,9 @@
 //! - `list`: `L` requests (the registry read, its answer grows with the clients);
 //! - `idle`: connect everyone, then hold the connections for `--duration`,
 //!   answering heartbeat pings (the scale test; `connect_ms` is the time to
-//!   have every hello).
+//!   have every hello);
+//! - `publish` (NATS only): pairs again; A publishes to B's subject, and as
+//!   nothing comes back to A, A's request completes when B has the message.
 //!
 //! `--rate R` turns the closed loop into an open one: each connection starts
 //! R batches a second, evenly spread over the connections.
@@ -38,14 +40,17 @@
 //! `redis-benchmark -t ping_mbulk`; `message`: A `PUBLISH`es on a channel
 //! that B is `SUBSCRIBE`d to, and a message counts as relayed when B has
 //! it), so `ci/bench.sh` compares both servers with one generator.
+//! `--protocol nats` does the same for NATS (`time`: `PING`; `message`:
+//! request-reply, A publishes with a reply subject and B publishes the answer
+//! back, the twin of a message and its receipt; `publish`: a plain `PUB`).
 //!
 //! Layout, one job per file; they import each other in one direction only:
 //! - `args`: the flags and the checks clap cannot express;
 //! - `workload`: what a run asks ([`Kind`]) of which server ([`Protocol`]),
 //!   the request every batch copies, and which codec reads the answers;
-//! - `tnlm`, `redis`: one codec per protocol (TNLM headers are read with
+//! - `tnlm`, `redis`, `nats`: one codec per protocol (TNLM headers are read with
 //!   core's [`Header`](tnlm_core::Header) and [`offset`](tnlm_core::frame::offset)),
-//!   both producing an `incoming::Incoming`;
+//!   each producing an `incoming::Incoming`;
 //! - `plan`: the run as every worker sees it, and its share-out among threads;
 //! - `worker`: one event-loop thread and its connections;
 //! - `conn`: one connection's role, buffers and batch;
@@ -61,6 +66,7 @@ mod conn;
 mod cpu;
 mod in_flight;
 mod incoming;
+mod nats;
 mod plan;
 mod redis;
 mod report;

@@ -56,9 +56,9 @@ impl Plan {
         }
     }
 
-    /// Connections come in units that must share a thread: pairs for `message`.
+    /// Connections come in units that must share a thread: pairs for `message` and `publish`.
     pub(super) fn unit(&self) -> u32 {
-        if self.kind == Kind::Message {
+        if matches!(self.kind, Kind::Message | Kind::Publish) {
             2
         } else {
             1

@@ -2,7 +2,7 @@
 //! answers framed by their RESP length prefixes without being parsed further
 //! than the generator needs.
 
-use super::incoming::Incoming;
+use super::incoming::{Incoming, SendBack};
 
 /// The Redis channel of pair `a` (A's global connection index).
 pub(super) fn channel(a: usize) -> String {
@@ -40,7 +40,7 @@ pub(super) fn next(bytes: &[u8]) -> Result<Option<(Incoming, usize)>, String> {
 fn push(value: &[u8]) -> Incoming {
     let body = &value[value.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)..];
     if body.starts_with(b"$7\r\nmessage\r\n") {
-        Incoming::Relayed { ack: None }
+        Incoming::Relayed { ack: SendBack::Nothing }
     } else if body.starts_with(b"$9\r\nsubscribe\r\n") {
         Incoming::Hello(0)
     } else {
@@ -102,7 +102,7 @@ mod tests {
             assert!(next(&push[..cut]).unwrap().is_none(), "cut at {cut}");
         }
         let (incoming, used) = next(push).unwrap().unwrap();
-        assert!(matches!(incoming, Incoming::Relayed { ack: None }) && used == push.len());
+        assert!(matches!(incoming, Incoming::Relayed { ack: SendBack::Nothing }) && used == push.len());
         assert!(matches!(next(b":0\r\n").unwrap().unwrap().0, Incoming::Answer { ok: false, .. }));
         assert!(next(b"?").is_err());
     }

@@ -96,7 +96,7 @@ impl Summary {
             "  answered   {} in {:.2} s = {:.0} requests/s ({} errors)",
             s.requests, s.elapsed_s, s.rps, s.errors
         );
-        if s.kind == Kind::Message {
+        if matches!(s.kind, Kind::Message | Kind::Publish) {
             let _ = writeln!(text, "  relayed    {} = {:.0} messages/s", s.relayed, s.relayed_per_s);
         }
         if s.requests > 0 {
@@ -117,6 +117,10 @@ impl Summary {
             (Protocol::Redis, Kind::Time) => "redis PING".into(),
             (Protocol::Redis, Kind::Message) => "redis PUBLISH→SUBSCRIBE".into(),
             (Protocol::Redis, kind) => format!("redis {kind:?}").to_lowercase(),
+            (Protocol::Nats, Kind::Time) => "nats PING".into(),
+            (Protocol::Nats, Kind::Message) => "nats request→reply".into(),
+            (Protocol::Nats, Kind::Publish) => "nats PUB→SUB".into(),
+            (Protocol::Nats, kind) => format!("nats {kind:?}").to_lowercase(),
         }
     }
 

@@ -9,7 +9,7 @@ use tnlm_core::frame::offset;
 use tnlm_core::message::{Ack, Pong};
 use tnlm_core::{Class, Decoder, Frame, Header, Message, TypeCode, HEADER_LEN, MAGIC, VERSION};
 
-use super::incoming::Incoming;
+use super::incoming::{Incoming, SendBack};
 use crate::connection::MAX_RESPONSE_PAYLOAD;
 
 /// Where a hello's payload holds the client id: its first field, a u32 (LE).
@@ -82,7 +82,7 @@ fn meaning(header: &Header, frame: &[u8]) -> Incoming {
             let delivered = payload.get(DELIVERY_STATUS_AT..DELIVERY_STATUS_AT + 2) == Some(&[0, 0]);
             Incoming::Answer { id: Some(id), ok: delivered }
         }
-        (Some(TypeCode::Message), Some(Class::Indication)) => Incoming::Relayed { ack: Some(id) },
+        (Some(TypeCode::Message), Some(Class::Indication)) => Incoming::Relayed { ack: SendBack::TnlmAck(id) },
         (Some(TypeCode::Ping), Some(Class::Indication)) => Incoming::Ping(id),
         (Some(TypeCode::Shutdown | TypeCode::Error), _) => refusal(frame),
         _ => Incoming::Other,

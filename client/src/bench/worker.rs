@@ -14,11 +14,11 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
 
 use super::conn::{Conn, Role};
-use super::incoming::Incoming;
+use super::incoming::{Incoming, SendBack};
 use super::plan::{Job, Plan};
 use super::report::Tally;
 use super::workload::{template, Kind, Protocol};
-use super::{redis, tnlm};
+use super::{nats, redis, tnlm};
 
 /// What the worker threads and the thread that started them share.
 pub(super) struct Shared {
@@ -153,7 +153,7 @@ impl<'a> Worker<'a> {
             .map_err(|e| format!("register: {e}"))?;
         let role = match self.plan.kind {
             Kind::Idle => Role::Idle,
-            Kind::Message if global % 2 == 1 => Role::Receiver,
+            Kind::Message | Kind::Publish if global % 2 == 1 => Role::Receiver,
             _ => Role::Requester,
         };
         let out = self.greeting(role, global);
@@ -164,12 +164,14 @@ impl<'a> Worker<'a> {
     }
 
     /// What connection `global` writes first to be greeted: nothing for TNLM
-    /// (the server says hello); for Redis a PING, or the SUBSCRIBE of a receiver.
+    /// (the server says hello); for Redis a PING, or the SUBSCRIBE of a receiver;
+    /// for NATS a CONNECT, its subscription and a PING.
     fn greeting(&self, role: Role, global: usize) -> Vec<u8> {
         match (self.plan.protocol, role) {
             (Protocol::Tnlm, _) => Vec::new(),
             (Protocol::Redis, Role::Receiver) => redis::command(&["SUBSCRIBE", &redis::channel(global - 1)]),
             (Protocol::Redis, _) => redis::command(&["PING"]),
+            (Protocol::Nats, role) => nats::greeting(self.plan.kind, role, global),
         }
     }
 
@@ -366,8 +368,8 @@ impl<'a> Worker<'a> {
         let mut at = 0;
         while at < bytes.len() {
             let Some((incoming, used)) = self.plan.protocol.next(&bytes[at..])? else { break };
+            self.handle(index, incoming, &bytes[at..at + used], now)?;
             at += used;
-            self.handle(index, incoming, now)?;
         }
         if at < bytes.len() {
             self.conns[index].partial = bytes[at..].to_vec();
@@ -375,8 +377,8 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Acts on one frame from the server on `index`.
-    fn handle(&mut self, index: usize, incoming: Incoming, now: Instant) -> Result<(), String> {
+    /// Acts on one frame from the server on `index`; `frame` is its bytes.
+    fn handle(&mut self, index: usize, incoming: Incoming, frame: &[u8], now: Instant) -> Result<(), String> {
         let conn = &mut self.conns[index];
         match incoming {
             Incoming::Hello(id) if !conn.ready => {
@@ -384,11 +386,19 @@ impl<'a> Worker<'a> {
                 conn.id = id;
             }
             Incoming::Refused(why) => return Err(format!("connection {}: {why}", self.first + index)),
-            Incoming::Ping(id) => conn.out.extend_from_slice(&tnlm::pong(id)),
+            Incoming::Ping(id) => self.plan.protocol.pong(id, &mut conn.out),
             Incoming::Relayed { ack } => {
                 self.tally.relayed += 1;
-                if let Some(id) = ack {
-                    conn.out.extend_from_slice(&tnlm::ack(id));
+                match ack {
+                    SendBack::Nothing => {}
+                    SendBack::TnlmAck(id) => conn.out.extend_from_slice(&tnlm::ack(id)),
+                    SendBack::NatsReply { subject, payload } => {
+                        let part = |range| frame.get(range).unwrap_or_default();
+                        nats::publish(&mut conn.out, part(subject), None, part(payload));
+                    }
+                }
+                if self.plan.kind == Kind::Publish {
+                    self.delivered(index, now)?;
                 }
             }
             // Redis greets with a PONG, which later answers PINGs.
@@ -398,6 +408,18 @@ impl<'a> Worker<'a> {
             Incoming::Hello(_) | Incoming::Answer { .. } | Incoming::Other => {}
         }
         Ok(())
+    }
+
+    /// `publish`: a message that reached subscriber `index` answers the oldest
+    /// request of its publisher, the connection before it (a pair shares a worker):
+    /// a plain publish has no answer of its own.
+    fn delivered(&mut self, index: usize, now: Instant) -> Result<(), String> {
+        let publisher = index.checked_sub(1).filter(|&a| self.conns[a].outstanding > 0);
+        let publisher = publisher
+            .ok_or_else(|| format!("connection {}: a message its publisher never sent", self.first + index))?;
+        self.answer(publisher, None, true, now)?;
+        // The publisher hears nothing itself: its next batch leaves from here.
+        self.flush(publisher)
     }
 
     /// Counts the answer to request `id` (`None`: the next in order) on `index`,

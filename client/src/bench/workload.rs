@@ -7,7 +7,7 @@ use serde::Serialize;
 use tnlm_core::message::{ListRequest, SendRequest, TimeRequest};
 
 use super::incoming::Incoming;
-use super::{redis, tnlm};
+use super::{nats, redis, tnlm};
 
 /// What a bench run asks the server.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -15,8 +15,12 @@ use super::{redis, tnlm};
 pub enum Kind {
     /// `T` requests.
     Time,
-    /// `M` requests from A to B, acknowledged by B, answered by the receipt.
+    /// `M` requests from A to B, acknowledged by B, answered by the receipt
+    /// (Redis: `PUBLISH` to B's channel; NATS: a request B answers).
     Message,
+    /// NATS only: A publishes to B's subject, nothing comes back; a message
+    /// counts when B has it.
+    Publish,
     /// `L` requests.
     List,
     /// No requests: connect and hold.
@@ -31,6 +35,8 @@ pub enum Protocol {
     Tnlm,
     /// A Redis server (for comparisons).
     Redis,
+    /// A NATS server (for comparisons).
+    Nats,
 }
 
 impl Protocol {
@@ -41,6 +47,15 @@ impl Protocol {
         match self {
             Protocol::Tnlm => tnlm::next(bytes),
             Protocol::Redis => redis::next(bytes),
+            Protocol::Nats => nats::next(bytes),
+        }
+    }
+
+    /// Appends the answer to heartbeat ping `id` (TNLM's request id; NATS: 0) to `out`.
+    pub(super) fn pong(self, id: u32, out: &mut Vec<u8>) {
+        match self {
+            Protocol::Nats => out.extend_from_slice(nats::PONG),
+            Protocol::Tnlm | Protocol::Redis => out.extend_from_slice(&tnlm::pong(id)),
         }
     }
 }
@@ -51,8 +66,8 @@ pub(super) fn bench_text(size: u32) -> String {
 }
 
 /// One request of the run, encoded: batches are copies of it. `to` is the receiver's
-/// client id (TNLM `message`), `sender` the sender's global connection index (Redis
-/// `message`'s channel).
+/// client id (TNLM `message`), `sender` the sender's global connection index (the
+/// Redis channel, the NATS subjects).
 pub(super) fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, sender: usize) -> Vec<u8> {
     match (protocol, kind) {
         (Protocol::Tnlm, Kind::Message) => tnlm::frame(SendRequest { to, text: text.to_string() }),
@@ -60,5 +75,6 @@ pub(super) fn template(protocol: Protocol, kind: Kind, text: &str, to: u32, send
         (Protocol::Tnlm, _) => tnlm::frame(TimeRequest),
         (Protocol::Redis, Kind::Message) => redis::command(&["PUBLISH", &redis::channel(sender), text]),
         (Protocol::Redis, _) => redis::command(&["PING"]),
+        (Protocol::Nats, kind) => nats::request(kind, text, sender),
     }
 }
