@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The 10,000-client part of ci/bench.sh: one release tnlm-server (its own
-# process) holds 10,000 idle clients; measures the time to accept them all,
-# the server's RSS and threads, `list` latency with 10,000+ entries, and the
-# time round trip at 1,000 more clients × 10 requests/s each.
+# The scale part of ci/bench.sh: one release tnlm-server (its own process)
+# holds BENCH_HOLD idle clients (default 10,000); measures the time to accept
+# them all, the server's RSS and threads, `list` latency with all of them
+# listed, and the time round trip at BENCH_ACTIVE more clients (default 1,000)
+# x 10 requests/s each. The clients live in two other processes.
 #
 #   ci/bench-scale.sh SERVER_BIN CLIENT_BIN ROWS_FILE
+#   BENCH_ENGINE=events BENCH_HOLD=18000 ci/bench-scale.sh ...   the event engine, 19,000 clients in all
 #
-# Limits met here: 20,000 open files per process (hard), vm.max_map_count
-# 65,530 (one thread per client, about four mappings each): 11,000 clients fit.
+# Limits met here: 20,000 open files per process (hard), so one server holds
+# at most about 19,900 clients; vm.max_map_count 65,530 (the thread engine:
+# one thread per client, about four mappings each): about 15,000 clients fit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER=$1
@@ -19,6 +22,7 @@ HOLD=${BENCH_HOLD:-10000}
 ACTIVE=${BENCH_ACTIVE:-1000}
 RATE=${BENCH_RATE:-10}
 SECS=${BENCH_SECS:-5}
+ENGINE=${BENCH_ENGINE:-threads}
 ulimit -n "$(ulimit -Hn)"
 
 # shellcheck source=ci/bench-lib.sh
@@ -27,14 +31,14 @@ source ci/bench-lib.sh
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads/ { print $2 }' "/proc/$1/status"; }
 
-echo "== $HOLD clients held by one server"
+echo "== $HOLD clients held by one server ($ENGINE engine)"
 # Emptied first, so wait_line cannot see an earlier run's lines.
 : >"$OUT/scale-server.out"
 : >"$OUT/scale-holder.err"
 # --max-frame 1 MiB: an `L` answer never exceeds the payload limit, and the
 # whole list of 10,000+ clients (47 bytes each) needs about 500 KB.
 "$SERVER" --bind 127.0.0.1 --port 0 --nodelay --max-clients $((HOLD + ACTIVE + 100)) --max-frame 1048576 \
-  </dev/null >"$OUT/scale-server.out" 2>"$OUT/scale-server.err" &
+  --engine "$ENGINE" </dev/null >"$OUT/scale-server.out" 2>"$OUT/scale-server.err" &
 SPID=$!
 pids+=("$SPID")
 wait_line "$OUT/scale-server.out" '^listening on ' 30
@@ -68,7 +72,7 @@ wait "$HPID" 2>/dev/null || true
 
 {
   echo
-  echo "| scale ($HOLD clients held by one server) | measured | target | CPU s used by other processes / available |"
+  echo "| scale ($HOLD clients held by one server, $ENGINE engine) | measured | target | CPU s used by other processes / available |"
   echo "| --- | ---: | ---: | ---: |"
   echo "| time to accept all $HOLD (every hello received) | $accept_ms ms | — | |"
   echo "| server RSS: idle / $HOLD clients / + $ACTIVE active | $rss_idle / $rss_held / $rss_busy MB | ≤ 150 MB | |"

@@ -133,21 +133,27 @@ if [[ "$NATS" != 0 ]]; then
   echo "nats-server pid $NPID on 127.0.0.1:$NPORT"
 fi
 
-# start_tnlm EXTRA_ARGS...: sets TPID and TADDR.
+# start_tnlm EXTRA_ARGS...: sets TPID and TADDR (the log files are per engine).
 start_tnlm() {
-  : >"$OUT/tnlm.out" # before the server starts: wait_line must not see an old run's line
-  "$SERVER" --bind 127.0.0.1 --port 0 --nodelay "$@" </dev/null >"$OUT/tnlm.out" 2>"$OUT/tnlm.err" &
+  local log="$OUT/tnlm-$*"
+  log=${log// /_}
+  : >"$log.out" # before the server starts: wait_line must not see an old run's line
+  "$SERVER" --bind 127.0.0.1 --port 0 --nodelay "$@" </dev/null >"$log.out" 2>"$log.err" &
   TPID=$!
   pids+=("$TPID")
-  wait_line "$OUT/tnlm.out" '^listening on ' 30
-  TADDR=$(sed -n 's/^listening on //p' "$OUT/tnlm.out")
-  echo "tnlm-server pid $TPID on $TADDR"
+  wait_line "$log.out" '^listening on ' 30
+  TADDR=$(sed -n 's/^listening on //p' "$log.out")
+  echo "tnlm-server $* pid $TPID on $TADDR"
 }
 stop_tnlm() {
   kill "$TPID" 2>/dev/null || true
   wait "$TPID" 2>/dev/null || true
 }
-start_tnlm
+# Both engines run side by side: TPID/TADDR the thread engine (the default),
+# EPID/EADDR the event engine with one worker per core.
+start_tnlm --engine events
+EPID=$TPID EADDR=$TADDR
+start_tnlm --engine threads
 
 # bench ADDR PID ARGS...: one run of our generator; prints its JSON line.
 bench() {
@@ -231,9 +237,10 @@ nats_row() { row_in "$NATS_ROWS" NATS "$@"; }
 
 echo "== time requests vs PING ($SECS s each, best of $REPEAT, alternating)"
 for P in 1 16; do
-  unset BEST_tnlm BEST_redis BEST_nats RB_RPS
+  unset BEST_tnlm BEST_events BEST_redis BEST_nats RB_RPS
   for _ in $(seq "$REPEAT"); do
     measure tnlm "$TPID" "$TADDR" rps --clients 50 --pipeline "$P" --duration "$SECS"
+    measure events "$EPID" "$EADDR" rps --clients 50 --pipeline "$P" --duration "$SECS"
     measure redis "$RPID" "127.0.0.1:$RPORT" rps --protocol redis --clients 50 --pipeline "$P" --duration "$SECS"
     if [[ "$NATS" != 0 ]]; then
       measure nats "$NPID" "127.0.0.1:$NPORT" rps --protocol nats --clients 50 --pipeline "$P" --duration "$SECS"
@@ -247,10 +254,15 @@ for P in 1 16; do
     "$(lat "$t"); $RB_LAT" "$(cpu "$t"); $RB_CPU" "$COUNT_tnlm; $RB_COUNT"
   row "time vs PING, same generator, P$P" "$(rate "$t" rps)" "$(rate "$r" rps)" "$(others "$t"); $(others "$r")" \
     "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$COUNT_tnlm; $COUNT_redis"
+  e=$BEST_events
+  row "time vs PING, same generator, P$P, **event engine**" "$(rate "$e" rps)" "$(rate "$r" rps)" \
+    "$(others "$e"); $(others "$r")" "$(lat "$e"); $(lat "$r")" "$(cpu "$e"); $(cpu "$r")" "$COUNT_events; $COUNT_redis"
   if [[ "$NATS" != 0 ]]; then
     n=$BEST_nats
     nats_row "time vs NATS PING, same generator, P$P" "$(rate "$t" rps)" "$(rate "$n" rps)" \
       "$(others "$t"); $(others "$n")" "$(lat "$t"); $(lat "$n")" "$(cpu "$t"); $(cpu "$n")" "$COUNT_tnlm; $COUNT_nats"
+    nats_row "time vs NATS PING, same generator, P$P, **event engine**" "$(rate "$e" rps)" "$(rate "$n" rps)" \
+      "$(others "$e"); $(others "$n")" "$(lat "$e"); $(lat "$n")" "$(cpu "$e"); $(cpu "$n")" "$COUNT_events; $COUNT_nats"
   fi
   if [[ $P == 16 ]]; then
     TNLM_P16=$t
@@ -259,9 +271,10 @@ done
 
 echo "== relayed messages vs PUBLISH → subscriber (and NATS request-reply, PUB → SUB) ($SECS s each, best of $REPEAT, alternating)"
 for P in 1 16; do
-  unset BEST_tnlm BEST_redis BEST_nats BEST_nats_pub
+  unset BEST_tnlm BEST_events BEST_redis BEST_nats BEST_nats_pub
   for _ in $(seq "$REPEAT"); do
     measure tnlm "$TPID" "$TADDR" relayed_per_s --kind message --clients 50 --pipeline "$P" --duration "$SECS"
+    measure events "$EPID" "$EADDR" relayed_per_s --kind message --clients 50 --pipeline "$P" --duration "$SECS"
     measure redis "$RPID" "127.0.0.1:$RPORT" relayed_per_s --protocol redis --kind message --clients 50 \
       --pipeline "$P" --duration "$SECS"
     if [[ "$NATS" != 0 ]]; then
@@ -275,6 +288,9 @@ for P in 1 16; do
   r=$BEST_redis
   row "relayed messages, 25 pairs, P$P" "$(rate "$t" relayed_per_s)" "$(rate "$r" relayed_per_s)" \
     "$(others "$t"); $(others "$r")" "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$COUNT_tnlm; $COUNT_redis"
+  e=$BEST_events
+  row "relayed messages, 25 pairs, P$P, **event engine**" "$(rate "$e" relayed_per_s)" "$(rate "$r" relayed_per_s)" \
+    "$(others "$e"); $(others "$r")" "$(lat "$e"); $(lat "$r")" "$(cpu "$e"); $(cpu "$r")" "$COUNT_events; $COUNT_redis"
   if [[ "$NATS" != 0 ]]; then
     for twin in nats nats_pub; do
       n_var="BEST_$twin" c_var="COUNT_$twin"
@@ -283,6 +299,9 @@ for P in 1 16; do
       nats_row "relayed messages vs NATS $what, 25 pairs, P$P" "$(rate "$t" relayed_per_s)" \
         "$(rate "$n" relayed_per_s)" "$(others "$t"); $(others "$n")" "$(lat "$t"); $(lat "$n")" \
         "$(cpu "$t"); $(cpu "$n")" "$COUNT_tnlm; ${!c_var}"
+      nats_row "relayed messages vs NATS $what, 25 pairs, P$P, **event engine**" "$(rate "$e" relayed_per_s)" \
+        "$(rate "$n" relayed_per_s)" "$(others "$e"); $(others "$n")" "$(lat "$e"); $(lat "$n")" \
+        "$(cpu "$e"); $(cpu "$n")" "$COUNT_events; ${!c_var}"
     done
   fi
 done
@@ -300,6 +319,8 @@ for threads in 1 "$GEN_THREADS" $((GEN_THREADS * 2)); do
 done
 echo "$check"
 stop_tnlm
+kill "$EPID" 2>/dev/null || true
+wait "$EPID" 2>/dev/null || true
 if [[ "$NATS" != 0 ]]; then
   {
     echo
@@ -312,7 +333,10 @@ fi
 } >>"$ROWS"
 
 if [[ "$SCALE" != 0 ]]; then
-  bash ci/bench-scale.sh "$SERVER" "$CLIENT" "$ROWS"
+  # The thread engine as far as it goes here (10,000), then the event engine
+  # with 19,000 clients in all (18,000 idle + 1,000 active).
+  BENCH_ENGINE=threads bash ci/bench-scale.sh "$SERVER" "$CLIENT" "$ROWS"
+  BENCH_ENGINE=events BENCH_HOLD=${BENCH_EVENTS_HOLD:-18000} bash ci/bench-scale.sh "$SERVER" "$CLIENT" "$ROWS"
 fi
 
 echo "== rows for docs/BENCHMARKS.md ($ROWS)"

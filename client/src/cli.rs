@@ -159,7 +159,7 @@ pub enum Command {
     /// {"type":"bench",...} object. Exit code 1 if nothing was answered.
     ///
     /// Example: tnlm-client --connect 127.0.0.1:4579 bench --clients 50 --pipeline 16 --duration 10
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::bench::args::BenchArgs),
 
     /// Conformance checker: run the cases of docs/PROTOCOL.md against the server and
     /// report which it passes.
@@ -205,7 +205,7 @@ impl Cli {
     }
 
     /// Checks what clap cannot express: a COMMAND needs `--connect`, and a `bench`
-    /// batch must fit in [`crate::bench::MAX_BATCH_BYTES`].
+    /// batch must fit in [`crate::bench::args::MAX_BATCH_BYTES`].
     /// The error prints like any clap usage error and exits with code 2.
     pub fn check(&self) -> Result<(), clap::Error> {
         match (&self.command, &self.connect) {

@@ -3,7 +3,7 @@
 
 use serde_repr::{Deserialize_repr, Serialize_repr};
 
-use crate::frame::{Class, TypeCode};
+use crate::header::{Class, TypeCode};
 
 /// The code carried by an error frame (`E`), telling the peer what it did wrong.
 ///

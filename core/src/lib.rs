@@ -30,6 +30,8 @@ pub mod codec;
 pub mod decoder;
 pub mod error;
 pub mod frame;
+pub mod header;
+pub mod layout;
 pub mod message;
 pub mod net;
 pub mod proto;

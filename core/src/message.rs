@@ -12,8 +12,8 @@ use serde_repr::{Deserialize_repr, Serialize_repr};
 
 use crate::codec;
 use crate::error::ErrorCode;
-use crate::frame::{Class, TypeCode};
-use crate::schema::{Describe, Field, Wire};
+use crate::header::{Class, TypeCode};
+use crate::layout::{Describe, Field, Wire};
 
 /// `T` request: what time is it on the server? (empty payload)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,9 +285,9 @@ macro_rules! messages {
         }
 
         /// One row per message: type code, class, payload name and layout.
-        pub const CATALOG: &[crate::schema::MessageSchema] = &[
+        pub const CATALOG: &[crate::layout::MessageSchema] = &[
             $(
-                crate::schema::MessageSchema {
+                crate::layout::MessageSchema {
                     type_code: TypeCode::$type_code,
                     class: Class::$class,
                     payload: stringify!($payload),
@@ -363,7 +363,7 @@ impl Message {
     /// The name of this message's payload type, e.g. `TimeResponse`.
     pub fn payload_name(&self) -> &'static str {
         let (type_code, class) = self.kind();
-        crate::schema::lookup(type_code, class).map_or("?", |m| m.payload)
+        CATALOG.iter().find(|m| m.type_code == type_code && m.class == class).map_or("?", |m| m.payload)
     }
 }
 

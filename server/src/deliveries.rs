@@ -225,7 +225,7 @@ mod tests {
     fn outbox() -> Outbox {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let budget = crate::outbox::QueueBudget::new(usize::MAX);
+        let budget = crate::queue::QueueBudget::new(usize::MAX);
         Outbox::Thread(crate::writer::Writer::new(1, Arc::new(stream), 1 << 20, budget))
     }
 

@@ -11,7 +11,8 @@ use tnlm_core::message::{
 };
 use tnlm_core::{ErrorCode, Frame, Message};
 
-use crate::outbox::{Outbox, PushError};
+use crate::outbox::Outbox;
+use crate::queue::PushError;
 use crate::shared::Shared;
 
 /// The client a frame came from, as the server knows it (never as the

@@ -31,6 +31,7 @@ mod events;
 mod handler;
 mod membership;
 mod outbox;
+mod queue;
 mod registry;
 mod server;
 mod shared;

@@ -9,31 +9,14 @@
 //!   short-lived flusher while the client's output is blocked.
 //! - Event engine ([`crate::events`]): the worker thread that owns the socket.
 //!
-//! What both share lives here: the [`Queue`] of encoded frames with its byte
-//! count and offsets (an ack is checked against how far the queue has been
-//! written), the limits (`--queue-bytes` per client, [`QueueBudget`] for all
-//! together) and [`PushError`].
-
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+//! Both keep the frames in a [`Queue`](crate::queue::Queue), with the same
+//! limits.
 
 use tnlm_core::Frame;
 
-use crate::events::Mailbox;
+use crate::events::mailbox::Mailbox;
+use crate::queue::PushError;
 use crate::writer::Writer;
-
-/// Queued frames are written in batches of about this many bytes.
-pub(crate) const COALESCE_LIMIT: usize = 64 * 1024;
-
-/// Why a frame could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushError {
-    /// The queue is full: the client is not reading fast enough.
-    Full,
-    /// The client is gone (or its connection is closing).
-    Gone,
-}
 
 /// A handle to queue frames for one client, whichever engine serves it.
 /// Cheap to clone. The registry keeps one per client; a delivery keeps its
@@ -62,7 +45,7 @@ impl Outbox {
 
     /// Queues a frame the client is owed (a delivery receipt) with a looser
     /// limit of its own, and whatever the total budget (see
-    /// [`Queue::try_append_owed`]); taken until the client is gone, also
+    /// [`Queue::try_append_owed`](crate::queue::Queue::try_append_owed)); taken until the client is gone, also
     /// while it is leaving.
     pub(crate) fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
         match self {
@@ -116,201 +99,10 @@ impl Outbox {
     }
 }
 
-/// The bytes waiting in every client's queue together, and their limit
-/// (`--queue-total`): one slow reader is bounded by `--queue-bytes`, and this
-/// bounds thousands of them at once. Shared by every client's queue.
-#[derive(Debug)]
-pub struct QueueBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl QueueBudget {
-    /// A budget of `limit` bytes for all queues together.
-    pub fn new(limit: usize) -> Arc<QueueBudget> {
-        Arc::new(QueueBudget { used: AtomicUsize::new(0), limit })
-    }
-
-    /// Bytes queued in all outboxes now.
-    #[cfg(test)]
-    pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// Takes `n` bytes if they fit under the limit.
-    fn try_take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| used.checked_add(n).filter(|&u| u <= self.limit))
-            .is_ok()
-    }
-
-    /// Takes `n` bytes whatever the limit (a frame put back, or a client's last frame).
-    pub(crate) fn take(&self, n: usize) {
-        self.used.fetch_add(n, Ordering::AcqRel);
-    }
-
-    /// Gives back `n` bytes that left a queue.
-    pub(crate) fn give_back(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-/// One client's queued frames (encoded), in order, with their byte count and
-/// the offsets acks are checked against. Every byte in it is counted in the
-/// [`QueueBudget`] it was made with, and given back as it leaves.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    frames: VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// How many bytes were ever queued: the end offset of the last frame.
-    queued_total: u64,
-    budget: Arc<QueueBudget>,
-}
-
-impl Queue {
-    /// An empty queue drawing on `budget`.
-    pub(crate) fn new(budget: Arc<QueueBudget>) -> Queue {
-        Queue { frames: VecDeque::new(), bytes: 0, queued_total: 0, budget }
-    }
-
-    /// Bytes waiting.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// How many bytes have ever been taken out: the offset the socket has
-    /// reached once everything taken so far is written.
-    pub(crate) fn taken_total(&self) -> u64 {
-        self.queued_total - self.bytes as u64
-    }
-
-    /// True when nothing waits.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Queues `frame` if this queue stays within `limit` bytes and the
-    /// budget has room; returns its end offset.
-    pub(crate) fn try_append(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
-        if self.bytes + frame.len() > limit || !self.budget.try_take(frame.len()) {
-            return Err(PushError::Full);
-        }
-        Ok(self.append(frame))
-    }
-
-    /// Queues a frame the client is owed (a receipt) if this queue stays
-    /// within `limit`, whatever the budget: a receipt answers a message that
-    /// was counted when it was queued, and dropping it would leave its
-    /// sender without an answer. Returns its end offset.
-    pub(crate) fn try_append_owed(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
-        if self.bytes + frame.len() > limit {
-            return Err(PushError::Full);
-        }
-        Ok(self.force_append(frame))
-    }
-
-    /// Queues `frame` whatever the limits (a client's last frame, the
-    /// shutdown notice); returns its end offset.
-    pub(crate) fn force_append(&mut self, frame: Vec<u8>) -> u64 {
-        self.budget.take(frame.len());
-        self.append(frame)
-    }
-
-    fn append(&mut self, frame: Vec<u8>) -> u64 {
-        self.bytes += frame.len();
-        self.queued_total += frame.len() as u64;
-        self.frames.push_back(frame);
-        self.queued_total
-    }
-
-    /// Puts a batch taken with [`take_batch`](Self::take_batch) back at the
-    /// front (nothing of it was written).
-    pub(crate) fn put_back(&mut self, batch: Vec<u8>) {
-        self.budget.take(batch.len());
-        self.bytes += batch.len();
-        self.frames.push_front(batch);
-    }
-
-    /// Takes queued frames off the front, up to about [`COALESCE_LIMIT`]
-    /// bytes, as one buffer (a lone frame is moved, not copied), and gives
-    /// their bytes back to the budget.
-    pub(crate) fn take_batch(&mut self) -> Vec<u8> {
-        let mut batch = self.frames.pop_front().unwrap_or_default();
-        while let Some(frame) = self.frames.front() {
-            if batch.len() + frame.len() > COALESCE_LIMIT {
-                break;
-            }
-            batch.extend_from_slice(frame);
-            self.frames.pop_front();
-        }
-        self.bytes -= batch.len().min(self.bytes);
-        self.budget.give_back(batch.len());
-        batch
-    }
-
-    /// Drops everything waiting (the connection is cut).
-    pub(crate) fn clear(&mut self) {
-        self.frames.clear();
-        self.budget.give_back(self.bytes);
-        self.bytes = 0;
-    }
-}
-
-impl Drop for Queue {
-    /// What is still queued when the client's queue goes is given back.
-    fn drop(&mut self) {
-        self.budget.give_back(self.bytes);
-    }
-}
-
 /// Encodes a frame the server built itself (see
 /// [`encode_into`](tnlm_core::proto::session::encode_into)).
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(64);
     tnlm_core::proto::session::encode_into(&mut bytes, frame);
     bytes
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn all_queues_together_stay_within_the_budget() {
-        let budget = QueueBudget::new(10_000);
-        let (mut a, mut b) = (Queue::new(Arc::clone(&budget)), Queue::new(Arc::clone(&budget)));
-        assert_eq!(a.try_append(vec![0; 6_000], 1 << 20), Ok(6_000));
-        assert_eq!(b.try_append(vec![0; 6_000], 1 << 20), Err(PushError::Full), "b is empty, the budget is not");
-        assert_eq!(b.try_append(vec![0; 4_000], 1 << 20), Ok(4_000));
-        assert_eq!(budget.used(), 10_000);
-        drop(a);
-        assert_eq!(budget.used(), 4_000, "a departed client's queue is given back");
-        assert_eq!(b.try_append(vec![0; 6_000], 1 << 20), Ok(10_000), "offsets count every byte ever queued");
-    }
-
-    #[test]
-    fn batches_keep_frames_whole_and_in_order_and_give_their_bytes_back() {
-        let budget = QueueBudget::new(usize::MAX);
-        let mut queue = Queue::new(Arc::clone(&budget));
-        for byte in 0..3u8 {
-            queue.try_append(vec![byte; 40_000], usize::MAX).unwrap();
-        }
-        let first = queue.take_batch();
-        assert_eq!(first, vec![0; 40_000], "a second frame would pass the coalesce limit");
-        assert_eq!((queue.bytes(), budget.used()), (80_000, 80_000));
-        queue.put_back(first);
-        assert_eq!(queue.take_batch()[0], 0, "put back at the front");
-        queue.clear();
-        assert!(queue.is_empty() || queue.bytes() == 0);
-        assert_eq!(budget.used(), 0);
-    }
-
-    #[test]
-    fn one_queue_stays_within_its_own_limit() {
-        let mut queue = Queue::new(QueueBudget::new(usize::MAX));
-        assert!(queue.try_append(vec![0; 600], 1_000).is_ok());
-        assert_eq!(queue.try_append(vec![0; 600], 1_000), Err(PushError::Full));
-        assert_eq!(queue.force_append(vec![0; 600]), 1_200, "a last frame goes in whatever the limit");
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliveries::Deliveries;
-use crate::outbox::QueueBudget;
+use crate::queue::QueueBudget;
 use crate::registry::Registry;
 
 /// State shared by the accept loop and every connection thread.

@@ -43,7 +43,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::outbox::{PushError, Queue, QueueBudget};
+use crate::queue::{PushError, Queue, QueueBudget};
 
 /// How long [`Writer::close`] waits for queued frames when the socket has
 /// no write timeout.

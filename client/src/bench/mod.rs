@@ -61,11 +61,12 @@
 //!
 //! [`Connection`]: crate::connection::Connection
 
-mod args;
+pub(crate) mod args;
 mod conn;
 mod cpu;
 mod in_flight;
 mod incoming;
+mod kind;
 mod nats;
 mod plan;
 mod redis;

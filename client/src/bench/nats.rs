@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::conn::Role;
 use super::incoming::{Incoming, SendBack};
-use super::workload::Kind;
+use super::kind::Kind;
 
 /// A client's ping, the `time` request: the server answers `PONG`.
 pub(super) const PING: &[u8] = b"PING\r\n";

@@ -1,4 +1,4 @@
-//! The workload of a run: what it asks ([`Kind`]), of which server
+//! The workload of a run: what it asks ([`Kind`], defined in `kind.rs`), of which server
 //! ([`Protocol`]), and the request every batch is made of, encoded by that
 //! protocol's codec; and which codec reads the answers.
 
@@ -7,25 +7,8 @@ use serde::Serialize;
 use tnlm_core::message::{ListRequest, SendRequest, TimeRequest};
 
 use super::incoming::Incoming;
+pub use super::kind::Kind;
 use super::{nats, redis, tnlm};
-
-/// What a bench run asks the server.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// `T` requests.
-    Time,
-    /// `M` requests from A to B, acknowledged by B, answered by the receipt
-    /// (Redis: `PUBLISH` to B's channel; NATS: a request B answers).
-    Message,
-    /// NATS only: A publishes to B's subject, nothing comes back; a message
-    /// counts when B has it.
-    Publish,
-    /// `L` requests.
-    List,
-    /// No requests: connect and hold.
-    Idle,
-}
 
 /// Which server a bench run talks to.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -16,8 +16,9 @@ use mio::Token;
 use tnlm_core::proto::session::{Ending, Event, Session};
 
 use crate::bad_input_log::BadInputLog;
+use crate::events::context::{Context, READ_SHARE};
+use crate::events::handle::{Arrival, WorkerHandle};
 use crate::events::mailbox::Mailbox;
-use crate::events::worker::{Arrival, Context, WorkerHandle, READ_SHARE};
 use crate::handler::{self, Peer};
 use crate::membership::{
     apply_socket_options, hello_frame, refusal_frame, unlist, DRAIN_BUDGET, LINGER_DRAIN, RECEIPT_SLACK,

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::Token;
 
-use crate::events::worker::WorkerHandle;
-use crate::outbox::{PushError, Queue, QueueBudget};
+use crate::events::handle::WorkerHandle;
+use crate::queue::{PushError, Queue, QueueBudget};
 
 /// The queue to one client of the event engine. Cheap to clone.
 #[derive(Clone)]

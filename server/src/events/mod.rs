@@ -12,12 +12,14 @@
 //! whole life, and that worker is the only thread that reads or writes its
 //! socket. Frames for it from other threads (messages forwarded from
 //! clients on other workers, receipts from the deliveries reaper, the
-//! shutdown notice) wait in its [`Mailbox`], and the worker is woken to move
+//! shutdown notice) wait in its [`Mailbox`](mailbox::Mailbox), and the worker is woken to move
 //! them into the connection's output, after what it already owes and never
 //! in the middle of a frame.
 
 mod conn;
-mod mailbox;
+mod context;
+mod handle;
+pub(crate) mod mailbox;
 mod worker;
 
 use std::io;
@@ -29,8 +31,8 @@ use std::thread::{self, JoinHandle};
 use chrono::{DateTime, Local};
 use crossbeam_utils::sync::WaitGroup;
 
-pub(crate) use mailbox::Mailbox;
-use worker::{Arrival, Worker, WorkerHandle};
+use handle::{Arrival, WorkerHandle};
+use worker::Worker;
 
 use crate::shared::Shared;
 

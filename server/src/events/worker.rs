@@ -7,87 +7,22 @@
 //! writes what other threads queued for its clients (the ready list, filled
 //! by [`WorkerHandle::wake`]), and runs the timers that are due.
 
-use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
-use crossbeam_utils::sync::WaitGroup;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::events::conn::Conn;
+use crate::events::context::Context;
+use crate::events::handle::{WorkerHandle, WAKER};
 use crate::shared::Shared;
 
-/// The waker's token; connections use their slab key.
-const WAKER: Token = Token(usize::MAX);
-/// Bytes read from one socket per turn before the others get theirs.
-pub(crate) const READ_SHARE: usize = 256 * 1024;
 /// Size of the worker's one read buffer.
 const READ_BUFFER: usize = 64 * 1024;
-
-/// A socket the accept loop handed to a worker.
-#[derive(Debug)]
-pub(crate) struct Arrival {
-    pub(crate) stream: TcpStream,
-    pub(crate) id: u32,
-    pub(crate) addr: SocketAddr,
-    pub(crate) since: DateTime<Local>,
-    /// Held until the connection has ended, so shutdown can wait for it.
-    pub(crate) running: WaitGroup,
-}
-
-/// What other threads use to reach a worker.
-#[derive(Debug)]
-pub(crate) struct WorkerHandle {
-    waker: Waker,
-    /// Connections whose mailboxes have news, for the next turn.
-    ready: Mutex<Vec<Token>>,
-    /// Sockets accepted for this worker, not registered yet.
-    arrivals: Mutex<Vec<Arrival>>,
-    /// Set when the server has stopped: exit once no connection is left.
-    stopping: AtomicBool,
-}
-
-thread_local! {
-    /// The worker this thread is (its handle's address), 0 elsewhere: a
-    /// worker queueing for its own connections needs no system call to
-    /// wake itself.
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-}
-
-impl WorkerHandle {
-    /// Has the worker look at `token`'s mailbox at its next turn.
-    pub(crate) fn wake(&self, token: Token) {
-        lock(&self.ready).push(token);
-        if CURRENT.get() != std::ptr::from_ref(self) as usize {
-            self.wake_up();
-        }
-    }
-
-    /// Hands the worker a newly accepted socket.
-    pub(crate) fn arrive(&self, arrival: Arrival) {
-        lock(&self.arrivals).push(arrival);
-        self.wake_up();
-    }
-
-    /// Tells the worker to exit once its connections have ended.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake_up();
-    }
-
-    fn wake_up(&self) {
-        if let Err(err) = self.waker.wake() {
-            tracing::error!("cannot wake an event worker: {err}");
-        }
-    }
-}
 
 /// A worker's own state, on its thread.
 pub(crate) struct Worker {
@@ -107,13 +42,7 @@ impl Worker {
     /// A worker and the handle others reach it with.
     pub(crate) fn new(shared: Arc<Shared>) -> io::Result<(Worker, Arc<WorkerHandle>)> {
         let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        let handle = Arc::new(WorkerHandle {
-            waker,
-            ready: Mutex::new(Vec::new()),
-            arrivals: Mutex::new(Vec::new()),
-            stopping: AtomicBool::new(false),
-        });
+        let handle = Arc::new(WorkerHandle::new(&poll)?);
         let worker = Worker {
             shared,
             handle: Arc::clone(&handle),
@@ -128,7 +57,7 @@ impl Worker {
 
     /// Serves connections until stopped and none is left.
     pub(crate) fn run(mut self) {
-        CURRENT.set(Arc::as_ptr(&self.handle) as usize);
+        self.handle.enter();
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
@@ -157,10 +86,7 @@ impl Worker {
             self.take_arrivals();
             self.serve_ready();
             self.run_timers();
-            if self.handle.stopping.load(Ordering::SeqCst)
-                && self.conns.is_empty()
-                && lock(&self.handle.arrivals).is_empty()
-            {
+            if self.conns.is_empty() && self.handle.may_exit() {
                 return;
             }
         }
@@ -177,7 +103,7 @@ impl Worker {
 
     /// Registers the sockets the accept loop handed over.
     fn take_arrivals(&mut self) {
-        let arrivals = std::mem::take(&mut *lock(&self.handle.arrivals));
+        let arrivals = self.handle.take_arrivals();
         for arrival in arrivals {
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key());
@@ -199,7 +125,7 @@ impl Worker {
 
     /// Writes what other threads queued for this worker's connections.
     fn serve_ready(&mut self) {
-        let ready = std::mem::take(&mut *lock(&self.handle.ready));
+        let ready = self.handle.take_ready();
         for token in ready {
             self.with_conn(token, |conn, cx| conn.on_mailbox(cx));
         }
@@ -226,7 +152,7 @@ impl Worker {
     /// if it has ended, or schedules its next timer.
     fn with_conn(&mut self, token: Token, f: impl FnOnce(&mut Conn, &mut Context<'_>)) {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
-        let mut cx = Context { shared: &self.shared, buffer: &mut self.buffer, again: &mut self.again, token };
+        let mut cx = Context::new(&self.shared, &mut self.buffer, &mut self.again, token);
         f(conn, &mut cx);
         if conn.is_done() {
             let mut conn = self.conns.remove(token.0);
@@ -241,24 +167,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// What a connection's handlers may use of their worker.
-pub(crate) struct Context<'a> {
-    pub(crate) shared: &'a Shared,
-    /// The worker's read buffer.
-    pub(crate) buffer: &'a mut Vec<u8>,
-    again: &'a mut Vec<Token>,
-    token: Token,
-}
-
-impl Context<'_> {
-    /// The connection has input left after its share: read more next turn.
-    pub(crate) fn read_again(&mut self) {
-        self.again.push(self.token);
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
