@@ -21,6 +21,19 @@ pub enum PushError {
     Gone,
 }
 
+/// How much more than `--queue-bytes` the answers a client is owed may
+/// take in its queue (receipts are small, and each answers a message).
+pub(crate) const OWED_FACTOR: usize = 16;
+
+/// Where a frame for a client comes from, for [`Queue::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A message from another client.
+    Others,
+    /// An answer the client is owed (a delivery receipt).
+    Owed,
+}
+
 /// The bytes waiting in every client's queue together, and their limit
 /// (`--queue-total`): one slow reader is bounded by `--queue-bytes`, and this
 /// bounds thousands of them at once. Shared by every client's queue.
@@ -65,6 +78,11 @@ impl QueueBudget {
 /// [`QueueBudget`] it was made with, and given back as it leaves.
 #[derive(Debug)]
 pub(crate) struct Queue {
+    /// Frames from other clients are refused (the client is leaving), but
+    /// answers it is owed are still taken.
+    refusing_messages: bool,
+    /// No frames are taken at all any more.
+    closed: bool,
     frames: VecDeque<Vec<u8>>,
     bytes: usize,
     /// How many bytes were ever queued: the end offset of the last frame.
@@ -75,7 +93,38 @@ pub(crate) struct Queue {
 impl Queue {
     /// An empty queue drawing on `budget`.
     pub(crate) fn new(budget: Arc<QueueBudget>) -> Queue {
-        Queue { frames: VecDeque::new(), bytes: 0, queued_total: 0, budget }
+        Queue { refusing_messages: false, closed: false, frames: VecDeque::new(), bytes: 0, queued_total: 0, budget }
+    }
+
+    /// Takes a frame from elsewhere if the client still takes it: a message
+    /// from another client ([`Origin::Others`]) within `max_bytes` of this
+    /// queue and the budget; an answer it is owed ([`Origin::Owed`], e.g. a
+    /// receipt) within [`OWED_FACTOR`] × `max_bytes` of its own, whatever
+    /// the budget, also while it is leaving. Returns the frame's end offset.
+    pub(crate) fn admit(&mut self, frame: Vec<u8>, origin: Origin, max_bytes: usize) -> Result<u64, PushError> {
+        if self.closed || (origin == Origin::Others && self.refusing_messages) {
+            return Err(PushError::Gone);
+        }
+        match origin {
+            Origin::Others => self.try_append(frame, max_bytes),
+            Origin::Owed => self.try_append_owed(frame, max_bytes.saturating_mul(OWED_FACTOR)),
+        }
+    }
+
+    /// The client is leaving: messages from others are refused from now on.
+    pub(crate) fn refuse_messages(&mut self) {
+        self.refusing_messages = true;
+    }
+
+    /// Nothing more is admitted (what waits can still be taken, and a last
+    /// frame forced in).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// True once [`close`](Self::close)d.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Bytes waiting.
@@ -96,7 +145,7 @@ impl Queue {
 
     /// Queues `frame` if this queue stays within `limit` bytes and the
     /// budget has room; returns its end offset.
-    pub(crate) fn try_append(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
+    fn try_append(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
         if self.bytes + frame.len() > limit || !self.budget.try_take(frame.len()) {
             return Err(PushError::Full);
         }
@@ -107,7 +156,7 @@ impl Queue {
     /// within `limit`, whatever the budget: a receipt answers a message that
     /// was counted when it was queued, and dropping it would leave its
     /// sender without an answer. Returns its end offset.
-    pub(crate) fn try_append_owed(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
+    fn try_append_owed(&mut self, frame: Vec<u8>, limit: usize) -> Result<u64, PushError> {
         if self.bytes + frame.len() > limit {
             return Err(PushError::Full);
         }

@@ -43,7 +43,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::queue::{PushError, Queue, QueueBudget};
+use crate::queue::{Origin, PushError, Queue, QueueBudget};
 
 /// How long [`Writer::close`] waits for queued frames when the socket has
 /// no write timeout.
@@ -79,13 +79,8 @@ struct Inner {
 
 struct State {
     queue: Queue,
-    /// Frames from other clients are refused (the client is leaving), but
-    /// answers to its own requests are still taken (see [`Writer::offer`]).
-    refusing_messages: bool,
     /// A flusher thread is running.
     flushing: bool,
-    /// No more frames are accepted.
-    closed: bool,
     /// The flusher sends FIN after the last queued frame (server shutdown).
     fin_after: bool,
     /// Frames are queued but not written until [`Writer::resume`].
@@ -163,14 +158,14 @@ impl Writer {
     /// be written (it has been completely written once
     /// [`written`](Self::written) reaches that offset).
     pub fn try_push(&self, bytes: Vec<u8>, queued: impl FnOnce(u64)) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes, true, queued)
+        self.enqueue(bytes, Origin::Others, queued)
     }
 
     /// Queues a frame without waiting and with a looser limit (a response
     /// completed on another thread, e.g. a delivery receipt); taken until
     /// the client is gone, also while it is leaving.
     pub fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16), false, |_| {})
+        self.enqueue(bytes, Origin::Owed, |_| {})
     }
 
     /// How many queued bytes the socket has taken so far (see [`try_push`](Self::try_push)).
@@ -188,13 +183,13 @@ impl Writer {
     /// The client is leaving: frames from other clients are refused from now
     /// on ([`PushError::Gone`]); answers it is owed are still taken.
     pub fn refuse_messages(&self) {
-        self.inner.lock().refusing_messages = true;
+        self.inner.lock().queue.refuse_messages();
     }
 
     /// Server shutdown: queue `notice` after whatever is waiting, then FIN.
     pub fn shutdown_with(&self, notice: Vec<u8>) {
         let mut state = self.inner.lock();
-        if state.closed {
+        if state.queue.is_closed() {
             return;
         }
         state.fin_after = true;
@@ -218,7 +213,7 @@ impl Writer {
     /// Accepts no more frames from other threads: they get
     /// [`PushError::Gone`]. What is queued is still written.
     pub fn refuse_more(&self) {
-        self.inner.lock().closed = true;
+        self.inner.lock().queue.close();
     }
 
     /// The client's last frame (an error), from its own thread once it
@@ -238,7 +233,7 @@ impl Writer {
     pub fn close(&self) {
         let patience = self.inner.stream.write_timeout().ok().flatten().unwrap_or(DEFAULT_PATIENCE);
         let mut state = self.inner.lock();
-        state.closed = true;
+        state.queue.close();
         let (mut state, waited) = self
             .inner
             .idle
@@ -253,22 +248,9 @@ impl Writer {
         }
     }
 
-    fn enqueue(
-        &self,
-        bytes: Vec<u8>,
-        limit: usize,
-        from_others: bool,
-        queued: impl FnOnce(u64),
-    ) -> Result<(), PushError> {
+    fn enqueue(&self, bytes: Vec<u8>, origin: Origin, queued: impl FnOnce(u64)) -> Result<(), PushError> {
         let mut state = self.inner.lock();
-        if state.closed || (from_others && state.refusing_messages) {
-            return Err(PushError::Gone);
-        }
-        let end = if from_others {
-            state.queue.try_append(bytes, limit)?
-        } else {
-            state.queue.try_append_owed(bytes, limit)?
-        };
+        let end = state.queue.admit(bytes, origin, self.inner.max_bytes)?;
         queued(end);
         let corked = CORKED.with_borrow_mut(|corked| match corked {
             Some(outboxes) => {
@@ -289,7 +271,7 @@ impl Writer {
     /// free and takes it (Linux), else by the client's own thread (if it is
     /// writing) or a flusher.
     fn kick(&self, mut state: MutexGuard<'_, State>) {
-        if state.queue.is_empty() || state.flushing || state.paused || state.closed {
+        if state.queue.is_empty() || state.flushing || state.paused || state.queue.is_closed() {
             return; // nothing to do, or someone will do it
         }
         let Ok(write_guard) = self.inner.write_lock.try_lock() else {
@@ -462,7 +444,7 @@ impl Inner {
         }
         let _ = self.stream.shutdown(Shutdown::Both);
         let mut state = self.lock();
-        state.closed = true;
+        state.queue.close();
         state.queue.clear();
         state.torn = None;
         state.flushing = false;
@@ -473,16 +455,7 @@ impl Inner {
 impl State {
     /// A paused state (see [`Writer::new`]) around an empty queue.
     fn new(queue: Queue) -> State {
-        State {
-            queue,
-            refusing_messages: false,
-            flushing: false,
-            closed: false,
-            fin_after: false,
-            paused: true,
-            torn: None,
-            owed_since: None,
-        }
+        State { queue, flushing: false, fin_after: false, paused: true, torn: None, owed_since: None }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mio::Token;
 
 use crate::events::handle::WorkerHandle;
-use crate::queue::{PushError, Queue, QueueBudget};
+use crate::queue::{Origin, PushError, Queue, QueueBudget};
 
 /// The queue to one client of the event engine. Cheap to clone.
 #[derive(Clone)]
@@ -30,10 +30,6 @@ struct Inner {
 
 struct State {
     queue: Queue,
-    /// Frames from other clients are refused (the client is leaving).
-    refusing_messages: bool,
-    /// No frames at all are taken any more.
-    closed: bool,
     /// Server shutdown: FIN once everything queued is written.
     fin_after: bool,
     /// Cut the connection now (shutdown's grace is over).
@@ -67,26 +63,19 @@ impl Mailbox {
         max_bytes: usize,
         budget: Arc<QueueBudget>,
     ) -> Mailbox {
-        let state = State {
-            queue: Queue::new(budget),
-            refusing_messages: false,
-            closed: false,
-            fin_after: false,
-            cut: false,
-            notified: false,
-        };
+        let state = State { queue: Queue::new(budget), fin_after: false, cut: false, notified: false };
         let inner = Inner { id, token, worker, max_bytes, state: Mutex::new(state), written: AtomicU64::new(0) };
         Mailbox { inner: Arc::new(inner) }
     }
 
     /// See [`Outbox::try_push`](crate::outbox::Outbox::try_push).
     pub(crate) fn try_push(&self, bytes: Vec<u8>, queued: impl FnOnce(u64)) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes, true, queued)
+        self.enqueue(bytes, Origin::Others, queued)
     }
 
     /// See [`Outbox::offer`](crate::outbox::Outbox::offer).
     pub(crate) fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.enqueue(bytes, self.inner.max_bytes.saturating_mul(16), false, |_| {})
+        self.enqueue(bytes, Origin::Owed, |_| {})
     }
 
     /// How many queued bytes the socket has taken.
@@ -96,13 +85,13 @@ impl Mailbox {
 
     /// See [`Outbox::refuse_messages`](crate::outbox::Outbox::refuse_messages).
     pub(crate) fn refuse_messages(&self) {
-        self.inner.lock().refusing_messages = true;
+        self.inner.lock().queue.refuse_messages();
     }
 
     /// Queues the shutdown notice after whatever waits; FIN follows it.
     pub(crate) fn shutdown_with(&self, notice: Vec<u8>) {
         let mut state = self.inner.lock();
-        if state.closed {
+        if state.queue.is_closed() {
             return;
         }
         state.queue.force_append(notice);
@@ -120,7 +109,7 @@ impl Mailbox {
     /// The worker: takes no frames from anyone any more (what is queued
     /// can still be moved out).
     pub(crate) fn close(&self) {
-        self.inner.lock().closed = true;
+        self.inner.lock().queue.close();
     }
 
     /// The worker, woken: what it was woken for (besides frames to take).
@@ -154,22 +143,9 @@ impl Mailbox {
         self.inner.written.store(offset, Ordering::Release);
     }
 
-    fn enqueue(
-        &self,
-        bytes: Vec<u8>,
-        limit: usize,
-        from_others: bool,
-        queued: impl FnOnce(u64),
-    ) -> Result<(), PushError> {
+    fn enqueue(&self, bytes: Vec<u8>, origin: Origin, queued: impl FnOnce(u64)) -> Result<(), PushError> {
         let mut state = self.inner.lock();
-        if state.closed || (from_others && state.refusing_messages) {
-            return Err(PushError::Gone);
-        }
-        let end = if from_others {
-            state.queue.try_append(bytes, limit)?
-        } else {
-            state.queue.try_append_owed(bytes, limit)?
-        };
+        let end = state.queue.admit(bytes, origin, self.inner.max_bytes)?;
         // Under the lock: the worker cannot take the frame before `queued` has run.
         queued(end);
         self.notify(&mut state);
