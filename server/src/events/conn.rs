@@ -73,9 +73,12 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Sets up an accepted socket: options, listing, hello (or the refusal).
+    /// Registers it with `registry` as `token`; its clocks (heartbeat, frame
+    /// timeout) start once it is watched, right before its hello is written.
     pub(crate) fn open(
         shared: &Shared,
         worker: &Arc<WorkerHandle>,
+        registry: &mio::Registry,
         token: Token,
         arrival: Arrival,
     ) -> io::Result<Conn> {
@@ -83,7 +86,8 @@ impl Conn {
         let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
         apply_socket_options(shared, peer, &stream);
         stream.set_nonblocking(true)?;
-        let stream = TcpStream::from_std(stream);
+        let mut stream = TcpStream::from_std(stream);
+        registry.register(&mut stream, token, mio::Interest::READABLE | mio::Interest::WRITABLE)?;
         let config = &shared.config;
         let mailbox = Mailbox::new(id, token, Arc::clone(worker), config.queue_bytes, Arc::clone(&shared.queue_budget));
         let outbox = Outbox::Event(mailbox.clone());
@@ -121,11 +125,6 @@ impl Conn {
         Ok(conn)
     }
 
-    /// The client's id.
-    pub(crate) fn id(&self) -> u32 {
-        self.peer.id
-    }
-
     /// The socket, to (de)register it.
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
         &mut self.stream
@@ -134,15 +133,6 @@ impl Conn {
     /// True once the worker should remove it.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Done { .. })
-    }
-
-    /// Gives up on a connection that could not be watched.
-    pub(crate) fn abandon(mut self, shared: &Shared) {
-        self.done("could not be watched".into());
-        if self.listed {
-            unlist(shared, self.peer, &self.outbox);
-        }
-        self.finish(shared);
     }
 
     /// Last steps once removed from the worker: forgotten, logged.

@@ -66,6 +66,12 @@ impl WorkerHandle {
         std::mem::take(&mut *lock(&self.ready))
     }
 
+    /// The worker, before it waits: true if connections are listed for it
+    /// (it listed them itself, which wakes nobody).
+    pub(crate) fn has_ready(&self) -> bool {
+        !lock(&self.ready).is_empty()
+    }
+
     /// The worker: takes the sockets handed to it.
     pub(crate) fn take_arrivals(&self) -> Vec<Arrival> {
         std::mem::take(&mut *lock(&self.arrivals))
@@ -78,9 +84,17 @@ impl WorkerHandle {
     }
 
     /// Has the worker look at `token`'s mailbox at its next turn.
+    ///
+    /// Only the first token since the worker last took the list wakes it:
+    /// until then a wake-up is already on its way, and the worker takes the
+    /// whole list at once. (One `eventfd` write per message was most of the
+    /// cost of a relayed message between workers.)
     pub(crate) fn wake(&self, token: Token) {
-        lock(&self.ready).push(token);
-        if CURRENT.get() != std::ptr::from_ref(self) as usize {
+        let mut ready = lock(&self.ready);
+        let first = ready.is_empty();
+        ready.push(token);
+        drop(ready);
+        if first && CURRENT.get() != std::ptr::from_ref(self) as usize {
             self.wake_up();
         }
     }

@@ -13,7 +13,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::events::conn::Conn;
@@ -92,10 +92,11 @@ impl Worker {
         }
     }
 
-    /// How long the next poll may wait: until the earliest timer, not at
-    /// all if a connection has input left over.
+    /// How long the next poll may wait: until the earliest timer; not at
+    /// all if a connection has input left over, or news this worker listed
+    /// for itself (see [`WorkerHandle::wake`]).
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || self.handle.has_ready() {
             return Some(Duration::ZERO);
         }
         self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
@@ -107,14 +108,8 @@ impl Worker {
         for arrival in arrivals {
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key());
-            match Conn::open(&self.shared, &self.handle, token, arrival) {
-                Ok(mut conn) => {
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(err) = self.poll.registry().register(conn.stream_mut(), token, interest) {
-                        tracing::warn!(client = conn.id(), "cannot watch the connection: {err}");
-                        conn.abandon(&self.shared);
-                        continue;
-                    }
+            match Conn::open(&self.shared, &self.handle, self.poll.registry(), token, arrival) {
+                Ok(conn) => {
                     entry.insert(conn);
                     self.with_conn(token, |conn, cx| conn.on_writable(cx));
                 }
