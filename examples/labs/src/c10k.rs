@@ -65,8 +65,9 @@ pub struct EngineRun {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
-    /// The server process with no client (Linux).
-    pub empty: Option<Sample>,
+    /// The server process with only the first client, which it keeps (Linux):
+    /// the baseline of the costs per client.
+    pub first: Option<Sample>,
     /// The server process with every client connected, before the load (Linux).
     pub loaded: Option<Sample>,
     /// Context switches of the server's threads during the load (Linux).
@@ -101,7 +102,8 @@ pub struct Ceiling {
 /// How far `--probe` got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    /// Clients connected and greeted by the server at once, at most.
+    /// Clients connected and greeted by the server at once, at most (its own
+    /// first client included).
     pub held: usize,
     /// Why it stopped there.
     pub stopped: String,
@@ -141,8 +143,8 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
     let addr = server.listening()?;
     let pid = server.pid();
     println!("   server: process {pid} (`tnlm-labs serve --engine {}`) on {addr}", name(engine));
-    let empty = process_stats::sample(pid);
-    print_sample("with no client:", empty);
+    let first = process_stats::sample(pid);
+    print_sample("with 1 client:", first);
 
     let started = Instant::now();
     let (idle_holders, held, failure) = hold_clients(&options.program, addr, options.idle, per_process)?;
@@ -159,7 +161,7 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
         .map(|_| connect(addr, SocketOptions::default()))
         .collect::<Result<Vec<(Connection, Inbox)>>>()?;
     let loaded = process_stats::sample(pid);
-    print_sample(&format!("with {} clients:", held + connections.len()), loaded);
+    print_sample(&format!("with {} clients:", 1 + held + connections.len()), loaded);
 
     let (load, connections) = time_requests(connections, options.requests)?;
     let after = process_stats::sample(pid);
@@ -185,13 +187,14 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
     }
 
     let clients = held + options.active;
-    let ceilings = match empty.zip(loaded) {
-        Some((empty, loaded)) => ceilings(clients, &empty, &loaded, &process_stats::limits(pid)),
+    let ceilings = match first.zip(loaded) {
+        Some((first, loaded)) => ceilings(clients, &first, &loaded, &process_stats::limits(pid)),
         None => Vec::new(),
     };
-    print_ceilings(empty.zip(loaded), clients, &ceilings);
+    print_ceilings(first.zip(loaded), clients, &ceilings);
     let probe = match options.probe {
-        Some(up_to) => Some(probe(&options.program, addr, held, up_to, per_process)?),
+        // The server's own first client counts too.
+        Some(up_to) => Some(probe(&options.program, addr, held + 1, up_to, per_process)?),
         None => None,
     };
     drop(idle_holders);
@@ -204,7 +207,7 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
         elapsed: load.elapsed,
         p50: load.p50,
         p99: load.p99,
-        empty,
+        first,
         loaded,
         switches,
         ceilings,
@@ -320,19 +323,19 @@ fn probe(program: &Path, addr: SocketAddr, already: usize, up_to: usize, per_pro
     Ok(Probe { held, stopped })
 }
 
-/// How many clients each limit allows: the clients connected now plus the
-/// headroom left under the limit divided by the cost of one client (the growth
-/// from `empty` to `loaded`, over `clients`). Limits a client does not
-/// measurably cost are left out.
-fn ceilings(clients: usize, empty: &Sample, loaded: &Sample, limits: &Limits) -> Vec<Ceiling> {
+/// How many clients each limit allows: the clients connected at `loaded`
+/// (`clients` and the server's own first one) plus the headroom left under the
+/// limit divided by the cost of one client (the growth from `first` to
+/// `loaded`, over `clients`). Limits a client does not measurably cost are
+/// left out.
+fn ceilings(clients: usize, first: &Sample, loaded: &Sample, limits: &Limits) -> Vec<Ceiling> {
     let n = clients.max(1) as f64;
+    let now = clients as u64 + 1;
     let cost = |now: u64, before: u64| now.saturating_sub(before) as f64 / n;
     let at = |limit: Option<u64>, used: Option<u64>, per_client: f64, what: String| {
         let (limit, used) = (limit?, used?);
-        (per_client >= 0.5).then(|| Ceiling {
-            limit: what,
-            clients: clients as u64 + (limit.saturating_sub(used) as f64 / per_client) as u64,
-        })
+        (per_client >= 0.5)
+            .then(|| Ceiling { limit: what, clients: now + (limit.saturating_sub(used) as f64 / per_client) as u64 })
     };
     let tasks_label = format!(
         "threads (kernel.pid_max or threads-max {}; {} in use on the machine)",
@@ -343,22 +346,22 @@ fn ceilings(clients: usize, empty: &Sample, loaded: &Sample, limits: &Limits) ->
         at(
             limits.open_files,
             Some(loaded.files),
-            cost(loaded.files, empty.files),
+            cost(loaded.files, first.files),
             format!("open files (RLIMIT_NOFILE {})", opt(limits.open_files)),
         ),
         at(
             limits.max_map_count,
             Some(loaded.maps),
-            cost(loaded.maps, empty.maps),
+            cost(loaded.maps, first.maps),
             format!("memory map areas (vm.max_map_count {})", opt(limits.max_map_count)),
         ),
-        at(limits.tasks, limits.tasks_in_use, cost(loaded.threads, empty.threads), tasks_label),
+        at(limits.tasks, limits.tasks_in_use, cost(loaded.threads, first.threads), tasks_label),
         // RSS grows by KiB per client: compare it in KiB, with no threshold.
         limits.mem_available_kib.map(|available| {
-            let per_client = cost(loaded.rss_kib, empty.rss_kib).max(0.001);
+            let per_client = cost(loaded.rss_kib, first.rss_kib).max(0.001);
             Ceiling {
                 limit: format!("memory (MemAvailable {} MB)", available / 1024),
-                clients: clients as u64 + (available as f64 / per_client) as u64,
+                clients: now + (available as f64 / per_client) as u64,
             }
         }),
     ]
@@ -385,7 +388,7 @@ fn print_sample(when: &str, sample: Option<Sample>) {
 }
 
 fn print_ceilings(samples: Option<(Sample, Sample)>, clients: usize, ceilings: &[Ceiling]) {
-    let Some((empty, loaded)) = samples else {
+    let Some((first, loaded)) = samples else {
         println!("   the most clients it holds: not computed here (the costs per client come from /proc: Linux only)");
         return;
     };
@@ -393,10 +396,10 @@ fn print_ceilings(samples: Option<(Sample, Sample)>, clients: usize, ceilings: &
     let per = |now: u64, before: u64| now.saturating_sub(before) as f64 / n;
     println!(
         "   each client costs the server {:.2} threads, {:.1} KB of RSS, {:.2} open files, {:.2} memory map areas",
-        per(loaded.threads, empty.threads),
-        per(loaded.rss_kib, empty.rss_kib) * 1.024,
-        per(loaded.files, empty.files),
-        per(loaded.maps, empty.maps)
+        per(loaded.threads, first.threads),
+        per(loaded.rss_kib, first.rss_kib) * 1.024,
+        per(loaded.files, first.files),
+        per(loaded.maps, first.maps)
     );
     println!("   the most clients it holds, computed from those costs and this machine's limits:");
     let width = ceilings.iter().map(|c| c.limit.len()).max().unwrap_or(0);
@@ -440,24 +443,24 @@ fn mb(kib: u64) -> f64 {
 }
 
 /// `tnlm-labs serve`: a lab server with this engine in a process of its own,
-/// on 127.0.0.1 and a free port. Prints `listening on ADDR` once it has
-/// greeted a first client (so every thread it keeps is running), serves until
-/// its standard input closes, then shuts down.
+/// on 127.0.0.1 and a free port. It connects a first client to itself and
+/// keeps it: once that client has its hello, every thread the server keeps is
+/// running, so `listening on ADDR`, printed then, is the signal that the
+/// server is ready and its baseline can be read. Serves until its standard
+/// input closes, then shuts down.
 pub fn serve(engine: Engine, workers: usize) -> Result<()> {
     let server = start_server(|config| {
         config.engine = engine;
         config.workers = workers.max(1);
         config.max_clients = 1_000_000; // the machine's limits decide, not a setting
     })?;
-    // Ready once it has greeted a client: its helper threads (and workers) are up.
     let addr = server.connect_addr();
     let mut first = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-    let id = read_hello(&mut first)?;
-    drop(first);
-    server.wait_client_gone(id, TIMEOUT);
+    read_hello(&mut first)?;
     println!("listening on {addr}");
     io::stdout().flush()?;
     io::copy(&mut io::stdin().lock(), &mut io::sink())?;
+    drop(first);
     server.shutdown();
     Ok(())
 }

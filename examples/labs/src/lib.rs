@@ -195,6 +195,9 @@ pub fn read_hello(stream: &mut std::net::TcpStream) -> Result<u32> {
             Ok(0) => return Err(LabError::Failed("the server closed before its hello".into())),
             Ok(n) => decoder.feed(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(LabError::Failed(format!("no hello within {}", secs(TIMEOUT))));
+            }
             Err(e) => return Err(e.into()),
         }
     }
