@@ -15,10 +15,10 @@ use tnlm_server::Engine;
 use tracing_subscriber::EnvFilter;
 
 /// The lab report's TCP experiments, one command each. Every experiment starts its
-/// own TNLM server in this process (on 127.0.0.1 and a free port, so it does not
-/// disturb a server you run yourself), prints what it observes in plain words and
-/// numbers, and on Linux records a pcapng capture to open in Wireshark with the
-/// TNLM dissector. The server's log lines are shown as `[server] …`.
+/// own TNLM server in this process (c10k: in processes of its own), on 127.0.0.1
+/// and a free port, so it does not disturb a server you run yourself; it prints
+/// what it observes in plain words and numbers, and on Linux records a pcapng
+/// capture to open in Wireshark with the TNLM dissector. The server's log lines are shown as `[server] …`.
 /// See docs/LABS.md for what to look for and why.
 #[derive(Debug, Parser)]
 #[command(name = "tnlm-labs", version, after_help = "Example:\n  cargo run -p tnlm-labs -- burst")]
