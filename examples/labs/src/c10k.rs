@@ -146,25 +146,63 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
     let first = process_stats::sample(pid);
     print_sample("with 1 client:", first);
 
+    let idle_holders = connect_idle(options, addr, per_process)?;
+    let (load, loaded, switches) = active_load(options, addr, pid)?;
+    let clients = options.idle + options.active;
+    let ceilings = match first.zip(loaded) {
+        Some((first, loaded)) => ceilings(clients, &first, &loaded, &process_stats::limits(pid)),
+        None => Vec::new(),
+    };
+    print_ceilings(first.zip(loaded), clients, &ceilings);
+    let probe = match options.probe {
+        // The server's own first client counts too.
+        Some(up_to) => Some(probe(&options.program, addr, options.idle + 1, up_to, per_process)?),
+        None => None,
+    };
+    drop(idle_holders);
+    server.stop()?;
+    Ok(EngineRun {
+        engine,
+        idle: options.idle,
+        active: options.active,
+        answered: load.answered,
+        elapsed: load.elapsed,
+        p50: load.p50,
+        p99: load.p99,
+        first,
+        loaded,
+        switches,
+        ceilings,
+        probe,
+    })
+}
+
+/// Connects the idle clients from processes of their own; all of them, or an error.
+fn connect_idle(options: &Options, addr: SocketAddr, per_process: usize) -> Result<Vec<LabProcess>> {
     let started = Instant::now();
-    let (idle_holders, held, failure) = hold_clients(&options.program, addr, options.idle, per_process)?;
+    let (holders, held, failure) = hold_clients(&options.program, addr, options.idle, per_process)?;
     if let Some(why) = failure {
         return Err(LabError::Failed(format!("only {held} of {} idle clients connected: {why}", options.idle)));
     }
-    let holders: Vec<String> = idle_holders.iter().map(|p| p.pid().to_string()).collect();
-    println!(
-        "   {held} idle clients connected in {} (held by process {})",
-        secs(started.elapsed()),
-        holders.join(", ")
-    );
+    let pids: Vec<String> = holders.iter().map(|p| p.pid().to_string()).collect();
+    println!("   {held} idle clients connected in {} (held by process {})", secs(started.elapsed()), pids.join(", "));
+    Ok(holders)
+}
+
+/// Connects the active clients, reads the server (`pid`), lets them send their
+/// time requests, and reads the server again before they close: the load, the
+/// server with every client connected, and its context switches meanwhile.
+fn active_load(options: &Options, addr: SocketAddr, pid: u32) -> Result<(Load, Option<Sample>, Option<u64>)> {
     let connections = (0..options.active)
         .map(|_| connect(addr, SocketOptions::default()))
         .collect::<Result<Vec<(Connection, Inbox)>>>()?;
     let loaded = process_stats::sample(pid);
-    print_sample(&format!("with {} clients:", 1 + held + connections.len()), loaded);
-
+    print_sample(&format!("with {} clients:", 1 + options.idle + connections.len()), loaded);
     let (load, connections) = time_requests(connections, options.requests)?;
     let after = process_stats::sample(pid);
+    for (connection, _) in connections {
+        connection.close();
+    }
     println!(
         "   {} active clients sent {} time requests one after another: {} answered in {} ({:.0}/s), p50 {}, p99 {}",
         options.active,
@@ -182,37 +220,7 @@ fn one_engine(options: &Options, engine: Engine, per_process: usize) -> Result<E
             switches as f64 / load.answered.max(1) as f64
         );
     }
-    for (connection, _) in connections {
-        connection.close();
-    }
-
-    let clients = held + options.active;
-    let ceilings = match first.zip(loaded) {
-        Some((first, loaded)) => ceilings(clients, &first, &loaded, &process_stats::limits(pid)),
-        None => Vec::new(),
-    };
-    print_ceilings(first.zip(loaded), clients, &ceilings);
-    let probe = match options.probe {
-        // The server's own first client counts too.
-        Some(up_to) => Some(probe(&options.program, addr, held + 1, up_to, per_process)?),
-        None => None,
-    };
-    drop(idle_holders);
-    server.stop()?;
-    Ok(EngineRun {
-        engine,
-        idle: held,
-        active: options.active,
-        answered: load.answered,
-        elapsed: load.elapsed,
-        p50: load.p50,
-        p99: load.p99,
-        first,
-        loaded,
-        switches,
-        ceilings,
-        probe,
-    })
+    Ok((load, loaded, switches))
 }
 
 /// The arguments of `tnlm-labs serve` for `engine`.
