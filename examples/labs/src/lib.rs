@@ -3,8 +3,10 @@
 //! The lab report (sections 四 and 五) asks students to *observe* TCP at work:
 //! coalescing of a burst, many clients at once, a pulled cable, ephemeral
 //! ports, the listen queue, TIME_WAIT and RST, and how a server tells its
-//! clients apart. Each module here is one of those experiments. It starts a
-//! real TNLM server in this process (the `tnlm-server` library), talks to it
+//! clients apart — and, as the course's next chapter, how many clients a
+//! server can hold (C10k). Each module here is one of those experiments. It
+//! starts a real TNLM server in this process (the `tnlm-server` library; the
+//! C10k experiment runs it in a process of its own), talks to it
 //! with the `tnlm-client` library or plain sockets, reads what the operating
 //! system says (`/proc/net/tcp`, `ss`, `netstat`), optionally records a
 //! pcapng with dumpcap, and prints what it saw in plain words and numbers.
@@ -15,12 +17,14 @@
 
 pub mod backlog;
 pub mod burst;
+pub mod c10k;
 pub mod cable;
 pub mod capture;
 pub mod closing;
 pub mod many;
 pub mod netns;
 pub mod ports;
+pub mod process_stats;
 pub mod sockets;
 pub mod whois;
 
@@ -191,6 +195,9 @@ pub fn read_hello(stream: &mut std::net::TcpStream) -> Result<u32> {
             Ok(0) => return Err(LabError::Failed("the server closed before its hello".into())),
             Ok(n) => decoder.feed(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(LabError::Failed(format!("no hello within {}", secs(TIMEOUT))));
+            }
             Err(e) => return Err(e.into()),
         }
     }

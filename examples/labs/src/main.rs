@@ -1,7 +1,7 @@
 //! `tnlm-labs`: the lab report's TCP experiments, one command each.
 //!
 //! `cargo run -p tnlm-labs -- burst` (or `many`, `cable`, `ports`, `backlog`,
-//! `closing`, `whois`, `all`). Each prints what it observed; docs/LABS.md
+//! `closing`, `whois`, `c10k`, `all`). Each prints what it observed; docs/LABS.md
 //! explains what to look for and why.
 
 use std::io::{self, IsTerminal, Write};
@@ -10,14 +10,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tnlm_labs::{backlog, burst, cable, closing, many, ports, whois, CaptureTo, LabError};
+use tnlm_labs::{backlog, burst, c10k, cable, closing, many, ports, whois, CaptureTo, LabError};
+use tnlm_server::Engine;
 use tracing_subscriber::EnvFilter;
 
 /// The lab report's TCP experiments, one command each. Every experiment starts its
-/// own TNLM server in this process (on 127.0.0.1 and a free port, so it does not
-/// disturb a server you run yourself), prints what it observes in plain words and
-/// numbers, and on Linux records a pcapng capture to open in Wireshark with the
-/// TNLM dissector. The server's log lines are shown as `[server] …`.
+/// own TNLM server in this process (c10k: in processes of its own), on 127.0.0.1
+/// and a free port, so it does not disturb a server you run yourself; it prints
+/// what it observes in plain words and numbers, and on Linux records a pcapng
+/// capture to open in Wireshark with the TNLM dissector. The server's log lines are shown as `[server] …`.
 /// See docs/LABS.md for what to look for and why.
 #[derive(Debug, Parser)]
 #[command(name = "tnlm-labs", version, after_help = "Example:\n  cargo run -p tnlm-labs -- burst")]
@@ -107,8 +108,52 @@ enum Experiment {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=100))]
         clients: u16,
     },
+    /// 8. C10k: the same load against both server engines (threads, events): the
+    ///    server's threads, RSS, context switches per request, and the most clients
+    ///    each holds.
+    C10k {
+        /// Idle clients (held by other processes).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        clients: u32,
+        /// Active clients, each sending time requests one after the other.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        active: u16,
+        /// Time requests per active client.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        requests: u32,
+        /// Worker threads of the events engine (default: one per core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        workers: Option<u16>,
+        /// Only this engine.
+        #[arg(long, value_enum)]
+        engine: Option<Engine>,
+        /// Then connect more idle clients until the server stops accepting them, or MAX
+        /// are connected (takes a while, and a thread per client with `threads`).
+        #[arg(long, value_name = "MAX", num_args = 0..=1, default_missing_value = "30000",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        probe: Option<u32>,
+    },
     /// All of the above with their defaults (cable only where it can run).
     All,
+    /// Runs a lab server in this process until stdin closes (used by `c10k`).
+    #[command(hide = true)]
+    Serve {
+        /// The engine.
+        #[arg(long, value_enum, default_value_t = Engine::Threads)]
+        engine: Engine,
+        /// Workers of the events engine.
+        #[arg(long, default_value_t = tnlm_server::config::default_workers())]
+        workers: usize,
+    },
+    /// Connects idle clients and holds them until stdin closes (used by `c10k`).
+    #[command(hide = true)]
+    Hold {
+        /// The server.
+        addr: std::net::SocketAddr,
+        /// How many clients.
+        #[arg(long)]
+        clients: usize,
+    },
     /// Runs tnlm-client with the given arguments (used by `cable` inside the namespace).
     #[command(hide = true, disable_help_flag = true)]
     Client {
@@ -134,7 +179,9 @@ fn main() -> ExitCode {
     if let Experiment::Client { args } = &cli.experiment {
         return run_client(args);
     }
-    init_server_log();
+    // A server with thousands of clients would log a line for each: warnings only.
+    let quiet = matches!(cli.experiment, Experiment::Serve { .. } | Experiment::Hold { .. });
+    init_server_log(if quiet { "tnlm_server=warn" } else { "tnlm_server=info" });
     let capture = if cli.no_capture { CaptureTo::none() } else { CaptureTo::dir(&cli.capture_dir) };
     let result = match cli.experiment {
         Experiment::All => all(&capture),
@@ -189,6 +236,20 @@ fn one(experiment: Experiment, capture: &CaptureTo) -> Result<(), LabError> {
         }
         Experiment::Closing { watch } => closing::run(&closing::Options { watch, capture }).map(drop),
         Experiment::Whois { clients } => whois::run(&whois::Options { clients: clients.into() }).map(drop),
+        Experiment::C10k { clients, active, requests, workers, engine, probe } => {
+            let options = c10k::Options {
+                engines: engine.map_or_else(|| vec![Engine::Threads, Engine::Events], |e| vec![e]),
+                workers: workers.map_or_else(tnlm_server::config::default_workers, usize::from),
+                idle: clients as usize,
+                active: active.into(),
+                requests,
+                probe: probe.map(|n| n as usize),
+                program: std::env::current_exe()?,
+            };
+            c10k::run(&options).map(drop)
+        }
+        Experiment::Serve { engine, workers } => c10k::serve(engine, workers),
+        Experiment::Hold { addr, clients } => c10k::hold(addr, clients),
         Experiment::All | Experiment::Client { .. } => Ok(()),
     }
 }
@@ -206,6 +267,7 @@ fn all(capture: &CaptureTo) -> Result<(), LabError> {
         Experiment::Backlog { delay: 3.0, clients: 3 },
         Experiment::Closing { watch: false },
         Experiment::Whois { clients: 3 },
+        Experiment::C10k { clients: 2000, active: 50, requests: 200, workers: None, engine: None, probe: None },
     ];
     for experiment in experiments {
         match one(experiment, capture) {
@@ -228,9 +290,9 @@ fn run_client(args: &[String]) -> ExitCode {
 }
 
 /// The in-process server's log lines go to stderr as `   [server] …`
-/// (`RUST_LOG` overrides the default `tnlm_server=info`).
-fn init_server_log() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("tnlm_server=info"));
+/// (`RUST_LOG` overrides the default filter).
+fn init_server_log(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| Prefixed)
