@@ -69,7 +69,7 @@ impl Worker {
             }
             let again = std::mem::take(&mut self.again);
             for token in again {
-                self.with_conn(token, |conn, cx| conn.on_readable(cx));
+                self.with_conn(token, |conn, cx| conn.on_readable(cx, false));
             }
             for event in &events {
                 let token = event.token();
@@ -77,7 +77,9 @@ impl Worker {
                     continue;
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.with_conn(token, |conn, cx| conn.on_readable(cx));
+                    // Only new data: a short read may end the reading (Linux).
+                    let edge = !event.is_read_closed() && !event.is_error();
+                    self.with_conn(token, |conn, cx| conn.on_readable(cx, edge));
                 }
                 if event.is_writable() || event.is_write_closed() {
                     self.with_conn(token, |conn, cx| conn.on_writable(cx));
