@@ -41,6 +41,10 @@ ROWS=$OUT/rows.md
 NATS_ROWS=$OUT/rows-nats.md
 : >"$ROWS"
 : >"$NATS_ROWS"
+POINTS=$OUT/chart.tsv
+: >"$POINTS"
+# point GROUP SERIES RATE: one bar of the chart (ci/bench-chart.py draws them).
+point() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$POINTS"; }
 
 # shellcheck source=ci/bench-lib.sh
 source ci/bench-lib.sh
@@ -264,6 +268,13 @@ for P in 1 16; do
     nats_row "time vs NATS PING, same generator, P$P, **event engine**" "$(rate "$e" rps)" "$(rate "$n" rps)" \
       "$(others "$e"); $(others "$n")" "$(lat "$e"); $(lat "$n")" "$(cpu "$e"); $(cpu "$n")" "$COUNT_events; $COUNT_nats"
   fi
+  point "time, P$P" "TNLM threads" "$(rate "$t" rps)"
+  point "time, P$P" "TNLM events" "$(rate "$e" rps)"
+  point "time, P$P" "Redis PING" "$(rate "$r" rps)"
+  point "time, P$P" "redis-benchmark" "$RB_RPS"
+  if [[ "$NATS" != 0 ]]; then
+    point "time, P$P" "NATS PING" "$(rate "$n" rps)"
+  fi
   if [[ $P == 16 ]]; then
     TNLM_P16=$t
   fi
@@ -289,6 +300,13 @@ for P in 1 16; do
   row "relayed messages, 25 pairs, P$P" "$(rate "$t" relayed_per_s)" "$(rate "$r" relayed_per_s)" \
     "$(others "$t"); $(others "$r")" "$(lat "$t"); $(lat "$r")" "$(cpu "$t"); $(cpu "$r")" "$COUNT_tnlm; $COUNT_redis"
   e=$BEST_events
+  point "messages, P$P" "TNLM threads" "$(rate "$t" relayed_per_s)"
+  point "messages, P$P" "TNLM events" "$(rate "$e" relayed_per_s)"
+  point "messages, P$P" "Redis PUBLISH" "$(rate "$r" relayed_per_s)"
+  if [[ "$NATS" != 0 ]]; then
+    point "messages, P$P" "NATS request-reply" "$(rate "$BEST_nats" relayed_per_s)"
+    point "messages, P$P" "NATS PUB to SUB" "$(rate "$BEST_nats_pub" relayed_per_s)"
+  fi
   row "relayed messages, 25 pairs, P$P, **event engine**" "$(rate "$e" relayed_per_s)" "$(rate "$r" relayed_per_s)" \
     "$(others "$e"); $(others "$r")" "$(lat "$e"); $(lat "$r")" "$(cpu "$e"); $(cpu "$r")" "$COUNT_events; $COUNT_redis"
   if [[ "$NATS" != 0 ]]; then
@@ -339,5 +357,6 @@ if [[ "$SCALE" != 0 ]]; then
   BENCH_ENGINE=events BENCH_HOLD=${BENCH_EVENTS_HOLD:-18000} bash ci/bench-scale.sh "$SERVER" "$CLIENT" "$ROWS"
 fi
 
-echo "== rows for docs/BENCHMARKS.md ($ROWS)"
+python3 ci/bench-chart.py "$POINTS" "$OUT/chart.svg" "TNLM (both engines), Redis and NATS on $(nproc) cores, 50 clients"
+echo "== rows for docs/BENCHMARKS.md ($ROWS); chart for docs/images/bench.svg: $OUT/chart.svg"
 cat "$ROWS"
