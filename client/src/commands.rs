@@ -18,7 +18,7 @@ use crate::error::{secs, ClientError};
 use crate::output::{printable, Output, Record};
 
 /// A connected command: the connection, its events, and how to print.
-struct Session {
+struct CommandRun {
     connection: Connection,
     inbox: Inbox,
     output: Output,
@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
     }
     let settings = cli.settings();
     let (connection, inbox) = Connection::open(&target.to_string(), &settings)?;
-    let mut session = Session { connection, inbox, output: Output { json: cli.json }, timeout: settings.timeout };
+    let mut session = CommandRun { connection, inbox, output: Output { json: cli.json }, timeout: settings.timeout };
     let result = match command {
         Command::Time { repeat: None } => session.time(),
         Command::Time { repeat: Some(n) } => session.time_repeat(*n),
@@ -48,7 +48,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
     result
 }
 
-impl Session {
+impl CommandRun {
     /// `time`: one request, one response.
     fn time(&mut self) -> Result<(), ClientError> {
         match self.request(TimeRequest, "time")? {

@@ -261,7 +261,7 @@ impl Connection {
             stream: stream.try_clone().map_err(connect_error)?,
             writer: Arc::clone(&writer),
             closing: Arc::clone(&closing),
-            heartbeat: settings.heartbeat.map(|interval| Heartbeat::new(interval, Arc::clone(&ids))),
+            heartbeat: settings.heartbeat.map(|interval| ClientHeartbeat::new(interval, Arc::clone(&ids))),
             sink,
             queued,
             dropped: 0,
@@ -460,7 +460,7 @@ struct ReceiverThread {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
     closing: Arc<AtomicBool>,
-    heartbeat: Option<Heartbeat>,
+    heartbeat: Option<ClientHeartbeat>,
     sink: Sink,
     /// Bytes of forwarded messages queued and not yet taken.
     queued: QueuedMessages,
@@ -607,7 +607,7 @@ enum Handled {
 /// The client side of the heartbeat ([`tnlm_core::proto::heartbeat`]): its
 /// timer, and the ids of the pings it sent, to tell their pongs from the
 /// answers to the user's own pings.
-struct Heartbeat {
+struct ClientHeartbeat {
     timer: tnlm_core::proto::heartbeat::Heartbeat,
     /// Where ping ids come from (the connection's request ids).
     ids: Arc<RequestIds>,
@@ -615,10 +615,10 @@ struct Heartbeat {
     unanswered: Vec<u32>,
 }
 
-impl Heartbeat {
-    fn new(interval: Duration, ids: Arc<RequestIds>) -> Heartbeat {
+impl ClientHeartbeat {
+    fn new(interval: Duration, ids: Arc<RequestIds>) -> ClientHeartbeat {
         let timer = tnlm_core::proto::heartbeat::Heartbeat::new(interval, Instant::now());
-        Heartbeat { timer, ids, unanswered: Vec::new() }
+        ClientHeartbeat { timer, ids, unanswered: Vec::new() }
     }
 
     /// True (and forgotten) if `id` is one of our unanswered pings.

@@ -92,7 +92,7 @@ enum MenuEvent {
 }
 
 /// What [`Events::next_incoming`] found.
-enum Incoming {
+enum Found {
     /// A line, or `None` at the end of input.
     Input(Option<String>),
     /// An event of the current connection.
@@ -139,24 +139,24 @@ impl Events {
     }
 
     /// The next input line (queued ones first) or event of the current connection.
-    fn next_incoming(&mut self) -> Incoming {
+    fn next_incoming(&mut self) -> Found {
         if let Some(input) = self.backlog.pop_front() {
             self.input_ended |= input.is_none();
-            return Incoming::Input(input);
+            return Found::Input(input);
         }
         if self.input_ended {
-            return Incoming::Input(None);
+            return Found::Input(None);
         }
         loop {
             match self.rx.recv() {
-                Ok(MenuEvent::Line(line)) => return Incoming::Input(Some(line)),
+                Ok(MenuEvent::Line(line)) => return Found::Input(Some(line)),
                 Ok(MenuEvent::InputEnd) | Err(_) => {
                     self.input_ended = true;
-                    return Incoming::Input(None);
+                    return Found::Input(None);
                 }
                 Ok(MenuEvent::Net { generation, event }) if generation == self.generation => {
                     self.queued.taken(&event);
-                    return Incoming::Net(event);
+                    return Found::Net(event);
                 }
                 Ok(MenuEvent::Net { .. }) => {}
             }
@@ -266,11 +266,11 @@ impl<'a> Menu<'a> {
         self.console.prompt(prompt);
         loop {
             match self.events.next_incoming() {
-                Incoming::Input(input) => {
+                Found::Input(input) => {
                     self.console.input_received();
                     return input;
                 }
-                Incoming::Net(event) => self.on_network_event(event),
+                Found::Net(event) => self.on_network_event(event),
             }
         }
     }
@@ -487,6 +487,6 @@ mod tests {
         assert!(current(Event::Closed(CloseReason::Local)));
         let event = events.next_event(None);
         assert!(matches!(event, Some(Event::Closed(CloseReason::Local))), "{event:?}");
-        assert!(matches!(events.next_incoming(), Incoming::Input(Some(line)) if line == "3"));
+        assert!(matches!(events.next_incoming(), Found::Input(Some(line)) if line == "3"));
     }
 }

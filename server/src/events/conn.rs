@@ -56,7 +56,7 @@ pub(crate) struct Conn {
     mailbox: Mailbox,
     /// The mailbox as others reach it (kept by deliveries for receipts).
     outbox: Outbox,
-    out: Output,
+    out: Outgoing,
     bad_input: BadInputLog,
     phase: Phase,
     /// Listed in the registry (a refused newcomer is not).
@@ -98,7 +98,7 @@ impl Conn {
             session: Session::new(&config.session(), now),
             mailbox,
             outbox: outbox.clone(),
-            out: Output::new(config.write_timeout),
+            out: Outgoing::new(config.write_timeout),
             bad_input: BadInputLog::new(id, now),
             phase: Phase::Open,
             listed: false,
@@ -437,7 +437,7 @@ fn short_read_drains() -> bool {
 /// mailbox how far the socket has taken its frames (what acks are checked
 /// against).
 #[derive(Debug)]
-struct Output {
+struct Outgoing {
     buf: Vec<u8>,
     /// `buf[pos..]` is still owed.
     pos: usize,
@@ -453,9 +453,17 @@ struct Output {
     owed_since: Option<Instant>,
 }
 
-impl Output {
-    fn new(write_timeout: Duration) -> Output {
-        Output { buf: Vec::new(), pos: 0, sent: 0, pushed: 0, marks: VecDeque::new(), write_timeout, owed_since: None }
+impl Outgoing {
+    fn new(write_timeout: Duration) -> Outgoing {
+        Outgoing {
+            buf: Vec::new(),
+            pos: 0,
+            sent: 0,
+            pushed: 0,
+            marks: VecDeque::new(),
+            write_timeout,
+            owed_since: None,
+        }
     }
 
     /// Bytes owed.
