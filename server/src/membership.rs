@@ -59,6 +59,10 @@ pub(crate) fn refusal_frame(peer: Peer, refusal: Refusal) -> Vec<u8> {
             let text = format!("the server already serves its maximum of {max} clients; try again later");
             error_frame(0, ErrorCode::TooManyClients, &text)
         }
+        Refusal::Exhausted => {
+            let text = "the server cannot take more clients now (it could not start a thread); try again later";
+            error_frame(0, ErrorCode::TooManyClients, text)
+        }
     }
 }
 

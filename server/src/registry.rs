@@ -62,6 +62,9 @@ pub enum Refusal {
     Closed,
     /// `capacity` clients are listed already.
     Full(usize),
+    /// The OS would not give the server what one more client needs (a
+    /// thread: the thread engine at `vm.max_map_count` or the task limit).
+    Exhausted,
 }
 
 impl Registry {

@@ -1,6 +1,6 @@
 //! The listening server: accept loop, one thread per client, clean shutdown.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,8 +14,10 @@ use tnlm_core::Frame;
 use crate::config::{Config, Engine, CONNECTION_STACK};
 use crate::connection;
 use crate::events::Workers;
-use crate::handler::shutdown_notice;
+use crate::handler::{shutdown_notice, Peer};
+use crate::membership::refusal_frame;
 use crate::outbox::encode;
+use crate::registry::Refusal;
 use crate::shared::Shared;
 
 /// How long clients get to close after the shutdown notice before their
@@ -194,12 +196,29 @@ impl Server {
         running: WaitGroup,
     ) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
+        // The socket waits in a slot the thread takes it from: if no thread
+        // can be started, it is still here to tell the client why.
+        let slot = Arc::new(Mutex::new(Some(stream)));
+        let handed = Arc::clone(&slot);
         // Dropping the JoinHandle detaches the thread.
-        thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
-            connection::serve(Arc::clone(&shared), id, stream, addr, since);
-            shared.registry.forget(id);
-            drop(running);
-        })?;
+        let spawned =
+            thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
+                let stream = handed.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(stream) = stream {
+                    connection::serve(Arc::clone(&shared), id, stream, addr, since);
+                }
+                shared.registry.forget(id);
+                drop(running);
+            });
+        if let Err(err) = spawned {
+            let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(mut stream) = stream {
+                let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
+                let _ = stream.write_all(&refusal_frame(peer, Refusal::Exhausted));
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+            return Err(err);
+        }
         Ok(())
     }
 
