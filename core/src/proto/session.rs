@@ -351,6 +351,53 @@ mod tests {
         assert_eq!(decoder.next_frame().unwrap().unwrap().request_id, 42);
     }
 
+    /// The code of the error frame a session answers `bytes` with, and
+    /// whether the session goes on after it.
+    fn answer_to(bytes: &[u8]) -> (ErrorCode, bool) {
+        let start = Instant::now();
+        let mut session = Session::new(&config(), start);
+        session.receive(bytes, start);
+        match session.poll_event() {
+            Some(Event::Rejected(err)) => {
+                let sent = sent(&mut session);
+                let Message::Error(body) = &sent[0].message else { panic!("{sent:?}") };
+                assert_eq!(body.code, err.code());
+                (body.code, true)
+            }
+            Some(Event::End(ending)) => (ending.code.unwrap(), false),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_decode_error_is_answered_with_its_code_and_only_lost_framing_ends_the_session() {
+        let request = bytes(&Frame::new(5, TimeRequest));
+        let with = |offset: usize, byte: u8| {
+            let mut frame = request.clone();
+            frame[offset] = byte;
+            frame
+        };
+        let mut malformed = bytes(&Frame::new(5, SendRequest { to: 1, text: "hi".into() }));
+        let last = malformed.len() - 1;
+        malformed[last] = 0xff; // not UTF-8
+        let mut oversize = request.clone();
+        oversize[12..16].copy_from_slice(&4096u32.to_le_bytes());
+        let cases: [(&[u8], ErrorCode, bool); 7] = [
+            (b"HTTP/1.1 200 OK\r\n\r\n", ErrorCode::BadMagic, false),
+            (&with(4, 2), ErrorCode::UnsupportedVersion, false),
+            (&oversize, ErrorCode::Oversize, false),
+            (&with(7, 1), ErrorCode::InvalidHeader, true),
+            (&with(5, b'Z'), ErrorCode::UnknownType, true),
+            (&with(6, 1), ErrorCode::UnexpectedFrame, true), // a T response, from a client
+            (&malformed, ErrorCode::MalformedPayload, true),
+        ];
+        for (input, code, goes_on) in cases {
+            assert_eq!(answer_to(input), (code, goes_on), "{code:?}");
+        }
+        // The other two codes a session sends: `truncated` and `timeout`,
+        // tested above; `too_many_clients` is the server's, not a session's.
+    }
+
     #[test]
     fn a_stalled_frame_times_out_from_its_first_byte() {
         let start = Instant::now();
