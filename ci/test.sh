@@ -10,9 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked "$@"
-# The server's whole suite again against the event engine (`--engine events`):
-# both engines drive the same protocol core and must behave the same on the wire.
-TNLM_TEST_ENGINE=events cargo test --locked -p tnlm-server "$@"
+# The server's and the client's whole suites again against the event engine
+# (`--engine events`): both engines drive the same protocol core and must
+# behave the same on the wire.
+TNLM_TEST_ENGINE=events cargo test --locked -p tnlm-server -p tnlm-client "$@"
 # The dissector in mlua, once per Lua version: mlua builds exactly one Lua per
 # build, so the two runs are separate cargo invocations with different features.
 cargo test --locked -p tnlm-wireshark --features lua52 --test mlua "$@"

@@ -118,9 +118,10 @@ env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC -u TNLM_REQUIRE "${WIN[@]}" "${run
   timeout --kill-after=10s 20m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU "${test_args[@]}" -- "${skip_args[@]}"
 
 if (($# == 0)); then
-  step "the server's suite again under Wine, against the event engine (mio's Windows backend)"
+  step "the server's and the client's suites again under Wine, against the event engine (mio's Windows backend)"
   env -u TNLM_REQUIRE_TSHARK -u TNLM_REQUIRE_CC -u TNLM_REQUIRE TNLM_TEST_ENGINE=events "${WIN[@]}" "${runner^^}=$WINE" \
-    timeout --kill-after=10s 10m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU -p tnlm-server -- "${skip_args[@]}"
+    timeout --kill-after=10s 10m cargo test -Zbuild-std --locked --no-fail-fast --target $GNU -p tnlm-server \
+    -p tnlm-client -- "${skip_args[@]}"
 fi
 
 step "end to end: Windows and Linux binaries over 127.0.0.1 (ci/windows-e2e.sh)"

@@ -19,6 +19,28 @@ pub enum Engine {
     Events,
 }
 
+impl Engine {
+    /// The engine test suites run against: `TNLM_TEST_ENGINE` (`threads` or
+    /// `events`), `threads` when unset. `ci/test.sh` runs the server's and
+    /// the client's suites once per engine. An unknown name panics: a test
+    /// run must not silently fall back to the other engine.
+    pub fn under_test() -> Engine {
+        match std::env::var("TNLM_TEST_ENGINE") {
+            Err(_) => Engine::Threads,
+            Ok(name) => <Engine as clap::ValueEnum>::from_str(&name, true)
+                .unwrap_or_else(|_| panic!("TNLM_TEST_ENGINE={name}: expected threads or events")),
+        }
+    }
+
+    /// The engine's name on the command line (`--engine NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Threads => "threads",
+            Engine::Events => "events",
+        }
+    }
+}
+
 /// Everything a [`Server`](crate::Server) needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {

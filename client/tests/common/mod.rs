@@ -26,9 +26,16 @@ pub fn start_server() -> RunningServer {
     start_server_with(test_config())
 }
 
-/// The configuration [`start_server`] uses, to start from for [`start_server_with`].
+/// The configuration [`start_server`] uses (on the engine under test,
+/// `TNLM_TEST_ENGINE`), to start from for [`start_server_with`].
 pub fn test_config() -> Config {
-    Config { port: 0, bind: Some("127.0.0.1".parse().unwrap()), name: SERVER_NAME.into(), ..Config::default() }
+    Config {
+        port: 0,
+        bind: Some("127.0.0.1".parse().unwrap()),
+        name: SERVER_NAME.into(),
+        engine: tnlm_server::Engine::under_test(),
+        ..Config::default()
+    }
 }
 
 /// A server with `config`, serving in a background thread.

@@ -16,24 +16,6 @@ use tnlm_server::{Config, RunningServer, Server};
 /// How long any single wait in a test may take before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The engine the tests run against: `TNLM_TEST_ENGINE=events` selects the
-/// event engine (the test run does the whole suite once with each).
-pub fn engine() -> tnlm_server::Engine {
-    match std::env::var("TNLM_TEST_ENGINE").as_deref() {
-        Ok("events") => tnlm_server::Engine::Events,
-        Ok("threads") | Err(_) => tnlm_server::Engine::Threads,
-        Ok(other) => panic!("TNLM_TEST_ENGINE={other}: expected threads or events"),
-    }
-}
-
-/// The `--engine` argument for [`engine`].
-pub fn engine_arg() -> &'static str {
-    match engine() {
-        tnlm_server::Engine::Threads => "threads",
-        tnlm_server::Engine::Events => "events",
-    }
-}
-
 /// A server on 127.0.0.1 with a free port, named `test-server`, on the
 /// engine under test.
 pub fn server() -> RunningServer {
@@ -46,7 +28,7 @@ pub fn server_with(tweak: impl FnOnce(&mut Config)) -> RunningServer {
         bind: Some("127.0.0.1".parse().unwrap()),
         port: 0,
         name: "test-server".into(),
-        engine: engine(),
+        engine: tnlm_server::Engine::under_test(),
         ..Config::default()
     };
     tweak(&mut config);
@@ -196,7 +178,16 @@ impl ServerProcess {
     /// As [`start`](Self::start), with `RUST_LOG` set to `level`.
     pub fn start_logging(level: &str, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tnlm-server"))
-            .args(["--bind", "127.0.0.1", "--port", "0", "--name", "cli-test", "--engine", engine_arg()])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--name",
+                "cli-test",
+                "--engine",
+                tnlm_server::Engine::under_test().name(),
+            ])
             .args(args)
             .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
