@@ -139,6 +139,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2); // a bad command line, as clap's own errors
     }
     let name = config.name.clone();
+    let engine = engine_words(&config);
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(err) => {
@@ -148,7 +149,7 @@ fn main() -> ExitCode {
     };
     println!("listening on {}", server.local_addr());
     let _ = io::stdout().flush();
-    print_banner(server.local_addr(), &name);
+    print_banner(server.local_addr(), &name, &engine);
     install_stop_triggers(server.shutdown_handle());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,8 +162,9 @@ fn main() -> ExitCode {
 
 /// The welcome banner of the lab's server screen, on stderr so that the
 /// `listening on` line stays the first and only line scripts read on stdout:
-/// where it listens, how a client reaches it, and how to stop it.
-fn print_banner(local: SocketAddr, name: &str) {
+/// where it listens, how it serves its clients, how a client reaches it,
+/// and how to stop it.
+fn print_banner(local: SocketAddr, name: &str, engine: &str) {
     let port = local.port();
     // From this machine; 127.0.0.1 also reaches a dual-stack `[::]` listener.
     let reach = if local.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], port)) } else { local };
@@ -171,9 +173,22 @@ fn print_banner(local: SocketAddr, name: &str) {
     let protocol = tnlm_core::VERSION;
     let mut banner = format!("Welcome to the TNLM server {version} (protocol v{protocol}), named {name:?}.\n");
     banner += &format!("Listening on {}{everywhere}, TCP port {port}.\n", local.ip());
+    banner += &format!("Serving {engine}.\n");
     banner += &format!("Connect a client with: tnlm-client -c {reach}\n");
     banner += "Type `list` for the connected clients; type `quit` or press Ctrl-C to stop.\n";
     let _ = io::stderr().write_all(banner.as_bytes());
+}
+
+/// How the banner says the server serves its clients.
+fn engine_words(config: &Config) -> String {
+    match config.engine {
+        config::Engine::Threads => "each client on a thread of its own (--engine threads)".into(),
+        config::Engine::Events => {
+            let workers = config.workers.max(1);
+            let plural = if workers == 1 { "" } else { "s" };
+            format!("every client from {workers} event-loop worker{plural} (--engine events)")
+        }
+    }
 }
 
 /// Ctrl-C / SIGTERM, and `quit` on stdin, stop the server. End of stdin does

@@ -27,6 +27,12 @@ fn welcome_banner_on_stderr_says_where_and_how_to_stop() {
         "Welcome to the TNLM server".to_string(),
         format!("Listening on 127.0.0.1, TCP port {port}"),
         format!("tnlm-client -c 127.0.0.1:{port}"),
+        match tnlm_server::Engine::under_test() {
+            tnlm_server::Engine::Threads => {
+                "Serving each client on a thread of its own (--engine threads).".to_string()
+            }
+            tnlm_server::Engine::Events => "event-loop worker".to_string(),
+        },
         "`quit` or press Ctrl-C".to_string(),
     ] {
         assert!(banner.contains(&expected), "{expected:?} missing in {banner}");
