@@ -186,6 +186,8 @@ pub struct Connection {
     abortive: bool,
     receiver: Option<JoinHandle<()>>,
     closing: Arc<AtomicBool>,
+    /// Set by the receiver once it has acknowledged a forwarded message.
+    acknowledged: Arc<AtomicBool>,
     hello: Hello,
     peer: SocketAddr,
     local: SocketAddr,
@@ -254,6 +256,7 @@ impl Connection {
         let peer = stream.peer_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let local = stream.local_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let closing = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicBool::new(false));
         let ids = Arc::new(RequestIds::new());
         let writer =
             Arc::new(WriteHalf { stream: stream.try_clone().map_err(connect_error)?, lock: Default::default() });
@@ -261,6 +264,7 @@ impl Connection {
             stream: stream.try_clone().map_err(connect_error)?,
             writer: Arc::clone(&writer),
             closing: Arc::clone(&closing),
+            acknowledged: Arc::clone(&acknowledged),
             heartbeat: settings.heartbeat.map(|interval| ClientHeartbeat::new(interval, Arc::clone(&ids))),
             sink,
             queued,
@@ -274,6 +278,7 @@ impl Connection {
             abortive: options.linger == Some(0),
             receiver: Some(receiver),
             closing,
+            acknowledged,
             hello: placeholder_hello(),
             peer,
             local,
@@ -332,6 +337,13 @@ impl Connection {
         self.writer.write(&buffer).map_err(ClientError::Send)?;
         tracing::trace!(frames = ids.len(), bytes = buffer.len(), "sent");
         Ok(ids)
+    }
+
+    /// True when closing will send an RST (`--linger 0`) after acks for
+    /// forwarded messages: the RST may destroy the last of them before the
+    /// server has read them.
+    pub fn close_may_lose_acks(&self) -> bool {
+        self.abortive && self.acknowledged.load(Ordering::SeqCst)
     }
 
     /// Shuts the socket down and waits for the receiver thread to finish.
@@ -460,6 +472,8 @@ struct ReceiverThread {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
     closing: Arc<AtomicBool>,
+    /// See [`Connection::close_may_lose_acks`].
+    acknowledged: Arc<AtomicBool>,
     heartbeat: Option<ClientHeartbeat>,
     sink: Sink,
     /// Bytes of forwarded messages queued and not yet taken.
@@ -560,6 +574,8 @@ impl ReceiverThread {
         };
         if let Err(err) = self.writer.write_frame(&reply) {
             tracing::debug!("could not send {}: {err}", reply.summary());
+        } else if matches!(reply.message, Message::Ack(_)) {
+            self.acknowledged.store(true, Ordering::SeqCst);
         }
         match reply.message {
             Message::Pong(_) => Handled::Consumed,
