@@ -188,7 +188,12 @@ pub fn read_hello(stream: &mut std::net::TcpStream) -> Result<u32> {
         if let Some(frame) = decoder.next_frame().map_err(|e| LabError::Failed(e.to_string()))? {
             return match frame.message {
                 Message::Hello(hello) => Ok(hello.client_id),
-                other => Err(LabError::Failed(format!("expected the hello, got {other:?}"))),
+                Message::Error(body) => Err(LabError::Failed(format!(
+                    "the server refused instead of saying hello: {} ({})",
+                    body.text,
+                    body.code.name()
+                ))),
+                other => Err(LabError::Failed(format!("expected the hello, got {}", other.payload_name()))),
             };
         }
         match stream.read(&mut chunk) {
