@@ -204,10 +204,7 @@ impl Raw {
     }
 
     fn hello(&mut self) -> Result<u32> {
-        match self.next()?.map(|f| f.message) {
-            Some(Message::Hello(hello)) => Ok(hello.client_id),
-            other => Err(LabError::Failed(format!("expected the hello, got {other:?}"))),
-        }
+        crate::hello_id(self.next()?.map(|f| f.message))
     }
 }
 

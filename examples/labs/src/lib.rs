@@ -186,18 +186,10 @@ pub fn read_hello(stream: &mut std::net::TcpStream) -> Result<u32> {
     let mut chunk = [0u8; 1024];
     loop {
         if let Some(frame) = decoder.next_frame().map_err(|e| LabError::Failed(e.to_string()))? {
-            return match frame.message {
-                Message::Hello(hello) => Ok(hello.client_id),
-                Message::Error(body) => Err(LabError::Failed(format!(
-                    "the server refused instead of saying hello: {} ({})",
-                    body.text,
-                    body.code.name()
-                ))),
-                other => Err(LabError::Failed(format!("expected the hello, got {}", other.payload_name()))),
-            };
+            return hello_id(Some(frame.message));
         }
         match stream.read(&mut chunk) {
-            Ok(0) => return Err(LabError::Failed("the server closed before its hello".into())),
+            Ok(0) => return hello_id(None),
             Ok(n) => decoder.feed(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
@@ -205,6 +197,22 @@ pub fn read_hello(stream: &mut std::net::TcpStream) -> Result<u32> {
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// The client id in the first frame a server sent (`None`: it closed
+/// first), or what went wrong, in words: a refusal (`too_many_clients`, the
+/// shutdown notice) or anything else.
+pub fn hello_id(first: Option<Message>) -> Result<u32> {
+    match first {
+        Some(Message::Hello(hello)) => Ok(hello.client_id),
+        Some(Message::Error(body)) => Err(LabError::Failed(format!(
+            "the server refused instead of saying hello: {} ({})",
+            body.text,
+            body.code.name()
+        ))),
+        Some(other) => Err(LabError::Failed(format!("expected the hello, got {}", other.payload_name()))),
+        None => Err(LabError::Failed("the server closed before its hello".into())),
     }
 }
 
