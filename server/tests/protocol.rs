@@ -158,8 +158,12 @@ fn the_server_pings_a_silent_client_and_drops_it_after_three_intervals() {
     assert_eq!(error.code, tnlm_core::ErrorCode::Timeout);
     // docs/RELIABILITY.md: 3 × SECS + min(SECS / 8, 1 s), plus 0.25 s for scheduling.
     let bound = interval * 3 + interval / 8 + std::time::Duration::from_millis(250);
+    // The server's clock starts when it has written the hello, this one when
+    // the hello has been read: the hello's trip may make the server look up
+    // to a few milliseconds early from here (0.3 ms seen under Wine).
+    let earliest = interval * 3 - std::time::Duration::from_millis(5);
     eprintln!("silent client dropped after {elapsed:?} with heartbeat {interval:?} ({pings} pings, bound {bound:?})");
-    assert!(elapsed >= interval * 3 && elapsed <= bound, "dropped after {elapsed:?}");
+    assert!(elapsed >= earliest && elapsed <= bound, "dropped after {elapsed:?}");
 }
 
 #[test]

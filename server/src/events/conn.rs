@@ -74,7 +74,7 @@ pub(crate) struct Conn {
 impl Conn {
     /// Sets up an accepted socket: options, listing, hello (or the refusal).
     /// Registers it with `registry` as `token`; its clocks (heartbeat, frame
-    /// timeout) start once it is watched, right before its hello is written.
+    /// timeout) start once its hello is written.
     pub(crate) fn open(
         shared: &Shared,
         worker: &Arc<WorkerHandle>,
@@ -91,37 +91,45 @@ impl Conn {
         let config = &shared.config;
         let mailbox = Mailbox::new(id, token, Arc::clone(worker), config.queue_bytes, Arc::clone(&shared.queue_budget));
         let outbox = Outbox::Event(mailbox.clone());
+        // The hello goes into the output before anything from the mailbox
+        // can: this worker is the socket's only writer, so nothing else
+        // reaches the client before it.
+        let mut out = Outgoing::new(config.write_timeout);
+        let (listed, phase) = match shared.registry.insert(id, peer.addr, since, outbox.clone()) {
+            Ok(()) => {
+                out.push(hello_frame(shared, peer), None);
+                (true, Phase::Open)
+            }
+            Err(refusal) => {
+                mailbox.close();
+                out.push(refusal_frame(peer, refusal), None);
+                (false, Phase::Flushing { reason: "refused".into(), drain: false })
+            }
+        };
+        // It leaves now, and the session's clocks (heartbeat, frame timeout)
+        // start once it has, as in the thread engine: a silent client is
+        // given up on three intervals after its hello, not before. A failed
+        // write is met again, and ends the connection, at the next write.
+        if let Err(err) = out.write_to(&mut stream, &mailbox) {
+            tracing::debug!(client = id, "cannot write the hello yet: {err}");
+        }
         let now = Instant::now();
-        let mut conn = Conn {
+        let conn = Conn {
             peer,
             stream,
             session: Session::new(&config.session(), now),
             mailbox,
-            outbox: outbox.clone(),
-            out: Outgoing::new(config.write_timeout),
+            outbox,
+            out,
             bad_input: BadInputLog::new(id, now),
-            phase: Phase::Open,
-            listed: false,
+            phase,
+            listed,
             input_paused: false,
             fin_after: false,
             fin_sent: false,
             scheduled: None,
             _running: running,
         };
-        // The hello goes into the output before anything from the mailbox
-        // can: this worker is the socket's only writer, so nothing else
-        // reaches the client before it.
-        match shared.registry.insert(id, peer.addr, since, outbox) {
-            Ok(()) => {
-                conn.listed = true;
-                conn.out.push(hello_frame(shared, peer), None);
-            }
-            Err(refusal) => {
-                conn.mailbox.close();
-                conn.out.push(refusal_frame(peer, refusal), None);
-                conn.phase = Phase::Flushing { reason: "refused".into(), drain: false };
-            }
-        }
         Ok(conn)
     }
 
