@@ -168,14 +168,18 @@ impl Conn {
         self.write_out(cx);
     }
 
-    /// Other threads queued frames for it, or want it cut.
+    /// Other threads queued frames for it, or want it cut (also while it
+    /// drains a misbehaving client's input: shutdown does not wait for that).
     pub(crate) fn on_mailbox(&mut self, cx: &mut Context<'_>) {
-        if matches!(self.phase, Phase::Done { .. } | Phase::Draining { .. }) {
+        if matches!(self.phase, Phase::Done { .. }) {
             return;
         }
         let signals = self.mailbox.signals();
         if signals.cut {
             self.cut(cx.shared, "cut off at shutdown");
+            return;
+        }
+        if matches!(self.phase, Phase::Draining { .. }) {
             return;
         }
         self.fin_after |= signals.fin_after;
