@@ -33,6 +33,16 @@ const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// How often a half-closed client's owed receipts are looked for.
 const RECEIPT_CHECK: Duration = Duration::from_millis(10);
 
+/// How far [`Conn::answer_received`] got.
+enum Answered {
+    /// Every whole frame received so far.
+    All,
+    /// Up to the output's high-water mark; the rest waits.
+    Paused,
+    /// The session ended.
+    Ended(Ending),
+}
+
 /// Where a connection is in its life.
 #[derive(Debug)]
 enum Phase {
@@ -229,9 +239,21 @@ impl Conn {
     /// share of this turn is used, or too much output is owed.
     fn read_requests(&mut self, cx: &mut Context<'_>, stop_at_short_read: bool) {
         let mut read_total = 0;
+        let mut drained = false;
         loop {
-            if self.out.pending() >= OUTPUT_HIGH_WATER {
-                self.input_paused = true;
+            // What has arrived is answered first, up to the high-water mark.
+            match self.answer_received(cx) {
+                Answered::All => {}
+                Answered::Paused => {
+                    self.input_paused = true;
+                    break;
+                }
+                Answered::Ended(ending) => {
+                    self.end(cx, ending);
+                    return;
+                }
+            }
+            if drained {
                 break;
             }
             if read_total >= READ_SHARE {
@@ -246,17 +268,8 @@ impl Conn {
                 }
                 Ok(n) => {
                     read_total += n;
-                    let now = Instant::now();
-                    self.session.receive(&cx.buffer[..n], now);
-                    if let Some(ending) = self.answer(cx, now) {
-                        self.take_transmit();
-                        self.end(cx, ending);
-                        return;
-                    }
-                    self.take_transmit();
-                    if stop_at_short_read && n < cx.buffer.len() {
-                        break;
-                    }
+                    self.session.receive(&cx.buffer[..n], Instant::now());
+                    drained = stop_at_short_read && n < cx.buffer.len();
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -269,10 +282,23 @@ impl Conn {
         self.write_out(cx);
     }
 
-    /// Acts on every event of what was received; returns the ending if the
-    /// session ended.
-    fn answer(&mut self, cx: &Context<'_>, now: Instant) -> Option<Ending> {
-        while let Some(event) = self.session.poll_event() {
+    /// Acts on the events of what was received, frame by frame, until none
+    /// is left, the session ends, or the output owed reaches the high-water
+    /// mark: then the rest waits in the session until the client has read
+    /// some, as a thread engine's connection waits in its blocking write. (A
+    /// 64 KiB read of `list` requests would otherwise be answered with
+    /// megabytes at once, and the write deadline would only start after.)
+    fn answer_received(&mut self, cx: &Context<'_>) -> Answered {
+        let now = Instant::now();
+        loop {
+            if self.out.pending() + self.session.transmit().len() >= OUTPUT_HIGH_WATER {
+                self.take_transmit();
+                return Answered::Paused;
+            }
+            let Some(event) = self.session.poll_event() else {
+                self.take_transmit();
+                return Answered::All;
+            };
             match event {
                 Event::Frame(frame) => {
                     tracing::debug!(client = self.peer.id, "{}", frame.summary());
@@ -284,11 +310,11 @@ impl Conn {
                 Event::Rejected(err) => self.bad_input.note(&err, now),
                 Event::End(ending) => {
                     self.bad_input.note(&ending.reason, now);
-                    return Some(ending);
+                    self.take_transmit();
+                    return Answered::Ended(ending);
                 }
             }
         }
-        None
     }
 
     /// Moves the session's owed bytes into the output.
