@@ -30,6 +30,7 @@ mod deliveries;
 mod events;
 mod handler;
 mod membership;
+pub mod memory;
 mod outbox;
 mod queue;
 mod registry;

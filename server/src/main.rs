@@ -138,6 +138,11 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(2); // a bad command line, as clap's own errors
     }
+    if config.engine == config::Engine::Threads {
+        // Thousands of client threads: keep their freed memory where it can
+        // be given back when they leave (tnlm_server::memory).
+        tnlm_server::memory::use_one_arena();
+    }
     let name = config.name.clone();
     let engine = engine_words(&config);
     let server = match Server::bind(config) {

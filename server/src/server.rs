@@ -97,9 +97,14 @@ impl Server {
         let reaper = thread::Builder::new()
             .name("deliveries".into())
             .spawn(move || reaper_shared.deliveries.reap_until_stopped())?;
-        let workers = match self.shared.config.engine {
-            Engine::Threads => None,
-            Engine::Events => Some(Workers::start(&self.shared, self.shared.config.workers)?),
+        let (workers, trimmer) = match self.shared.config.engine {
+            Engine::Threads => {
+                let shared = Arc::clone(&self.shared);
+                let trimmer =
+                    thread::Builder::new().name("memory".into()).spawn(move || shared.trimmer.run_until_stopped())?;
+                (None, Some(trimmer))
+            }
+            Engine::Events => (Some(Workers::start(&self.shared, self.shared.config.workers)?), None),
         };
         let connections = WaitGroup::new();
         if let Some(delay) = self.shared.config.accept_delay {
@@ -132,6 +137,10 @@ impl Server {
         self.stop_clients(connections);
         if let Some(workers) = workers {
             workers.stop();
+        }
+        if let Some(trimmer) = trimmer {
+            self.shared.trimmer.stop();
+            let _ = trimmer.join();
         }
         let _ = reaper.join();
         Ok(())
@@ -203,11 +212,13 @@ impl Server {
         // Dropping the JoinHandle detaches the thread.
         let spawned =
             thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
+                shared.trimmer.client_arrived();
                 let stream = handed.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(stream) = stream {
                     connection::serve(Arc::clone(&shared), id, stream, addr, since);
                 }
                 shared.registry.forget(id);
+                shared.trimmer.client_left();
                 drop(running);
             });
         if let Err(err) = spawned {

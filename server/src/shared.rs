@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliveries::Deliveries;
+use crate::memory::Trimmer;
 use crate::queue::QueueBudget;
 use crate::registry::Registry;
 
@@ -20,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) deliveries: Deliveries,
     /// What all clients' queues together may hold (`--queue-total`).
     pub(crate) queue_budget: Arc<QueueBudget>,
+    /// Gives departed clients' freed memory back to the system.
+    pub(crate) trimmer: Trimmer,
     /// Set once shutdown has begun.
     pub(crate) stopping: AtomicBool,
     /// An address that reaches the listener, to wake a blocking `accept`.
@@ -35,6 +38,7 @@ impl Shared {
             registry: Registry::new(config.max_clients),
             queue_budget: QueueBudget::new(config.queue_total),
             config,
+            trimmer: Trimmer::default(),
             stopping: AtomicBool::new(false),
             wake_addr,
         }

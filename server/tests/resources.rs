@@ -20,10 +20,11 @@ const RELEASED_WITHIN: Duration = Duration::from_secs(1);
 /// … has unmapped the departed threads' stacks (fewer mappings than this;
 /// 6,072 when they were joined only at the next accept), …
 const MAX_MAPPINGS: usize = 1_000;
-/// … and holds at most this much more resident memory than before they came:
-/// what glibc keeps for reuse (up to 40 MiB of exited threads' stacks, of
-/// which only touched pages count, and its per-thread malloc arenas).
-const RSS_SLACK_KIB: u64 = 16 * 1024;
+/// … and holds at most 5 MB more resident memory than before they came
+/// (about 1.9 MB of it is glibc's cache of exited threads' stacks, of which
+/// only touched pages count; the freed heap goes back by `malloc_trim`, see
+/// the server's `memory` module).
+const RSS_SLACK_KIB: u64 = 5_000_000 / 1024;
 
 /// One field of /proc/PID/status, as a number (`VmRSS` in KiB, `Threads`).
 fn status_field(pid: u32, field: &str) -> u64 {
