@@ -12,6 +12,17 @@
 //! fills up (a byte limit) and the sender is told. A write lock keeps every
 //! frame whole, whichever thread writes it.
 //!
+//! **Invariant: one writer at a time.** Every byte of a client's socket is
+//! written while holding its write lock, so at any moment at most one thread
+//! writes, and a frame is never interleaved with another. The writing thread
+//! is not always the same one (the connection thread, a pushing thread's
+//! kick, or the flusher): the connection thread spends its time blocked in
+//! `read`, and nothing portable wakes a blocking read to hand it queued
+//! frames. Making it the sole owner would mean waiting in `poll` on the
+//! socket and a wake-up descriptor instead, a system call more per request
+//! and two more descriptors per client; the event engine
+//! ([`crate::events`]) is that design, with one owner per socket for life.
+//!
 //! Why not a writer thread per client: with two threads per client, 10,000
 //! clients need 20,000 threads, beyond Linux's default limit of 65,530 memory
 //! mappings per process (each thread takes about four). Idle clients now cost
