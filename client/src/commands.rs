@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tnlm_core::message::{DeliveryStatus, ListRequest, NameRequest, PingRequest, SendRequest, TimeRequest};
+use tnlm_core::message::{DeliveryStatus, ListRequest, NameRequest, SendRequest, TimeRequest};
 use tnlm_core::{Frame, Message};
 
 use crate::cli::{Cli, Command, Target};
@@ -44,9 +44,7 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
         Command::Listen { count } => session.listen(*count, cli.timeout),
         Command::Bench(_) | Command::Conform { .. } => Ok(()), // handled above
     };
-    if session.connection.close_may_lose_acks() {
-        session.settle();
-    }
+    session.connection.settle(&mut session.inbox, session.timeout, |_| {});
     session.connection.close();
     result
 }
@@ -152,21 +150,6 @@ impl CommandRun {
             }
         }
         Ok(())
-    }
-
-    /// Before an abortive close (`--linger 0`) of a connection that has
-    /// acknowledged messages: one ping answered, so the server has read
-    /// everything sent before it (it answers in order), in particular the
-    /// receiver's acks for the last messages. Otherwise the
-    /// RST could overtake them and a message this client received would be
-    /// reported `target_gone` to its sender. Bounded by the timeout;
-    /// failures are only logged: the connection is closing anyway.
-    fn settle(&mut self) {
-        let Ok(id) = self.connection.send(PingRequest) else { return };
-        let deadline = Instant::now() + self.timeout;
-        if let Err(err) = wait_response(&mut self.inbox, id, deadline, |_| {}) {
-            tracing::debug!("no answer to the ping before closing: {err:?}");
-        }
     }
 
     /// `listen`: print the hello, then every indication. See [`Command::Listen`].

@@ -346,6 +346,24 @@ impl Connection {
         self.abortive && self.acknowledged.load(Ordering::SeqCst)
     }
 
+    /// Call before [`close`](Self::close). When the close would be abortive
+    /// (`--linger 0`) after acks were sent, sends one ping and waits (up to
+    /// `timeout`) for its answer: the server answers in order, so it has then
+    /// read everything sent before, the last acks included. Otherwise the RST
+    /// could overtake them, and a message this client received would be
+    /// reported `target_gone` to its sender. Indications arriving meanwhile
+    /// go to `on_indication`. Failures are only logged: the connection is
+    /// closing anyway.
+    pub fn settle(&mut self, source: &mut impl EventSource, timeout: Duration, on_indication: impl FnMut(&Frame)) {
+        if !self.close_may_lose_acks() {
+            return;
+        }
+        let Ok(id) = self.send(PingRequest) else { return };
+        if let Err(err) = wait_response(source, id, Instant::now() + timeout, on_indication) {
+            tracing::debug!("no answer to the ping before closing: {err:?}");
+        }
+    }
+
     /// Shuts the socket down and waits for the receiver thread to finish.
     pub fn close(mut self) {
         self.shutdown();

@@ -320,8 +320,10 @@ impl<'a> Menu<'a> {
 
     /// Item 2 (and exit): close the connection and join its receiver thread.
     fn disconnect(&mut self) -> Option<()> {
-        if let Some(connection) = self.connection.take() {
+        if let Some(mut connection) = self.connection.take() {
             let peer = connection.peer();
+            let (console, output, you) = (&mut self.console, self.output, Some(connection.id()));
+            connection.settle(&mut self.events, self.cli.timeout(), |frame| show_frame(console, output, frame, you));
             connection.close();
             self.events.retire_connection();
             self.console.line(&format!("disconnected from {peer}"));

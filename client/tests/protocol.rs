@@ -12,8 +12,10 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 
-use common::run;
-use tnlm_core::message::{Delivery, DeliveryStatus, ErrorBody, Hello, Shutdown, TimeResponse};
+use common::{run, Client};
+use tnlm_core::message::{
+    Ack, Delivery, DeliveryStatus, ErrorBody, Forwarded, Hello, PingRequest, Pong, Shutdown, TimeResponse,
+};
 use tnlm_core::{Decoder, ErrorCode, Frame, DEFAULT_MAX_PAYLOAD};
 
 /// A one-connection fake server running `script` on the accepted socket.
@@ -272,4 +274,41 @@ fn linger_0_closes_with_a_reset_and_leaves_no_time_wait() {
         !left.iter().any(|(_, _, state)| state == "06"),
         "TIME_WAIT left between ports {client_port} and {server_port}: {left:?}"
     );
+}
+
+/// A fake server that forwards one message (delivery id 41) and expects, in
+/// this order: the ack, then a ping (answered), then the close. With
+/// `--linger 0` the close is an RST, which could overtake the ack: the
+/// client must not close before its ping is answered.
+fn acks_then_a_ping_before_the_close() -> (String, JoinHandle<()>) {
+    fake_server(|mut stream| {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let forwarded =
+            Forwarded { from: 3, from_ip: std::net::Ipv4Addr::LOCALHOST.into(), from_port: 5555, text: "hi".into() };
+        write_frames(&mut stream, &[hello(), Frame::new(41, forwarded)]);
+        let frames = read_requests(&mut stream, 2);
+        assert_eq!((frames[0].request_id, &frames[0].message), (41, &Ack.into()), "{frames:?}");
+        assert_eq!(frames[1].message, PingRequest.into(), "{frames:?}");
+        write_frames(&mut stream, &[Frame::new(frames[1].request_id, Pong)]);
+        let after = stream.read(&mut [0u8; 64]).map_err(|e| e.kind());
+        assert!(!matches!(after, Ok(n) if n > 0), "more after the ping: {after:?}");
+    })
+}
+
+#[test]
+fn an_abortive_close_after_acks_waits_for_a_ping_answer() {
+    let (addr, server) = acks_then_a_ping_before_the_close();
+    let out = run(&["--connect", &addr, "--linger", "0", "--heartbeat", "0", "listen", "--count", "1"]);
+    assert!(out.assert_code(0).stdout.contains("] hi"), "{out:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn the_menu_s_abortive_close_after_acks_waits_for_a_ping_answer() {
+    let (addr, server) = acks_then_a_ping_before_the_close();
+    let mut menu = Client::spawn_interactive(&["--connect", &addr, "--linger", "0", "--heartbeat", "0"]);
+    menu.wait_line("the message", |l| l.starts_with("[message from "));
+    menu.send_line("7");
+    menu.finish().assert_code(0);
+    server.join().unwrap();
 }
