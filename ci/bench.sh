@@ -74,8 +74,9 @@ count_wait() {
 }
 # Prints "syscalls / context switches" per request from file $1 for $2 requests.
 count_per_request() {
+  # perf writes "<not supported>" or "<not counted>" where it cannot count: n/a, not 0.
   awk -F, -v n="$2" '$3 == "raw_syscalls:sys_enter" { s = $1 } $3 == "context-switches" { c = $1 }
-    END { if (n > 0 && s != "") printf "%.2f / %.2f", s / n, c / n; else print "n/a" }' "$1"
+    END { if (n > 0 && s ~ /^[0-9.]+$/ && c ~ /^[0-9.]+$/) printf "%.2f / %.2f", s / n, c / n; else print "n/a" }' "$1"
 }
 
 echo "== tools"
