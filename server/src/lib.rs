@@ -36,6 +36,7 @@ mod queue;
 mod registry;
 mod server;
 mod shared;
+mod spare_descriptor;
 mod writer;
 
 pub use config::{Config, Engine};

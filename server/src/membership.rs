@@ -63,6 +63,11 @@ pub(crate) fn refusal_frame(peer: Peer, refusal: Refusal) -> Vec<u8> {
             let text = "the server cannot take more clients now (it could not start a thread); try again later";
             error_frame(0, ErrorCode::TooManyClients, text)
         }
+        Refusal::OutOfDescriptors => {
+            let text = "the server has no file descriptor left for another client (its open-file limit, \
+                        ulimit -n); try again later";
+            error_frame(0, ErrorCode::TooManyClients, text)
+        }
     }
 }
 

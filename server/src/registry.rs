@@ -65,6 +65,9 @@ pub enum Refusal {
     /// The OS would not give the server what one more client needs (a
     /// thread: the thread engine at `vm.max_map_count` or the task limit).
     Exhausted,
+    /// The server is at its open-file limit (`ulimit -n`): accepted with the
+    /// descriptor it keeps in reserve, only to be told so.
+    OutOfDescriptors,
 }
 
 impl Registry {

@@ -19,6 +19,7 @@ use crate::membership::refusal_frame;
 use crate::outbox::encode;
 use crate::registry::Refusal;
 use crate::shared::Shared;
+use crate::spare_descriptor::{out_of_descriptors, SpareDescriptor, Taken};
 
 /// How long clients get to close after the shutdown notice before their
 /// connections are cut.
@@ -111,14 +112,35 @@ impl Server {
             self.delay_accepting(delay);
         }
         let mut backoff = Duration::ZERO;
+        let mut spare = SpareDescriptor::new();
+        let mut refusing = false;
         loop {
             let accepted = self.listener.accept();
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let accepted = match accepted {
+                Err(err) if out_of_descriptors(&err) => match spare.accept_with_it(&self.listener) {
+                    Some(Taken::Serve(stream, addr)) => Ok((stream, addr)),
+                    Some(Taken::Refuse(stream, addr)) => {
+                        if self.shared.stopping.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        refuse_out_of_descriptors(stream, addr, &mut refusing);
+                        spare.retake();
+                        continue;
+                    }
+                    None => Err(err),
+                },
+                other => other,
+            };
             if self.shared.stopping.load(Ordering::SeqCst) {
                 break;
             }
             match accepted {
                 Ok((stream, addr)) => {
                     backoff = Duration::ZERO;
+                    refusing = false;
                     if let Err(err) = self.serve_client(stream, addr, connections.clone(), workers.as_ref()) {
                         tracing::error!("cannot serve {addr}: {err}");
                     }
@@ -301,6 +323,22 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Tells a client accepted with the spare descriptor that the server is at
+/// its open-file limit, and closes it. Warns once per stretch of refusals.
+fn refuse_out_of_descriptors(mut stream: TcpStream, addr: SocketAddr, refusing: &mut bool) {
+    if !*refusing {
+        tracing::warn!(
+            "out of file descriptors (the open-file limit, ulimit -n): refusing waiting clients with \
+             too_many_clients until some leave"
+        );
+        *refusing = true;
+    }
+    let peer = Peer { id: 0, addr: tnlm_core::net::canonical(addr) };
+    tracing::debug!(addr = %peer.addr, "refused: out of file descriptors");
+    let _ = stream.write_all(&refusal_frame(peer, Refusal::OutOfDescriptors));
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 /// Whether an `accept` error concerns only the connection being accepted
