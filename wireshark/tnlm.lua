@@ -506,19 +506,20 @@ local function type_letter(t)
   return string.format("0x%02x", t)
 end
 
--- Reads `fields` from tvb[at, limit) into tree. Returns the offset after them and the
--- table of display values by field name, or nil and why not. Every read is
--- bounds-checked first, so no read ever throws.
+-- Reads `fields` from tvb[at, limit) into tree; s holds the same bytes as tvb, as a
+-- string, and the values are read from it (one Wireshark API call per field fewer).
+-- Returns the offset after them and the table of display values by field name, or
+-- nil and why not. Every read is bounds-checked first, so no read ever throws.
 local decode_fields
 
-local function decode_field(tvb, tree, at, limit, fd, v)
+local function decode_field(tvb, s, tree, at, limit, fd, v)
   local left = limit - at
   if fd.wire == "uint" or fd.wire == "status" or fd.wire == "error" then
     if left < fd.size then
       return nil, fd.name .. ": needs " .. fd.size .. " bytes, " .. left .. " left"
     end
-    local value = tvb(at, fd.size):le_uint()
-    local item = tree:add_le(fd.f, tvb(at, fd.size))
+    local value = le_uint(s, at, fd.size)
+    local item = tree:add(fd.f, tvb(at, fd.size), value)
     if fd.wire == "uint" then
       v[fd.name] = num(value)
     else
@@ -540,19 +541,17 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 8 then
       return nil, fd.name .. ": needs an 8-byte length, " .. left .. " bytes left"
     end
-    local len = tvb(at, 4):le_uint()
-    local high = tvb(at + 4, 4):le_uint()
+    local len = le_uint(s, at, 4)
+    local high = le_uint(s, at + 4, 4)
     if high ~= 0 or len > left - 8 then
       return nil, fd.name .. ": string length exceeds the " .. (left - 8) .. " bytes left"
     end
-    local raw = ""
-    if len > 0 then
-      raw = tvb(at + 8, len):raw()
-    end
+    local raw = string.sub(s, at + 9, at + 8 + len)
     if not valid_utf8(raw) then
       return nil, fd.name .. ": not valid UTF-8"
     end
     local item = tree:add(fd.f, tvb(at, 8 + len), raw)
+    -- FT_UINT64: read by Wireshark (its Lua API takes a UInt64, not a number, as value).
     item:add_le(F["string.length"], tvb(at, 8))
     v[fd.name] = display_text(raw)
     v[fd.raw] = raw
@@ -561,7 +560,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 4 then
       return nil, fd.name .. ": needs a 4-byte address family, " .. left .. " bytes left"
     end
-    local family = tvb(at, 4):le_uint()
+    local family = le_uint(s, at, 4)
     local size = IP_FAMILY_SIZES[family]
     if size == nil then
       return nil, fd.name .. ": unknown address family " .. num(family)
@@ -569,7 +568,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 4 + size then
       return nil, fd.name .. ": needs " .. (4 + size) .. " bytes, " .. left .. " left"
     end
-    local raw = tvb(at + 4, size):raw()
+    local raw = string.sub(s, at + 5, at + 4 + size)
     local item
     if size == 4 then
       item = tree:add(fd.f, tvb(at + 4, size))
@@ -578,14 +577,14 @@ local function decode_field(tvb, tree, at, limit, fd, v)
       item = tree:add(fd.f6, tvb(at + 4, size))
       v[fd.name] = ipv6_text(raw)
     end
-    item:add_le(fd.family, tvb(at, 4))
+    item:add(fd.family, tvb(at, 4), family)
     return at + 4 + size, item
   elseif fd.wire == "list" then
     if left < 8 then
       return nil, fd.name .. ": needs an 8-byte count, " .. left .. " bytes left"
     end
-    local count = tvb(at, 4):le_uint()
-    local high = tvb(at + 4, 4):le_uint()
+    local count = le_uint(s, at, 4)
+    local high = le_uint(s, at + 4, 4)
     if high ~= 0 or count > (left - 8) / fd.min_size then
       return nil, fd.name .. ": count exceeds what the " .. (left - 8) .. " bytes left can hold"
     end
@@ -594,7 +593,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     for i = 1, count do
       local sub = list_item:add(fd.item, tvb(pos, limit - pos))
       local sv = {}
-      local after, err = decode_fields(tvb, sub, pos, limit, fd.fields, sv)
+      local after, err = decode_fields(tvb, s, sub, pos, limit, fd.fields, sv)
       if after == nil then
         sub:set_text(fd.label .. " " .. i .. " (malformed)")
         return nil, fd.name .. " entry " .. i .. ": " .. err
@@ -615,9 +614,9 @@ local function decode_field(tvb, tree, at, limit, fd, v)
   return nil, fd.name .. ": unknown wire type " .. tostring(fd.wire)
 end
 
-decode_fields = function(tvb, tree, at, limit, fields, v)
+decode_fields = function(tvb, s, tree, at, limit, fields, v)
   for _, fd in ipairs(fields) do
-    local after, err = decode_field(tvb, tree, at, limit, fd, v)
+    local after, err = decode_field(tvb, s, tree, at, limit, fd, v)
     if after == nil then
       return nil, err
     end
@@ -626,12 +625,19 @@ decode_fields = function(tvb, tree, at, limit, fields, v)
   return at
 end
 
-local function max_payload()
+-- The maximum payload preference, capped; read again when preferences change (a
+-- preference read is a Wireshark API call, too dear for every frame).
+local max_payload_now
+local function read_max_payload()
   local max = tnlm.prefs.max_payload
   if max > MAX_PDU - HLEN then
     max = MAX_PDU - HLEN
   end
-  return max
+  max_payload_now = max
+end
+read_max_payload()
+local function max_payload()
+  return max_payload_now
 end
 
 -- Dissects one PDU (tvb starts at its magic). Returns the Info text.
@@ -642,8 +648,9 @@ local function dissect_frame(tvb, root, pdu)
     item:add_proto_expert_info(EXPERT.malformed, "Truncated header: " .. avail .. " of " .. HLEN .. " bytes")
     return "truncated frame"
   end
-  -- The header's bytes are read once, as a string: fewer Wireshark API calls.
-  local raw = tvb(0, HLEN):raw()
+  -- The PDU's bytes are read once, as a string, and every value is decoded from it:
+  -- each Wireshark API call (a TvbRange, a read) costs more than the Lua around it.
+  local raw = tvb:raw(0, avail)
   local magic = string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size)
   local header = root:add(F.header, tvb(0, HLEN))
   if magic ~= K.magic then
@@ -656,10 +663,15 @@ local function dissect_frame(tvb, root, pdu)
   for _, h in ipairs(HEADER) do
     local range = tvb(h.offset, h.size)
     if h.kind == "string" then
-      items[h.name] = header:add(F[h.name], range)
-    else
+      items[h.name] = header:add(F[h.name], range, magic)
+    elseif h.name == "type" then
+      -- FT_CHAR: read by Wireshark (the Lua API of 4.0 takes no value for it).
       items[h.name] = header:add_le(F[h.name], range)
       value[h.name] = le_uint(raw, h.offset, h.size)
+    else
+      local n = le_uint(raw, h.offset, h.size)
+      items[h.name] = header:add(F[h.name], range, n)
+      value[h.name] = n
     end
   end
   local t, c, id, length = value.type, value.class, value.request_id, value.length
@@ -732,7 +744,7 @@ local function dissect_frame(tvb, root, pdu)
   local payload = root:add(F.payload, tvb(HLEN, length))
   payload:append_text(": " .. message.payload)
   local v = {}
-  local after, err = decode_fields(tvb, payload, HLEN, limit, message.fields, v)
+  local after, err = decode_fields(tvb, raw, payload, HLEN, limit, message.fields, v)
   if after == nil then
     payload:add_proto_expert_info(EXPERT.malformed, "Malformed " .. message.payload .. ": " .. err)
     return prefix .. " [malformed " .. message.payload .. "]"
@@ -1120,17 +1132,24 @@ end
 -- PDUs: resynchronisation on the magic, the Info column, reassembly.
 -- ---------------------------------------------------------------------------
 
--- Info column: the first PDU of a packet sets it, later ones append.
-local info_state = { number = -1, text = nil }
+-- Info column: the first PDU of a packet sets it, later ones append. A later PDU of
+-- the same packet finds the column ending with what the earlier ones wrote; a packet
+-- dissected again (the GUI) starts from the column TCP wrote, so it sets it again.
+-- Only that case reads the column back (a dear call).
+local info_state = { number = -1, text = "" }
 local function set_info(pinfo, text)
-  local col = pinfo.cols.info
-  if info_state.number == pinfo.number and info_state.text == tostring(col) then
-    col:append(", " .. text)
-  else
-    col:set(text)
+  local number = pinfo.number
+  if info_state.number == number then
+    local col = pinfo.cols.info
+    local shown, last = tostring(col), info_state.text
+    if #shown >= #last and string.sub(shown, -#last) == last then
+      col:append(", " .. text)
+      info_state.text = last .. ", " .. text
+      return
+    end
   end
-  info_state.number = pinfo.number
-  info_state.text = tostring(col)
+  pinfo.cols.info = text
+  info_state.number, info_state.text = number, text
 end
 
 -- Where the next magic starts in tvb[from, len), or nil. With `partial`, a magic cut
@@ -1140,7 +1159,7 @@ local function find_magic(tvb, from, partial)
   if from >= len then
     return nil
   end
-  local s = tvb(from, len - from):raw()
+  local s = tvb:raw(from, len - from)
   local at = string.find(s, K.magic, 1, true)
   if at ~= nil then
     return from + at - 1
@@ -1186,10 +1205,9 @@ local function dissect_one(tvb, pinfo, tree)
 end
 
 local function dissect_pdu(tvb, pinfo, tree)
-  pinfo.cols.protocol = "TNLM"
   local avail = tvb:len()
   local magic = K.magic
-  if avail >= #magic and tvb(0, #magic):raw() ~= magic then
+  if avail >= #magic and tvb:raw(0, #magic) ~= magic then
     -- Bytes before the next magic (garbage, or the tail of a frame whose start
     -- was not captured): shown as data, then the frame after them.
     local at = find_magic(tvb, 1, false)
@@ -1210,7 +1228,7 @@ end
 
 -- The length of a valid header's PDU at offset, or nil when the header is not valid.
 local function frame_length(tvb, offset)
-  local raw = tvb(offset, HLEN):raw()
+  local raw = tvb:raw(offset, HLEN)
   if string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
     return nil
   end
@@ -1224,20 +1242,19 @@ local function frame_length(tvb, offset)
   return HLEN + length
 end
 
--- The whole PDU's length, from its header (Wireshark passes the whole tvb and the offset).
+-- The whole PDU's length at offset, from its header (at least a header's length).
 -- Bytes that do not start with the magic form a PDU up to the next magic; when that
 -- is shorter than a header, the frame after it joins the same PDU.
-local function pdu_length(tvb, pinfo, offset)
+local function pdu_length(tvb, offset)
   local avail = tvb:len() - offset
   if avail < HLEN then
-    -- Only without reassembly: the PDU dissector reports the truncated header.
     return HLEN
   end
   local length = frame_length(tvb, offset)
   if length ~= nil then
     return length
   end
-  if tvb(offset + H.magic.offset, H.magic.size):raw() == K.magic then
+  if tvb:raw(offset + H.magic.offset, H.magic.size) == K.magic then
     return avail
   end
   local at = find_magic(tvb, offset + 1, true)
@@ -1258,24 +1275,58 @@ local function pdu_length(tvb, pinfo, offset)
   return skip + length
 end
 
+-- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
+-- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
+-- continues in the next segment is left to TCP's reassembly (desegment_offset and
+-- desegment_len), or, without reassembly, dissected as far as it was captured.
 function tnlm.dissector(tvb, pinfo, tree)
-  dissect_tcp_pdus(tvb, tree, HLEN, pdu_length, dissect_pdu, true)
-  return tvb:len()
+  pinfo.cols.protocol = "TNLM"
+  local len = tvb:len()
+  local offset = 0
+  while offset < len do
+    local avail = len - offset
+    local need = pdu_length(tvb, offset)
+    if avail < need then
+      if pinfo.can_desegment > 0 then
+        pinfo.desegment_offset = offset
+        if avail < HLEN then
+          need = DESEGMENT_ONE_MORE_SEGMENT
+        else
+          need = need - avail
+        end
+        pinfo.desegment_len = need
+        return len
+      end
+      need = avail
+    end
+    if offset == 0 and need == len then
+      dissect_pdu(tvb, pinfo, tree)
+    else
+      dissect_pdu(tvb(offset, need):tvb(), pinfo, tree)
+    end
+    offset = offset + need
+  end
+  return len
 end
 
 function tnlm.init()
   reset_state()
-  info_state.number, info_state.text = -1, nil
+  read_max_payload()
+  info_state.number, info_state.text = -1, ""
   tapped.number = -1
 end
 
 -- Heuristic for other ports: the stream must start with the magic and our version.
 local function heuristic(tvb, pinfo, tree)
   local avail = tvb:len()
-  if avail < H.magic.size or tvb(H.magic.offset, H.magic.size):raw() ~= K.magic then
+  if avail < H.magic.size then
     return false
   end
-  if avail > H.version.offset and tvb(H.version.offset, 1):le_uint() ~= K.version then
+  local head = tvb:raw(0, math.min(avail, H.version.offset + 1))
+  if string.sub(head, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+    return false
+  end
+  if avail > H.version.offset and string.byte(head, H.version.offset + 1) ~= K.version then
     return false
   end
   pinfo.conversation = tnlm
@@ -1300,7 +1351,10 @@ local function register_ports()
   end
   registered_ports = ports
 end
-tnlm.prefs_changed = register_ports
+tnlm.prefs_changed = function()
+  read_max_payload()
+  register_ports()
+end
 register_ports()
 
 -- ---------------------------------------------------------------------------

@@ -388,6 +388,11 @@ local function check_value(field, value)
     if type(value) ~= "string" then fail(field.abbrev .. ": string value expected") end
   elseif kind == "none" then
     fail(field.abbrev .. ": FT_NONE takes no value")
+  elseif kind == "uint64" then
+    -- Wireshark 4.0 takes only a UInt64 here; a Lua number is an error.
+    fail(field.abbrev .. ": UInt64 value expected, got " .. type(value))
+  elseif kind == "char" then
+    fail(field.abbrev .. ": Wireshark 4.0 takes no explicit value for FT_CHAR")
   elseif SIZES[kind] and kind ~= "ipv4" and kind ~= "ipv6" then
     if type(value) ~= "number" or math.floor(value) ~= value then
       fail(field.abbrev .. ": integer value expected, got " .. tostring(value))
@@ -578,6 +583,7 @@ end
 -- dissect_tcp_pdus -----------------------------------------------------------
 
 M.ONE_MORE_SEGMENT = 0x0fffffff
+DESEGMENT_ONE_MORE_SEGMENT = M.ONE_MORE_SEGMENT
 
 function dissect_tcp_pdus(tvb, tree, fixed_len, get_len, dissect, desegment)
   if class_of(tvb) ~= "Tvb" or class_of(tree) ~= "TreeItem" then fail("dissect_tcp_pdus(tvb, tree, ...)") end
@@ -587,7 +593,7 @@ function dissect_tcp_pdus(tvb, tree, fixed_len, get_len, dissect, desegment)
   local pinfo = M.pinfo
   if pinfo == nil then fail("dissect_tcp_pdus can only be invoked while in a dissect function") end
   if desegment == nil then desegment = true end
-  local can = desegment and pinfo.can_desegment
+  local can = desegment and pinfo.can_desegment > 0
   local offset = 0
   while #tvb.data - offset > 0 do
     local remaining = #tvb.data - offset
@@ -658,7 +664,7 @@ function M.dissect_stream(segments, opts)
     local client_port = (opts.client_port or 50000) + stream
     local src, dst = client_port, server_port
     if dir then src, dst = server_port, client_port end
-    local f = { number = n, visited = visited, can_desegment = reassemble, stream = stream,
+    local f = { number = n, visited = visited, can_desegment = reassemble and 1 or 0, stream = stream,
       rel_ts = seg.time or n / 1000, desegment_offset = 0, desegment_len = 0, src_port = src, dst_port = dst,
       cols = new_cols(src .. " -> " .. dst .. " [PSH, ACK] Len=" .. #seg.data, "TCP") }
     local pinfo = setmetatable({ _f = f }, PINFO)
