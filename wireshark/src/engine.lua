@@ -921,11 +921,28 @@ local function pdu_length(tvb, offset)
   return skip + length
 end
 
+-- When Wireshark builds no tree for a pass (tshark's first pass of two without a
+-- read filter, the GUI filling its packet list), the root handed to a Lua dissector
+-- has no item, so no text. Items added to it would be thrown away, yet each call
+-- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
+-- the PDUs are still decoded for the Info column, the tracking and the statistics.
+local NO_TREE = {}
+local function no_tree()
+  return NO_TREE
+end
+for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
+  "add_proto_expert_info" }) do
+  NO_TREE[method] = no_tree
+end
+
 -- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
 -- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
 -- continues in the next segment is left to TCP's reassembly (desegment_offset and
 -- desegment_len), or, without reassembly, dissected as far as it was captured.
 function tnlm.dissector(tvb, pinfo, tree)
+  if tree.text == nil then
+    tree = NO_TREE
+  end
   pinfo.cols.protocol = "TNLM"
   local len = tvb:len()
   local offset = 0

@@ -405,6 +405,10 @@ end
 
 local function add(parent, little, a, b, c, ...)
   if select("#", ...) > 0 then fail("TreeItem:add: labels after the value are not expected") end
+  if parent.no_tree then
+    -- No tree: an item without an item, not recorded.
+    return setmetatable({ children = {}, experts = {}, no_tree = true }, ITEM)
+  end
   local cls = class_of(a)
   if cls == "Proto" then
     if b ~= nil and class_of(b) ~= "TvbRange" then fail("TreeItem:add(proto, range)") end
@@ -671,7 +675,11 @@ function M.dissect_stream(segments, opts)
     M.pinfo = pinfo
     M.errors = {}
     M.stream = stream
-    local root = new_item(nil, {})
+    -- Wireshark's root for a Lua dissector is a hidden "fake item" under the tree; with
+    -- no tree (opts.tree == false: a first pass without one, as tshark -2 makes), it has
+    -- no item, so no text, and what is added to it is thrown away.
+    local has_tree = visited or opts.tree ~= false
+    local root = new_item(nil, { text = has_tree and "Wireshark Lua fake item" or nil, no_tree = not has_tree })
     local tvb = new_tvb(data)
     local tcp = M.tables["tcp.port"]
     local proto = M.conversation[stream] or (tcp and (tcp.entries[src] or tcp.entries[dst]))
