@@ -421,6 +421,10 @@ end
 -- so the GUI may dissect packets again in any order. Cleared by tnlm.init.
 -- ---------------------------------------------------------------------------
 
+-- The packet's number and whether it was dissected before, read from pinfo once per
+-- call of the dissector (each read is a Wireshark API call) and used by the tracking and the Info column.
+local packet = { number = -1, visited = false }
+
 local tcp_stream = Field.new("tcp.stream")
 local CLIENT, SERVER = SENDER.client, SENDER.server
 
@@ -456,15 +460,15 @@ local function put(bytes, at, width, value)
 end
 
 local function get(bytes, at, width)
-  local value = 0
-  for i = width - 1, 0, -1 do
-    value = value * 256 + bytes:get_index(at + i)
-  end
-  return value
+  return le_uint(bytes:raw(at, width), 0, width)
 end
+
+-- The last exchange record read: one ByteArray:raw call reads all its fields.
+local cached = { ex = nil, record = nil }
 
 local state
 local function reset_state()
+  cached.ex = nil
   state = {
     -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
     streams = {},
@@ -482,13 +486,17 @@ reset_state()
 
 -- A field of exchange ex (see FIELDS).
 local function ex_get(ex, name)
+  if cached.ex ~= ex then
+    cached.ex, cached.record = ex, state.exchanges.bytes:raw((ex - 1) * RECORD, RECORD)
+  end
   local f = FIELDS[name]
-  return get(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2])
+  return le_uint(cached.record, f[1], f[2])
 end
 
 local function ex_set(ex, name, value)
   local f = FIELDS[name]
   put(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2], value)
+  cached.ex = nil
 end
 
 local function nanoseconds(seconds)
@@ -587,7 +595,7 @@ end
 local function trace_request(st, ex, pdu, pinfo)
   local v = pdu.v
   local from = st.client_id or ("stream " .. num(st.id))
-  local trace = { key = from .. "." .. num(pdu.id), req = pinfo.number, req_t = pinfo.rel_ts }
+  local trace = { key = from .. "." .. num(pdu.id), req = packet.number, req_t = pinfo.rel_ts }
   state.trace[ex] = trace
   local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
   local q = state.pending[wait]
@@ -610,15 +618,15 @@ local function trace_indication(st, ex, pdu, pinfo)
   local trace = q[q.first]
   q[q.first] = nil
   q.first = q.first + 1
-  trace.ind, trace.ind_t, trace.delivery = pinfo.number, pinfo.rel_ts, pdu.id
+  trace.ind, trace.ind_t, trace.delivery = packet.number, pinfo.rel_ts, pdu.id
   state.trace[ex] = trace
 end
 
 local function trace_answer(trace, kind, pinfo)
   if kind == TRACE.ack then
-    trace.ack, trace.ack_t = pinfo.number, pinfo.rel_ts
+    trace.ack, trace.ack_t = packet.number, pinfo.rel_ts
   else
-    trace.resp, trace.resp_t = pinfo.number, pinfo.rel_ts
+    trace.resp, trace.resp_t = packet.number, pinfo.rel_ts
   end
 end
 
@@ -627,11 +635,11 @@ local function open_exchange(st, kind, key, pinfo)
   state.n = ex
   store_grow(state.exchanges, ex)
   ex_set(ex, "kind", kind * KEYS + key)
-  ex_set(ex, "ask", pinfo.number)
+  ex_set(ex, "ask", packet.number)
   ex_set(ex, "answer", 0)
   ex_set(ex, "time", nanoseconds(pinfo.rel_ts))
   st.open[key] = ex
-  remember(pinfo.number, ex)
+  remember(packet.number, ex)
   return ex
 end
 
@@ -667,10 +675,10 @@ local function record(st, kind, pdu, pinfo)
       if ex ~= nil then
         local ask_kind = kind_of(ex)
         if asks[ask_kind] or (asks.any_request and ASKS[ask_kind] == CLIENT) then
-          ex_set(ex, "answer", pinfo.number)
+          ex_set(ex, "answer", packet.number)
           ex_set(ex, "time", nanoseconds(pinfo.rel_ts) - ex_get(ex, "time"))
           st.open[key] = nil
-          remember(pinfo.number, ex)
+          remember(packet.number, ex)
           local trace = state.trace[ex]
           if trace ~= nil then
             trace_answer(trace, kind, pinfo)
@@ -724,14 +732,14 @@ local function show(root, st, kind, pdu, pinfo)
   end
   local opener = ASKS[kind]
   if opener ~= nil then
-    local ex = lookup(pinfo.number, pdu.id, opener, false)
+    local ex = lookup(packet.number, pdu.id, opener, false)
     if ex == nil then
       return nil
     end
     local answer = ex_get(ex, "answer")
     if answer ~= 0 then
       add_generated(root, F["response_in"], answer)
-    elseif pinfo.visited then
+    elseif packet.visited then
       root:add_proto_expert_info(EXPERT.no_response)
     end
     if state.trace[ex] ~= nil then
@@ -742,7 +750,7 @@ local function show(root, st, kind, pdu, pinfo)
   if ANSWERS[kind] == nil then
     return nil
   end
-  local ex = lookup(pinfo.number, pdu.id, nil, true)
+  local ex = lookup(packet.number, pdu.id, nil, true)
   if ex == nil then
     return nil
   end
@@ -762,8 +770,8 @@ local tapped = { number = -1, n = 0, pdus = {} }
 local stats_wanted = false
 
 local function tap_pdu(pinfo, kind, pdu, ex)
-  if tapped.number ~= pinfo.number then
-    tapped.number, tapped.n = pinfo.number, 0
+  if tapped.number ~= packet.number then
+    tapped.number, tapped.n = packet.number, 0
   end
   tapped.n = tapped.n + 1
   local v = pdu.v or {}
@@ -784,7 +792,7 @@ end
 -- Only that case reads the column back (a dear call).
 local info_state = { number = -1, text = "" }
 local function set_info(pinfo, text)
-  local number = pinfo.number
+  local number = packet.number
   if info_state.number == number then
     local col = pinfo.cols.info
     local shown, last = tostring(col), info_state.text
@@ -823,7 +831,7 @@ end
 local function track(root, pdu, pinfo)
   local st = stream_of(pinfo)
   local kind = pdu.t * 4 + pdu.c
-  if not pinfo.visited then
+  if not packet.visited then
     record(st, kind, pdu, pinfo)
   end
   local ex = show(root, st, kind, pdu, pinfo)
@@ -940,6 +948,7 @@ end
 -- continues in the next segment is left to TCP's reassembly (desegment_offset and
 -- desegment_len), or, without reassembly, dissected as far as it was captured.
 function tnlm.dissector(tvb, pinfo, tree)
+  packet.number, packet.visited = pinfo.number, pinfo.visited
   if tree.text == nil then
     tree = NO_TREE
   end

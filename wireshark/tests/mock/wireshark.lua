@@ -512,6 +512,14 @@ BYTES.__index = {
     return b.data[i]
   end,
   len = function(b) return b.n end,
+  raw = function(b, off, len)
+    off = int_arg(off or 0, "ByteArray:raw offset")
+    len = int_arg(len or (b.n - off), "ByteArray:raw length")
+    if off < 0 or len < 0 or off + len > b.n then fail("ByteArray:raw: out of range") end
+    local out = {}
+    for i = off, off + len - 1 do out[#out + 1] = string.char(b.data[i]) end
+    return table.concat(out)
+  end,
 }
 ByteArray = {
   new = function(hex)
