@@ -286,17 +286,16 @@ local function max_payload()
   return max_payload_now
 end
 
--- Dissects one PDU (tvb starts at its magic). Returns the Info text.
-local function dissect_frame(tvb, root, pdu)
-  local avail = tvb:len()
+-- Dissects one PDU (tvb starts at its magic; raw holds its bytes as a string, and
+-- every value is decoded from it: each Wireshark API call, a TvbRange or a read,
+-- costs more than the Lua around it). Returns the Info text.
+local function dissect_frame(tvb, root, pdu, raw)
+  local avail = #raw
   if avail < HLEN then
     local item = root:add(F.data, tvb(0, avail))
     item:add_proto_expert_info(EXPERT.malformed, "Truncated header: " .. avail .. " of " .. HLEN .. " bytes")
     return "truncated frame"
   end
-  -- The PDU's bytes are read once, as a string, and every value is decoded from it:
-  -- each Wireshark API call (a TvbRange, a read) costs more than the Lua around it.
-  local raw = tvb:raw(0, avail)
   local magic = string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size)
   local header = root:add(F.header, tvb(0, HLEN))
   if magic ~= K.magic then
@@ -806,21 +805,21 @@ local function set_info(pinfo, text)
   info_state.number, info_state.text = number, text
 end
 
--- Where the next magic starts in tvb[from, len), or nil. With `partial`, a magic cut
--- off by the end of the data counts too (the rest may come in the next segment).
-local function find_magic(tvb, from, partial)
-  local len = tvb:len()
+-- Where the next magic starts in the bytes s from offset `from` on (offsets from 0),
+-- or nil. With `partial`, a magic cut off by the end of the data counts too (the
+-- rest may come in the next segment).
+local function find_magic(s, from, partial)
+  local len = #s
   if from >= len then
     return nil
   end
-  local s = tvb:raw(from, len - from)
-  local at = string.find(s, K.magic, 1, true)
+  local at = string.find(s, K.magic, from + 1, true)
   if at ~= nil then
-    return from + at - 1
+    return at - 1
   end
   if partial then
     for k = #K.magic - 1, 1, -1 do
-      if #s >= k and string.sub(s, -k) == string.sub(K.magic, 1, k) then
+      if len - from >= k and string.sub(s, -k) == string.sub(K.magic, 1, k) then
         return len - k
       end
     end
@@ -840,10 +839,10 @@ local function track(root, pdu, pinfo)
   end
 end
 
-local function dissect_one(tvb, pinfo, tree)
+local function dissect_one(tvb, pinfo, tree, raw)
   local root = tree:add(tnlm, tvb())
   local pdu = {}
-  local ok, info = pcall(dissect_frame, tvb, root, pdu)
+  local ok, info = pcall(dissect_frame, tvb, root, pdu, raw)
   if not ok then
     root:add_proto_expert_info(EXPERT.malformed, "Undecodable frame: " .. tostring(info))
     info = "undecodable frame"
@@ -858,13 +857,14 @@ local function dissect_one(tvb, pinfo, tree)
   set_info(pinfo, info)
 end
 
-local function dissect_pdu(tvb, pinfo, tree)
-  local avail = tvb:len()
+-- Dissects one PDU: tvb, and its bytes raw.
+local function dissect_pdu(tvb, pinfo, tree, raw)
+  local avail = #raw
   local magic = K.magic
-  if avail >= #magic and tvb:raw(0, #magic) ~= magic then
+  if avail >= #magic and string.sub(raw, 1, #magic) ~= magic then
     -- Bytes before the next magic (garbage, or the tail of a frame whose start
     -- was not captured): shown as data, then the frame after them.
-    local at = find_magic(tvb, 1, false)
+    local at = find_magic(raw, 1, false)
     if at ~= nil then
       local root = tree:add(tnlm, tvb(0, at))
       root:add(F.data, tvb(0, at)):add_proto_expert_info(EXPERT.bad_magic,
@@ -872,24 +872,29 @@ local function dissect_pdu(tvb, pinfo, tree)
       local info = "bad magic, " .. at .. " bytes skipped"
       root:append_text(", " .. info)
       set_info(pinfo, info)
-      dissect_one(tvb(at, avail - at):tvb(), pinfo, tree)
+      dissect_one(tvb(at, avail - at):tvb(), pinfo, tree, string.sub(raw, at + 1))
       return avail
     end
   end
-  dissect_one(tvb, pinfo, tree)
+  dissect_one(tvb, pinfo, tree, raw)
   return avail
 end
 
--- The length of a valid header's PDU at offset, or nil when the header is not valid.
-local function frame_length(tvb, offset)
-  local raw = tvb:raw(offset, HLEN)
-  if string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+-- Whether the bytes s hold the magic at offset.
+local function magic_at(s, offset)
+  return string.sub(s, offset + H.magic.offset + 1, offset + H.magic.offset + H.magic.size) == K.magic
+end
+
+-- The length of the PDU whose header is at offset of the bytes s (a whole header is
+-- there), or nil when the header is not valid.
+local function frame_length(s, offset)
+  if not magic_at(s, offset) then
     return nil
   end
-  if le_uint(raw, H.version.offset, 1) ~= K.version then
+  if le_uint(s, offset + H.version.offset, 1) ~= K.version then
     return nil
   end
-  local length = le_uint(raw, H.length.offset, 4)
+  local length = le_uint(s, offset + H.length.offset, 4)
   if length > max_payload() then
     return nil
   end
@@ -899,19 +904,19 @@ end
 -- The whole PDU's length at offset, from its header (at least a header's length).
 -- Bytes that do not start with the magic form a PDU up to the next magic; when that
 -- is shorter than a header, the frame after it joins the same PDU.
-local function pdu_length(tvb, offset)
-  local avail = tvb:len() - offset
+local function pdu_length(s, offset)
+  local avail = #s - offset
   if avail < HLEN then
     return HLEN
   end
-  local length = frame_length(tvb, offset)
+  local length = frame_length(s, offset)
   if length ~= nil then
     return length
   end
-  if tvb:raw(offset + H.magic.offset, H.magic.size) == K.magic then
+  if magic_at(s, offset) then
     return avail
   end
-  local at = find_magic(tvb, offset + 1, true)
+  local at = find_magic(s, offset + 1, true)
   if at == nil then
     return avail
   end
@@ -919,10 +924,10 @@ local function pdu_length(tvb, offset)
   if skip >= HLEN then
     return skip
   end
-  if tvb:len() - at < HLEN then
+  if #s - at < HLEN then
     return skip + HLEN
   end
-  local length = frame_length(tvb, at)
+  local length = frame_length(s, at)
   if length == nil then
     return math.max(HLEN, avail)
   end
@@ -953,11 +958,13 @@ function tnlm.dissector(tvb, pinfo, tree)
     tree = NO_TREE
   end
   pinfo.cols.protocol = "TNLM"
-  local len = tvb:len()
+  -- The segment's bytes, read once: lengths and values are decoded from this string.
+  local data = tvb:raw()
+  local len = #data
   local offset = 0
   while offset < len do
     local avail = len - offset
-    local need = pdu_length(tvb, offset)
+    local need = pdu_length(data, offset)
     if avail < need then
       if pinfo.can_desegment > 0 then
         pinfo.desegment_offset = offset
@@ -972,9 +979,9 @@ function tnlm.dissector(tvb, pinfo, tree)
       need = avail
     end
     if offset == 0 and need == len then
-      dissect_pdu(tvb, pinfo, tree)
+      dissect_pdu(tvb, pinfo, tree, data)
     else
-      dissect_pdu(tvb(offset, need):tvb(), pinfo, tree)
+      dissect_pdu(tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
     end
     offset = offset + need
   end
