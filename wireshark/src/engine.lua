@@ -635,7 +635,7 @@ local function open_exchange(st, kind, key, pinfo)
   store_grow(state.exchanges, ex)
   ex_set(ex, "kind", kind * KEYS + key)
   ex_set(ex, "ask", packet.number)
-  ex_set(ex, "answer", 0)
+  -- "answer" stays 0: a ByteArray grows with zero bytes.
   ex_set(ex, "time", nanoseconds(pinfo.rel_ts))
   st.open[key] = ex
   remember(packet.number, ex)
@@ -947,6 +947,20 @@ for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len",
   "add_proto_expert_info" }) do
   NO_TREE[method] = no_tree
 end
+-- Without a tree, the TvbRanges made for items are not needed either: this stand-in
+-- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
+-- bytes themselves are read from the segment's string.
+local NO_TVB = {}
+local NO_RANGE = {
+  tvb = function()
+    return NO_TVB
+  end,
+}
+setmetatable(NO_TVB, {
+  __call = function()
+    return NO_RANGE
+  end,
+})
 
 -- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
 -- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
@@ -954,8 +968,9 @@ end
 -- desegment_len), or, without reassembly, dissected as far as it was captured.
 function tnlm.dissector(tvb, pinfo, tree)
   packet.number, packet.visited = pinfo.number, pinfo.visited
+  local pdu_tvb = tvb
   if tree.text == nil then
-    tree = NO_TREE
+    tree, pdu_tvb = NO_TREE, NO_TVB
   end
   pinfo.cols.protocol = "TNLM"
   -- The segment's bytes, read once: lengths and values are decoded from this string.
@@ -979,9 +994,9 @@ function tnlm.dissector(tvb, pinfo, tree)
       need = avail
     end
     if offset == 0 and need == len then
-      dissect_pdu(tvb, pinfo, tree, data)
+      dissect_pdu(pdu_tvb, pinfo, tree, data)
     else
-      dissect_pdu(tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
+      dissect_pdu(pdu_tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
     end
     offset = offset + need
   end
