@@ -152,19 +152,20 @@ local function type_letter(t)
   return string.format("0x%02x", t)
 end
 
--- Reads `fields` from tvb[at, limit) into tree. Returns the offset after them and the
--- table of display values by field name, or nil and why not. Every read is
--- bounds-checked first, so no read ever throws.
+-- Reads `fields` from tvb[at, limit) into tree; s holds the same bytes as tvb, as a
+-- string, and the values are read from it (one Wireshark API call per field fewer).
+-- Returns the offset after them and the table of display values by field name, or
+-- nil and why not. Every read is bounds-checked first, so no read ever throws.
 local decode_fields
 
-local function decode_field(tvb, tree, at, limit, fd, v)
+local function decode_field(tvb, s, tree, at, limit, fd, v)
   local left = limit - at
   if fd.wire == "uint" or fd.wire == "status" or fd.wire == "error" then
     if left < fd.size then
       return nil, fd.name .. ": needs " .. fd.size .. " bytes, " .. left .. " left"
     end
-    local value = tvb(at, fd.size):le_uint()
-    local item = tree:add_le(fd.f, tvb(at, fd.size))
+    local value = le_uint(s, at, fd.size)
+    local item = tree:add(fd.f, tvb(at, fd.size), value)
     if fd.wire == "uint" then
       v[fd.name] = num(value)
     else
@@ -186,19 +187,17 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 8 then
       return nil, fd.name .. ": needs an 8-byte length, " .. left .. " bytes left"
     end
-    local len = tvb(at, 4):le_uint()
-    local high = tvb(at + 4, 4):le_uint()
+    local len = le_uint(s, at, 4)
+    local high = le_uint(s, at + 4, 4)
     if high ~= 0 or len > left - 8 then
       return nil, fd.name .. ": string length exceeds the " .. (left - 8) .. " bytes left"
     end
-    local raw = ""
-    if len > 0 then
-      raw = tvb(at + 8, len):raw()
-    end
+    local raw = string.sub(s, at + 9, at + 8 + len)
     if not valid_utf8(raw) then
       return nil, fd.name .. ": not valid UTF-8"
     end
     local item = tree:add(fd.f, tvb(at, 8 + len), raw)
+    -- FT_UINT64: read by Wireshark (its Lua API takes a UInt64, not a number, as value).
     item:add_le(F["string.length"], tvb(at, 8))
     v[fd.name] = display_text(raw)
     v[fd.raw] = raw
@@ -207,7 +206,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 4 then
       return nil, fd.name .. ": needs a 4-byte address family, " .. left .. " bytes left"
     end
-    local family = tvb(at, 4):le_uint()
+    local family = le_uint(s, at, 4)
     local size = IP_FAMILY_SIZES[family]
     if size == nil then
       return nil, fd.name .. ": unknown address family " .. num(family)
@@ -215,7 +214,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     if left < 4 + size then
       return nil, fd.name .. ": needs " .. (4 + size) .. " bytes, " .. left .. " left"
     end
-    local raw = tvb(at + 4, size):raw()
+    local raw = string.sub(s, at + 5, at + 4 + size)
     local item
     if size == 4 then
       item = tree:add(fd.f, tvb(at + 4, size))
@@ -224,14 +223,14 @@ local function decode_field(tvb, tree, at, limit, fd, v)
       item = tree:add(fd.f6, tvb(at + 4, size))
       v[fd.name] = ipv6_text(raw)
     end
-    item:add_le(fd.family, tvb(at, 4))
+    item:add(fd.family, tvb(at, 4), family)
     return at + 4 + size, item
   elseif fd.wire == "list" then
     if left < 8 then
       return nil, fd.name .. ": needs an 8-byte count, " .. left .. " bytes left"
     end
-    local count = tvb(at, 4):le_uint()
-    local high = tvb(at + 4, 4):le_uint()
+    local count = le_uint(s, at, 4)
+    local high = le_uint(s, at + 4, 4)
     if high ~= 0 or count > (left - 8) / fd.min_size then
       return nil, fd.name .. ": count exceeds what the " .. (left - 8) .. " bytes left can hold"
     end
@@ -240,7 +239,7 @@ local function decode_field(tvb, tree, at, limit, fd, v)
     for i = 1, count do
       local sub = list_item:add(fd.item, tvb(pos, limit - pos))
       local sv = {}
-      local after, err = decode_fields(tvb, sub, pos, limit, fd.fields, sv)
+      local after, err = decode_fields(tvb, s, sub, pos, limit, fd.fields, sv)
       if after == nil then
         sub:set_text(fd.label .. " " .. i .. " (malformed)")
         return nil, fd.name .. " entry " .. i .. ": " .. err
@@ -261,9 +260,9 @@ local function decode_field(tvb, tree, at, limit, fd, v)
   return nil, fd.name .. ": unknown wire type " .. tostring(fd.wire)
 end
 
-decode_fields = function(tvb, tree, at, limit, fields, v)
+decode_fields = function(tvb, s, tree, at, limit, fields, v)
   for _, fd in ipairs(fields) do
-    local after, err = decode_field(tvb, tree, at, limit, fd, v)
+    local after, err = decode_field(tvb, s, tree, at, limit, fd, v)
     if after == nil then
       return nil, err
     end
@@ -272,24 +271,31 @@ decode_fields = function(tvb, tree, at, limit, fields, v)
   return at
 end
 
-local function max_payload()
+-- The maximum payload preference, capped; read again when preferences change (a
+-- preference read is a Wireshark API call, too dear for every frame).
+local max_payload_now
+local function read_max_payload()
   local max = tnlm.prefs.max_payload
   if max > MAX_PDU - HLEN then
     max = MAX_PDU - HLEN
   end
-  return max
+  max_payload_now = max
+end
+read_max_payload()
+local function max_payload()
+  return max_payload_now
 end
 
--- Dissects one PDU (tvb starts at its magic). Returns the Info text.
-local function dissect_frame(tvb, root, pdu)
-  local avail = tvb:len()
+-- Dissects one PDU (tvb starts at its magic; raw holds its bytes as a string, and
+-- every value is decoded from it: each Wireshark API call, a TvbRange or a read,
+-- costs more than the Lua around it). Returns the Info text.
+local function dissect_frame(tvb, root, pdu, raw)
+  local avail = #raw
   if avail < HLEN then
     local item = root:add(F.data, tvb(0, avail))
     item:add_proto_expert_info(EXPERT.malformed, "Truncated header: " .. avail .. " of " .. HLEN .. " bytes")
     return "truncated frame"
   end
-  -- The header's bytes are read once, as a string: fewer Wireshark API calls.
-  local raw = tvb(0, HLEN):raw()
   local magic = string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size)
   local header = root:add(F.header, tvb(0, HLEN))
   if magic ~= K.magic then
@@ -302,10 +308,15 @@ local function dissect_frame(tvb, root, pdu)
   for _, h in ipairs(HEADER) do
     local range = tvb(h.offset, h.size)
     if h.kind == "string" then
-      items[h.name] = header:add(F[h.name], range)
-    else
+      items[h.name] = header:add(F[h.name], range, magic)
+    elseif h.name == "type" then
+      -- FT_CHAR: read by Wireshark (the Lua API of 4.0 takes no value for it).
       items[h.name] = header:add_le(F[h.name], range)
       value[h.name] = le_uint(raw, h.offset, h.size)
+    else
+      local n = le_uint(raw, h.offset, h.size)
+      items[h.name] = header:add(F[h.name], range, n)
+      value[h.name] = n
     end
   end
   local t, c, id, length = value.type, value.class, value.request_id, value.length
@@ -378,7 +389,7 @@ local function dissect_frame(tvb, root, pdu)
   local payload = root:add(F.payload, tvb(HLEN, length))
   payload:append_text(": " .. message.payload)
   local v = {}
-  local after, err = decode_fields(tvb, payload, HLEN, limit, message.fields, v)
+  local after, err = decode_fields(tvb, raw, payload, HLEN, limit, message.fields, v)
   if after == nil then
     payload:add_proto_expert_info(EXPERT.malformed, "Malformed " .. message.payload .. ": " .. err)
     return prefix .. " [malformed " .. message.payload .. "]"
@@ -408,6 +419,10 @@ end
 -- false: packets in capture order), shown on every pass from what was recorded,
 -- so the GUI may dissect packets again in any order. Cleared by tnlm.init.
 -- ---------------------------------------------------------------------------
+
+-- The packet's number and whether it was dissected before, read from pinfo once per
+-- call of the dissector (each read is a Wireshark API call) and used by the tracking and the Info column.
+local packet = { number = -1, visited = false }
 
 local tcp_stream = Field.new("tcp.stream")
 local CLIENT, SERVER = SENDER.client, SENDER.server
@@ -444,15 +459,15 @@ local function put(bytes, at, width, value)
 end
 
 local function get(bytes, at, width)
-  local value = 0
-  for i = width - 1, 0, -1 do
-    value = value * 256 + bytes:get_index(at + i)
-  end
-  return value
+  return le_uint(bytes:raw(at, width), 0, width)
 end
+
+-- The last exchange record read: one ByteArray:raw call reads all its fields.
+local cached = { ex = nil, record = nil }
 
 local state
 local function reset_state()
+  cached.ex = nil
   state = {
     -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
     streams = {},
@@ -470,13 +485,17 @@ reset_state()
 
 -- A field of exchange ex (see FIELDS).
 local function ex_get(ex, name)
+  if cached.ex ~= ex then
+    cached.ex, cached.record = ex, state.exchanges.bytes:raw((ex - 1) * RECORD, RECORD)
+  end
   local f = FIELDS[name]
-  return get(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2])
+  return le_uint(cached.record, f[1], f[2])
 end
 
 local function ex_set(ex, name, value)
   local f = FIELDS[name]
   put(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2], value)
+  cached.ex = nil
 end
 
 local function nanoseconds(seconds)
@@ -575,7 +594,7 @@ end
 local function trace_request(st, ex, pdu, pinfo)
   local v = pdu.v
   local from = st.client_id or ("stream " .. num(st.id))
-  local trace = { key = from .. "." .. num(pdu.id), req = pinfo.number, req_t = pinfo.rel_ts }
+  local trace = { key = from .. "." .. num(pdu.id), req = packet.number, req_t = pinfo.rel_ts }
   state.trace[ex] = trace
   local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
   local q = state.pending[wait]
@@ -598,15 +617,15 @@ local function trace_indication(st, ex, pdu, pinfo)
   local trace = q[q.first]
   q[q.first] = nil
   q.first = q.first + 1
-  trace.ind, trace.ind_t, trace.delivery = pinfo.number, pinfo.rel_ts, pdu.id
+  trace.ind, trace.ind_t, trace.delivery = packet.number, pinfo.rel_ts, pdu.id
   state.trace[ex] = trace
 end
 
 local function trace_answer(trace, kind, pinfo)
   if kind == TRACE.ack then
-    trace.ack, trace.ack_t = pinfo.number, pinfo.rel_ts
+    trace.ack, trace.ack_t = packet.number, pinfo.rel_ts
   else
-    trace.resp, trace.resp_t = pinfo.number, pinfo.rel_ts
+    trace.resp, trace.resp_t = packet.number, pinfo.rel_ts
   end
 end
 
@@ -615,11 +634,11 @@ local function open_exchange(st, kind, key, pinfo)
   state.n = ex
   store_grow(state.exchanges, ex)
   ex_set(ex, "kind", kind * KEYS + key)
-  ex_set(ex, "ask", pinfo.number)
-  ex_set(ex, "answer", 0)
+  ex_set(ex, "ask", packet.number)
+  -- "answer" stays 0: a ByteArray grows with zero bytes.
   ex_set(ex, "time", nanoseconds(pinfo.rel_ts))
   st.open[key] = ex
-  remember(pinfo.number, ex)
+  remember(packet.number, ex)
   return ex
 end
 
@@ -655,10 +674,10 @@ local function record(st, kind, pdu, pinfo)
       if ex ~= nil then
         local ask_kind = kind_of(ex)
         if asks[ask_kind] or (asks.any_request and ASKS[ask_kind] == CLIENT) then
-          ex_set(ex, "answer", pinfo.number)
+          ex_set(ex, "answer", packet.number)
           ex_set(ex, "time", nanoseconds(pinfo.rel_ts) - ex_get(ex, "time"))
           st.open[key] = nil
-          remember(pinfo.number, ex)
+          remember(packet.number, ex)
           local trace = state.trace[ex]
           if trace ~= nil then
             trace_answer(trace, kind, pinfo)
@@ -712,14 +731,14 @@ local function show(root, st, kind, pdu, pinfo)
   end
   local opener = ASKS[kind]
   if opener ~= nil then
-    local ex = lookup(pinfo.number, pdu.id, opener, false)
+    local ex = lookup(packet.number, pdu.id, opener, false)
     if ex == nil then
       return nil
     end
     local answer = ex_get(ex, "answer")
     if answer ~= 0 then
       add_generated(root, F["response_in"], answer)
-    elseif pinfo.visited then
+    elseif packet.visited then
       root:add_proto_expert_info(EXPERT.no_response)
     end
     if state.trace[ex] ~= nil then
@@ -730,7 +749,7 @@ local function show(root, st, kind, pdu, pinfo)
   if ANSWERS[kind] == nil then
     return nil
   end
-  local ex = lookup(pinfo.number, pdu.id, nil, true)
+  local ex = lookup(packet.number, pdu.id, nil, true)
   if ex == nil then
     return nil
   end
@@ -750,8 +769,8 @@ local tapped = { number = -1, n = 0, pdus = {} }
 local stats_wanted = false
 
 local function tap_pdu(pinfo, kind, pdu, ex)
-  if tapped.number ~= pinfo.number then
-    tapped.number, tapped.n = pinfo.number, 0
+  if tapped.number ~= packet.number then
+    tapped.number, tapped.n = packet.number, 0
   end
   tapped.n = tapped.n + 1
   local v = pdu.v or {}
@@ -766,34 +785,41 @@ end
 -- PDUs: resynchronisation on the magic, the Info column, reassembly.
 -- ---------------------------------------------------------------------------
 
--- Info column: the first PDU of a packet sets it, later ones append.
-local info_state = { number = -1, text = nil }
+-- Info column: the first PDU of a packet sets it, later ones append. A later PDU of
+-- the same packet finds the column ending with what the earlier ones wrote; a packet
+-- dissected again (the GUI) starts from the column TCP wrote, so it sets it again.
+-- Only that case reads the column back (a dear call).
+local info_state = { number = -1, text = "" }
 local function set_info(pinfo, text)
-  local col = pinfo.cols.info
-  if info_state.number == pinfo.number and info_state.text == tostring(col) then
-    col:append(", " .. text)
-  else
-    col:set(text)
+  local number = packet.number
+  if info_state.number == number then
+    local col = pinfo.cols.info
+    local shown, last = tostring(col), info_state.text
+    if #shown >= #last and string.sub(shown, -#last) == last then
+      col:append(", " .. text)
+      info_state.text = last .. ", " .. text
+      return
+    end
   end
-  info_state.number = pinfo.number
-  info_state.text = tostring(col)
+  pinfo.cols.info = text
+  info_state.number, info_state.text = number, text
 end
 
--- Where the next magic starts in tvb[from, len), or nil. With `partial`, a magic cut
--- off by the end of the data counts too (the rest may come in the next segment).
-local function find_magic(tvb, from, partial)
-  local len = tvb:len()
+-- Where the next magic starts in the bytes s from offset `from` on (offsets from 0),
+-- or nil. With `partial`, a magic cut off by the end of the data counts too (the
+-- rest may come in the next segment).
+local function find_magic(s, from, partial)
+  local len = #s
   if from >= len then
     return nil
   end
-  local s = tvb(from, len - from):raw()
-  local at = string.find(s, K.magic, 1, true)
+  local at = string.find(s, K.magic, from + 1, true)
   if at ~= nil then
-    return from + at - 1
+    return at - 1
   end
   if partial then
     for k = #K.magic - 1, 1, -1 do
-      if #s >= k and string.sub(s, -k) == string.sub(K.magic, 1, k) then
+      if len - from >= k and string.sub(s, -k) == string.sub(K.magic, 1, k) then
         return len - k
       end
     end
@@ -804,7 +830,7 @@ end
 local function track(root, pdu, pinfo)
   local st = stream_of(pinfo)
   local kind = pdu.t * 4 + pdu.c
-  if not pinfo.visited then
+  if not packet.visited then
     record(st, kind, pdu, pinfo)
   end
   local ex = show(root, st, kind, pdu, pinfo)
@@ -813,10 +839,10 @@ local function track(root, pdu, pinfo)
   end
 end
 
-local function dissect_one(tvb, pinfo, tree)
+local function dissect_one(tvb, pinfo, tree, raw)
   local root = tree:add(tnlm, tvb())
   local pdu = {}
-  local ok, info = pcall(dissect_frame, tvb, root, pdu)
+  local ok, info = pcall(dissect_frame, tvb, root, pdu, raw)
   if not ok then
     root:add_proto_expert_info(EXPERT.malformed, "Undecodable frame: " .. tostring(info))
     info = "undecodable frame"
@@ -831,14 +857,14 @@ local function dissect_one(tvb, pinfo, tree)
   set_info(pinfo, info)
 end
 
-local function dissect_pdu(tvb, pinfo, tree)
-  pinfo.cols.protocol = "TNLM"
-  local avail = tvb:len()
+-- Dissects one PDU: tvb, and its bytes raw.
+local function dissect_pdu(tvb, pinfo, tree, raw)
+  local avail = #raw
   local magic = K.magic
-  if avail >= #magic and tvb(0, #magic):raw() ~= magic then
+  if avail >= #magic and string.sub(raw, 1, #magic) ~= magic then
     -- Bytes before the next magic (garbage, or the tail of a frame whose start
     -- was not captured): shown as data, then the frame after them.
-    local at = find_magic(tvb, 1, false)
+    local at = find_magic(raw, 1, false)
     if at ~= nil then
       local root = tree:add(tnlm, tvb(0, at))
       root:add(F.data, tvb(0, at)):add_proto_expert_info(EXPERT.bad_magic,
@@ -846,47 +872,51 @@ local function dissect_pdu(tvb, pinfo, tree)
       local info = "bad magic, " .. at .. " bytes skipped"
       root:append_text(", " .. info)
       set_info(pinfo, info)
-      dissect_one(tvb(at, avail - at):tvb(), pinfo, tree)
+      dissect_one(tvb(at, avail - at):tvb(), pinfo, tree, string.sub(raw, at + 1))
       return avail
     end
   end
-  dissect_one(tvb, pinfo, tree)
+  dissect_one(tvb, pinfo, tree, raw)
   return avail
 end
 
--- The length of a valid header's PDU at offset, or nil when the header is not valid.
-local function frame_length(tvb, offset)
-  local raw = tvb(offset, HLEN):raw()
-  if string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+-- Whether the bytes s hold the magic at offset.
+local function magic_at(s, offset)
+  return string.sub(s, offset + H.magic.offset + 1, offset + H.magic.offset + H.magic.size) == K.magic
+end
+
+-- The length of the PDU whose header is at offset of the bytes s (a whole header is
+-- there), or nil when the header is not valid.
+local function frame_length(s, offset)
+  if not magic_at(s, offset) then
     return nil
   end
-  if le_uint(raw, H.version.offset, 1) ~= K.version then
+  if le_uint(s, offset + H.version.offset, 1) ~= K.version then
     return nil
   end
-  local length = le_uint(raw, H.length.offset, 4)
+  local length = le_uint(s, offset + H.length.offset, 4)
   if length > max_payload() then
     return nil
   end
   return HLEN + length
 end
 
--- The whole PDU's length, from its header (Wireshark passes the whole tvb and the offset).
+-- The whole PDU's length at offset, from its header (at least a header's length).
 -- Bytes that do not start with the magic form a PDU up to the next magic; when that
 -- is shorter than a header, the frame after it joins the same PDU.
-local function pdu_length(tvb, pinfo, offset)
-  local avail = tvb:len() - offset
+local function pdu_length(s, offset)
+  local avail = #s - offset
   if avail < HLEN then
-    -- Only without reassembly: the PDU dissector reports the truncated header.
     return HLEN
   end
-  local length = frame_length(tvb, offset)
+  local length = frame_length(s, offset)
   if length ~= nil then
     return length
   end
-  if tvb(offset + H.magic.offset, H.magic.size):raw() == K.magic then
+  if magic_at(s, offset) then
     return avail
   end
-  local at = find_magic(tvb, offset + 1, true)
+  local at = find_magic(s, offset + 1, true)
   if at == nil then
     return avail
   end
@@ -894,34 +924,103 @@ local function pdu_length(tvb, pinfo, offset)
   if skip >= HLEN then
     return skip
   end
-  if tvb:len() - at < HLEN then
+  if #s - at < HLEN then
     return skip + HLEN
   end
-  local length = frame_length(tvb, at)
+  local length = frame_length(s, at)
   if length == nil then
     return math.max(HLEN, avail)
   end
   return skip + length
 end
 
+-- When Wireshark builds no tree for a pass (tshark's first pass of two without a
+-- read filter, the GUI filling its packet list), the root handed to a Lua dissector
+-- has no item, so no text. Items added to it would be thrown away, yet each call
+-- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
+-- the PDUs are still decoded for the Info column, the tracking and the statistics.
+local NO_TREE = {}
+local function no_tree()
+  return NO_TREE
+end
+for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
+  "add_proto_expert_info" }) do
+  NO_TREE[method] = no_tree
+end
+-- Without a tree, the TvbRanges made for items are not needed either: this stand-in
+-- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
+-- bytes themselves are read from the segment's string.
+local NO_TVB = {}
+local NO_RANGE = {
+  tvb = function()
+    return NO_TVB
+  end,
+}
+setmetatable(NO_TVB, {
+  __call = function()
+    return NO_RANGE
+  end,
+})
+
+-- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
+-- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
+-- continues in the next segment is left to TCP's reassembly (desegment_offset and
+-- desegment_len), or, without reassembly, dissected as far as it was captured.
 function tnlm.dissector(tvb, pinfo, tree)
-  dissect_tcp_pdus(tvb, tree, HLEN, pdu_length, dissect_pdu, true)
-  return tvb:len()
+  packet.number, packet.visited = pinfo.number, pinfo.visited
+  local pdu_tvb = tvb
+  if tree.text == nil then
+    tree, pdu_tvb = NO_TREE, NO_TVB
+  end
+  pinfo.cols.protocol = "TNLM"
+  -- The segment's bytes, read once: lengths and values are decoded from this string.
+  local data = tvb:raw()
+  local len = #data
+  local offset = 0
+  while offset < len do
+    local avail = len - offset
+    local need = pdu_length(data, offset)
+    if avail < need then
+      if pinfo.can_desegment > 0 then
+        pinfo.desegment_offset = offset
+        if avail < HLEN then
+          need = DESEGMENT_ONE_MORE_SEGMENT
+        else
+          need = need - avail
+        end
+        pinfo.desegment_len = need
+        return len
+      end
+      need = avail
+    end
+    if offset == 0 and need == len then
+      dissect_pdu(pdu_tvb, pinfo, tree, data)
+    else
+      dissect_pdu(pdu_tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
+    end
+    offset = offset + need
+  end
+  return len
 end
 
 function tnlm.init()
   reset_state()
-  info_state.number, info_state.text = -1, nil
+  read_max_payload()
+  info_state.number, info_state.text = -1, ""
   tapped.number = -1
 end
 
 -- Heuristic for other ports: the stream must start with the magic and our version.
 local function heuristic(tvb, pinfo, tree)
   local avail = tvb:len()
-  if avail < H.magic.size or tvb(H.magic.offset, H.magic.size):raw() ~= K.magic then
+  if avail < H.magic.size then
     return false
   end
-  if avail > H.version.offset and tvb(H.version.offset, 1):le_uint() ~= K.version then
+  local head = tvb:raw(0, math.min(avail, H.version.offset + 1))
+  if string.sub(head, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+    return false
+  end
+  if avail > H.version.offset and string.byte(head, H.version.offset + 1) ~= K.version then
     return false
   end
   pinfo.conversation = tnlm
@@ -946,7 +1045,10 @@ local function register_ports()
   end
   registered_ports = ports
 end
-tnlm.prefs_changed = register_ports
+tnlm.prefs_changed = function()
+  read_max_payload()
+  register_ports()
+end
 register_ports()
 
 -- ---------------------------------------------------------------------------

@@ -636,6 +636,43 @@ fn requests_and_responses_link_on_every_pass_and_unanswered_ones_are_flagged() {
 }
 
 #[test]
+fn a_first_pass_without_a_tree_still_tracks_and_sets_the_info_column() {
+    // tshark -2 without a read filter, and the GUI filling its packet list, dissect the
+    // first pass without a tree: nothing is shown, but the Info column is set and the
+    // second pass shows exactly what it shows after a first pass with a tree.
+    use tnlm_core::message::{Ack, Forwarded};
+    let ws = Wireshark::new();
+    let fwd = Forwarded { from: 1, from_ip: [127, 0, 0, 1].into(), from_port: 1, text: "x".into() };
+    let mut segments = vec![
+        (false, encode(&Frame::new(5, TimeRequest))),
+        (true, encode(&Frame::new(5, TimeResponse { time: "now".into() }))),
+        (false, encode(&Frame::new(6, TimeRequest))),
+        (true, encode(&Frame::new(9, fwd))),
+        (false, encode(&Frame::new(9, Ack))),
+    ];
+    let (stream, _) = all_samples_stream();
+    segments.extend(split(&stream, &[3, 7, 100]));
+    let no_tree = ("tree", Value::Boolean(false));
+    let with_tree = ws.stream(&segments, &[]);
+    let without = ws.stream(&segments, std::slice::from_ref(&no_tree));
+    for (a, b) in with_tree.iter().zip(&without) {
+        assert_clean(b);
+        assert!(b.items.is_empty(), "{b:#?}");
+        assert_eq!(a.info, b.info);
+        assert_eq!(a.pending, b.pending);
+    }
+    let forward = ("revisit", Value::String(ws.lua.create_string("forward").unwrap()));
+    let again = ws.stream(&segments, std::slice::from_ref(&forward));
+    let again_without = ws.stream(&segments, &[forward, no_tree]);
+    assert!(again.iter().any(|p| !p.values("tnlm.request_in").is_empty()));
+    for (a, b) in again.iter().zip(&again_without) {
+        assert_clean(b);
+        assert_eq!(format!("{:?}", a.items), format!("{:?}", b.items));
+        assert_eq!(a.info, b.info);
+    }
+}
+
+#[test]
 fn a_message_is_traced_across_connections() {
     use tnlm_core::message::{Ack, Delivery, DeliveryStatus, Forwarded, Hello};
     let ws = Wireshark::new();

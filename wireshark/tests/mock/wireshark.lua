@@ -388,6 +388,11 @@ local function check_value(field, value)
     if type(value) ~= "string" then fail(field.abbrev .. ": string value expected") end
   elseif kind == "none" then
     fail(field.abbrev .. ": FT_NONE takes no value")
+  elseif kind == "uint64" then
+    -- Wireshark 4.0 takes only a UInt64 here; a Lua number is an error.
+    fail(field.abbrev .. ": UInt64 value expected, got " .. type(value))
+  elseif kind == "char" then
+    fail(field.abbrev .. ": Wireshark 4.0 takes no explicit value for FT_CHAR")
   elseif SIZES[kind] and kind ~= "ipv4" and kind ~= "ipv6" then
     if type(value) ~= "number" or math.floor(value) ~= value then
       fail(field.abbrev .. ": integer value expected, got " .. tostring(value))
@@ -400,6 +405,10 @@ end
 
 local function add(parent, little, a, b, c, ...)
   if select("#", ...) > 0 then fail("TreeItem:add: labels after the value are not expected") end
+  if parent.no_tree then
+    -- No tree: an item without an item, not recorded.
+    return setmetatable({ children = {}, experts = {}, no_tree = true }, ITEM)
+  end
   local cls = class_of(a)
   if cls == "Proto" then
     if b ~= nil and class_of(b) ~= "TvbRange" then fail("TreeItem:add(proto, range)") end
@@ -503,6 +512,14 @@ BYTES.__index = {
     return b.data[i]
   end,
   len = function(b) return b.n end,
+  raw = function(b, off, len)
+    off = int_arg(off or 0, "ByteArray:raw offset")
+    len = int_arg(len or (b.n - off), "ByteArray:raw length")
+    if off < 0 or len < 0 or off + len > b.n then fail("ByteArray:raw: out of range") end
+    local out = {}
+    for i = off, off + len - 1 do out[#out + 1] = string.char(b.data[i]) end
+    return table.concat(out)
+  end,
 }
 ByteArray = {
   new = function(hex)
@@ -578,6 +595,7 @@ end
 -- dissect_tcp_pdus -----------------------------------------------------------
 
 M.ONE_MORE_SEGMENT = 0x0fffffff
+DESEGMENT_ONE_MORE_SEGMENT = M.ONE_MORE_SEGMENT
 
 function dissect_tcp_pdus(tvb, tree, fixed_len, get_len, dissect, desegment)
   if class_of(tvb) ~= "Tvb" or class_of(tree) ~= "TreeItem" then fail("dissect_tcp_pdus(tvb, tree, ...)") end
@@ -587,7 +605,7 @@ function dissect_tcp_pdus(tvb, tree, fixed_len, get_len, dissect, desegment)
   local pinfo = M.pinfo
   if pinfo == nil then fail("dissect_tcp_pdus can only be invoked while in a dissect function") end
   if desegment == nil then desegment = true end
-  local can = desegment and pinfo.can_desegment
+  local can = desegment and pinfo.can_desegment > 0
   local offset = 0
   while #tvb.data - offset > 0 do
     local remaining = #tvb.data - offset
@@ -658,14 +676,18 @@ function M.dissect_stream(segments, opts)
     local client_port = (opts.client_port or 50000) + stream
     local src, dst = client_port, server_port
     if dir then src, dst = server_port, client_port end
-    local f = { number = n, visited = visited, can_desegment = reassemble, stream = stream,
+    local f = { number = n, visited = visited, can_desegment = reassemble and 1 or 0, stream = stream,
       rel_ts = seg.time or n / 1000, desegment_offset = 0, desegment_len = 0, src_port = src, dst_port = dst,
       cols = new_cols(src .. " -> " .. dst .. " [PSH, ACK] Len=" .. #seg.data, "TCP") }
     local pinfo = setmetatable({ _f = f }, PINFO)
     M.pinfo = pinfo
     M.errors = {}
     M.stream = stream
-    local root = new_item(nil, {})
+    -- Wireshark's root for a Lua dissector is a hidden "fake item" under the tree; with
+    -- no tree (opts.tree == false: a first pass without one, as tshark -2 makes), it has
+    -- no item, so no text, and what is added to it is thrown away.
+    local has_tree = visited or opts.tree ~= false
+    local root = new_item(nil, { text = has_tree and "Wireshark Lua fake item" or nil, no_tree = not has_tree })
     local tvb = new_tvb(data)
     local tcp = M.tables["tcp.port"]
     local proto = M.conversation[stream] or (tcp and (tcp.entries[src] or tcp.entries[dst]))
