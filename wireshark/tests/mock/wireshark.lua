@@ -1,7 +1,7 @@
 -- A small mock of the Wireshark Lua API (4.x), enough to load and run tnlm.lua:
 -- Proto, ProtoField.*, ProtoExpert, Pref, Tvb/TvbRange (real byte semantics and bounds
--- errors), TreeItem (records every item), DissectorTable, Pinfo with columns, and
--- dissect_tcp_pdus emulating Wireshark's tcp_dissect_pdus plus TCP desegmentation.
+-- errors), TreeItem (records every item), DissectorTable, Pinfo with columns and
+-- desegment_offset/desegment_len, and TCP's desegmentation in the harness below.
 --
 -- Helpers provided by the Rust test (globals): __u64_le(bytes) -> decimal text,
 -- __ipv6(bytes) -> text as Rust's Ipv6Addr shows it.
@@ -592,61 +592,10 @@ PINFO.__newindex = function(p, k, v)
   end
 end
 
--- dissect_tcp_pdus -----------------------------------------------------------
+-- TCP desegmentation ---------------------------------------------------------
 
 M.ONE_MORE_SEGMENT = 0x0fffffff
 DESEGMENT_ONE_MORE_SEGMENT = M.ONE_MORE_SEGMENT
-
-function dissect_tcp_pdus(tvb, tree, fixed_len, get_len, dissect, desegment)
-  if class_of(tvb) ~= "Tvb" or class_of(tree) ~= "TreeItem" then fail("dissect_tcp_pdus(tvb, tree, ...)") end
-  if type(get_len) ~= "function" or type(dissect) ~= "function" then
-    fail("The third and fourth arguments need to be Lua functions")
-  end
-  local pinfo = M.pinfo
-  if pinfo == nil then fail("dissect_tcp_pdus can only be invoked while in a dissect function") end
-  if desegment == nil then desegment = true end
-  local can = desegment and pinfo.can_desegment > 0
-  local offset = 0
-  while #tvb.data - offset > 0 do
-    local remaining = #tvb.data - offset
-    if can and remaining < fixed_len then
-      pinfo._f.desegment_offset, pinfo._f.desegment_len = offset, M.ONE_MORE_SEGMENT
-      return
-    end
-    local ok, plen = pcall(get_len, tvb, pinfo, offset)
-    if not ok then
-      table.insert(M.errors, "Lua Error in dissect_tcp_pdus get_len_func: " .. tostring(plen))
-      return
-    end
-    if type(plen) ~= "number" or math.floor(plen) ~= plen then
-      table.insert(M.errors, "get_len_func did not return a Lua number of the PDU length")
-      return
-    end
-    if plen == 0 then
-      if not can then
-        table.insert(M.errors, "bounds error: PDU length 0 without reassembly")
-        return
-      end
-      pinfo._f.desegment_offset, pinfo._f.desegment_len = offset, 1
-      return
-    end
-    if plen < fixed_len then
-      table.insert(M.errors, "bounds error: PDU length " .. plen .. " < " .. fixed_len)
-      return
-    end
-    if can and remaining < plen then
-      pinfo._f.desegment_offset, pinfo._f.desegment_len = offset, plen - remaining
-      return
-    end
-    local length = remaining < plen and remaining or plen
-    local sub = new_tvb(string.sub(tvb.data, offset + 1, offset + length), plen)
-    local ok2, err = pcall(dissect, sub, pinfo, tree)
-    if not ok2 then
-      table.insert(M.errors, "dissect_tcp_pdus dissect_func: " .. tostring(err))
-    end
-    offset = offset + plen
-  end
-end
 
 -- The harness: TCP streams as Wireshark's TCP dissector hands them over --------
 
