@@ -88,11 +88,12 @@ impl Server {
     /// Accepts clients on the calling thread until shut down, then sends
     /// every client the shutdown notice and waits for every thread.
     ///
-    /// Connection threads are detached: a client's thread, stack and
-    /// buffers are released the moment it leaves. (Joined at the next
-    /// accept instead, 3,000 departed clients kept 80 MB and 6,000 memory
-    /// mappings until someone new connected.) `connections` counts them, so
-    /// shutdown still waits for each to finish.
+    /// Connection threads are joined by the `memory` thread as they end
+    /// ([`Trimmer`](crate::memory)): a client's thread, stack and buffers are
+    /// released the moment it leaves. (Joined at the next accept instead,
+    /// 3,000 departed clients kept 80 MB and 6,000 memory mappings until
+    /// someone new connected.) `connections` counts them, so shutdown waits
+    /// for each to finish with either engine.
     pub fn run(self) -> io::Result<()> {
         let reaper_shared = Arc::clone(&self.shared);
         let reaper = thread::Builder::new()
@@ -217,7 +218,8 @@ impl Server {
         Ok(())
     }
 
-    /// Starts client `id`'s connection thread, detached.
+    /// Starts client `id`'s connection thread, which the `memory` thread
+    /// joins when it ends.
     fn spawn_client(
         &self,
         stream: TcpStream,
@@ -231,26 +233,27 @@ impl Server {
         // can be started, it is still here to tell the client why.
         let slot = Arc::new(Mutex::new(Some(stream)));
         let handed = Arc::clone(&slot);
-        // Dropping the JoinHandle detaches the thread.
         let spawned =
             thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
-                shared.trimmer.client_arrived();
                 let stream = handed.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(stream) = stream {
                     connection::serve(Arc::clone(&shared), id, stream, addr, since);
                 }
                 shared.registry.forget(id);
-                shared.trimmer.client_left();
+                shared.trimmer.ending(id);
                 drop(running);
             });
-        if let Err(err) = spawned {
-            let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(mut stream) = stream {
-                let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
-                let _ = stream.write_all(&refusal_frame(peer, Refusal::Exhausted));
-                let _ = stream.shutdown(std::net::Shutdown::Write);
+        match spawned {
+            Ok(thread) => self.shared.trimmer.started(id, thread),
+            Err(err) => {
+                let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(mut stream) = stream {
+                    let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
+                    let _ = stream.write_all(&refusal_frame(peer, Refusal::Exhausted));
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                }
+                return Err(err);
             }
-            return Err(err);
         }
         Ok(())
     }

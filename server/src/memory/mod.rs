@@ -7,21 +7,28 @@
 //! 290 KiB resident in each of 15 arenas, and 2.3 MB in the main heap:
 //! 8.4 MB above the idle server, for good (docs/RELIABILITY.md).
 //!
-//! Two calls fix that, and they are all this module does:
+//! Two calls fix that:
 //! - [`use_one_arena`]: the binary asks for a single arena before it starts
 //!   the thread engine, so that all freed memory is where a trim reaches it
 //!   (glibc trims other arenas' tops only on a large free). Per-thread caches
 //!   still serve most allocations without the arena's lock: the thread
 //!   engine's request and message rates did not move beyond run-to-run noise
 //!   (docs/BENCHMARKS.md).
-//! - `Trimmer`: once the number of client threads alive has halved, a
-//!   thread of its own asks for the free pages back (`malloc_trim`) when no
-//!   client has left for 100 ms (at most 0.5 s later). Halving keeps it
-//!   rare: a wave of 3,000 departures plans 6 trims, which the wait merges
-//!   into one, and a steady coming and going of clients plans none.
+//! - `Trimmer`: the client threads are joined by a thread of its own as
+//!   they end, so that by the time a departure is counted, the thread has
+//!   exited and handed its last cached blocks back to the allocator. Once the
+//!   threads alive have halved, that thread asks for the free pages back
+//!   (`malloc_trim`) when no client has left for 100 ms (at most 0.5 s
+//!   later). Halving keeps it rare: a wave of 3,000 departures plans 6 trims,
+//!   which the wait merges into one, and a steady coming and going of clients
+//!   plans none. (Counted as each thread finished its work instead, before
+//!   it exited, the trim sometimes ran before the stragglers had freed their
+//!   blocks: 3.3 MB more stayed in the heap in one run of five, 3,000 clients,
+//!   release build.)
 //!
-//! Elsewhere (Windows, macOS, musl) both are no-ops: those allocators return
-//! memory on their own, or have no such call.
+//! Elsewhere (Windows, macOS, musl) the two calls are no-ops: those
+//! allocators return memory on their own, or have no such call. The threads
+//! are joined there too.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc;
@@ -33,18 +40,17 @@ mod other;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 use other as platform;
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Below this many clients a wave of departures is not worth a trim: what
 /// they leave behind is a few hundred KiB at most.
 const SMALLEST_WAVE: usize = 64;
 
-/// How long after the latest departure a due trim waits. A thread's last
-/// cached blocks go back to the allocator when the thread exits, after its
-/// client is counted gone; a trim at once missed most of them (7.0–8.4 MB
-/// kept after 3,000 departures in a release build, against 2.3–4.1 MB with
-/// this wait).
+/// How long after the latest departure a due trim waits, so that the plans
+/// of one wave of departures make one trim.
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// The longest a due trim waits while departures keep coming.
@@ -57,18 +63,31 @@ pub fn use_one_arena() {
     platform::use_one_arena();
 }
 
-/// Decides when departures have freed enough memory to give it back, and
-/// gives it back on a thread of its own ([`run_until_stopped`](Self::run_until_stopped)).
+/// Joins the client threads as they end and gives their memory back, on a
+/// thread of its own ([`run_until_stopped`](Self::run_until_stopped)).
 #[derive(Debug, Default)]
 pub(crate) struct Trimmer {
     state: Mutex<State>,
     changed: Condvar,
 }
 
-/// What [`Trimmer`] counts and plans.
+/// What [`Trimmer`] holds, counts and plans.
 #[derive(Debug, Default)]
 struct State {
-    /// Client threads started and not yet ended.
+    /// The threads of the clients not yet joined, by client id.
+    threads: HashMap<u32, JoinHandle<()>>,
+    /// Clients whose thread has done its work, to be joined.
+    ending: Vec<u32>,
+    /// The plan: how many are alive, and when to trim.
+    plan: Plan,
+    /// Set at shutdown.
+    stopped: bool,
+}
+
+/// When to trim: the arithmetic of [`Trimmer`], apart from its threads.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Client threads started and not yet joined.
     alive: usize,
     /// The most alive at once since the last trim was planned.
     high: usize,
@@ -76,51 +95,98 @@ struct State {
     due: Option<(Instant, Instant)>,
     /// Trims run so far.
     trims: u64,
-    /// Set at shutdown.
-    stopped: bool,
 }
 
-impl Trimmer {
+impl Plan {
     /// A client's thread has started.
-    pub(crate) fn client_arrived(&self) {
-        let mut state = self.state();
-        state.alive += 1;
-        state.high = state.high.max(state.alive);
+    fn arrived(&mut self) {
+        self.alive += 1;
+        self.high = self.high.max(self.alive);
     }
 
-    /// A client's thread is ending. Plans a trim once the threads alive are
-    /// down to half of the most since the last one, and pushes a planned
-    /// trim back while departures go on. Returns whether it planned one.
-    pub(crate) fn client_left(&self) -> bool {
-        let mut state = self.state();
-        state.alive = state.alive.saturating_sub(1);
-        let now = Instant::now();
-        if let Some((_, latest)) = state.due {
-            state.due = Some(((now + SETTLE).min(latest), latest));
+    /// A client's thread has been joined at `now`. Plans a trim once the
+    /// threads alive are down to half of the most since the last one, and
+    /// pushes a planned trim back while departures go on. Returns whether it
+    /// planned one.
+    fn departed(&mut self, now: Instant) -> bool {
+        self.alive = self.alive.saturating_sub(1);
+        if let Some((_, latest)) = self.due {
+            self.due = Some(((now + SETTLE).min(latest), latest));
         }
-        if state.high < SMALLEST_WAVE || state.alive > state.high / 2 {
+        if self.high < SMALLEST_WAVE || self.alive > self.high / 2 {
             return false;
         }
-        state.high = state.alive;
-        if state.due.is_none() {
-            state.due = Some((now + SETTLE, now + MOST_DELAY));
-            self.changed.notify_all();
+        self.high = self.alive;
+        if self.due.is_none() {
+            self.due = Some((now + SETTLE, now + MOST_DELAY));
         }
         true
     }
+}
 
-    /// The trimming thread: runs each planned trim when it is due, until
-    /// [`stop`](Self::stop).
+impl State {
+    /// Takes the threads of the ending clients whose handle is here; an id
+    /// whose handle [`Trimmer::started`] has not stored yet stays listed.
+    fn take_ended(&mut self) -> Vec<JoinHandle<()>> {
+        let State { threads, ending, .. } = self;
+        let mut ended = Vec::new();
+        ending.retain(|id| match threads.remove(id) {
+            Some(thread) => {
+                ended.push(thread);
+                false
+            }
+            None => true,
+        });
+        ended
+    }
+}
+
+impl Trimmer {
+    /// Client `id`'s thread has been started; it is joined once it calls
+    /// [`ending`](Self::ending).
+    pub(crate) fn started(&self, id: u32, thread: JoinHandle<()>) {
+        let mut state = self.state();
+        state.threads.insert(id, thread);
+        state.plan.arrived();
+        if !state.ending.is_empty() {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Client `id`'s thread has done its work and is about to exit.
+    pub(crate) fn ending(&self, id: u32) {
+        self.state().ending.push(id);
+        self.changed.notify_all();
+    }
+
+    /// The trimming thread: joins the ending threads, and runs each planned
+    /// trim when it is due, until [`stop`](Self::stop).
     pub(crate) fn run_until_stopped(&self) {
         let mut state = self.state();
-        while !state.stopped {
-            state = match state.due {
+        loop {
+            let ended = state.take_ended();
+            if !ended.is_empty() {
+                drop(state);
+                let count = ended.len();
+                // A thread that panicked has ended all the same.
+                ended.into_iter().for_each(|thread| drop(thread.join()));
+                state = self.state();
+                let now = Instant::now();
+                for _ in 0..count {
+                    state.plan.departed(now);
+                }
+                continue;
+            }
+            if state.stopped {
+                return;
+            }
+            state = match state.plan.due {
                 Some((at, _)) if at <= Instant::now() => {
-                    state.due = None;
+                    state.plan.due = None;
                     drop(state);
                     platform::give_back_free_memory();
                     let mut state = self.state();
-                    state.trims += 1;
+                    state.plan.trims += 1;
                     self.changed.notify_all();
                     state
                 }
@@ -133,7 +199,8 @@ impl Trimmer {
         }
     }
 
-    /// Ends [`run_until_stopped`](Self::run_until_stopped).
+    /// Ends [`run_until_stopped`](Self::run_until_stopped) once the threads
+    /// that have called [`ending`](Self::ending) are joined.
     pub(crate) fn stop(&self) {
         self.state().stopped = true;
         self.changed.notify_all();
@@ -147,42 +214,74 @@ impl Trimmer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn a_wave_of_departures_plans_a_trim_at_each_halving_and_churn_never() {
-        let wave = Trimmer::default();
-        (0..3000).for_each(|_| wave.client_arrived());
-        let trims: Vec<usize> = (0..3000).rev().filter(|_| wave.client_left()).map(|_| wave.state().alive).collect();
+        let now = Instant::now();
+        let mut wave = Plan::default();
+        (0..3000).for_each(|_| wave.arrived());
+        let trims: Vec<usize> = (0..3000).filter_map(|_| wave.departed(now).then_some(wave.alive)).collect();
         assert_eq!(trims, [1500, 750, 375, 187, 93, 46]);
 
         // 100 clients, one leaving and another arriving, again and again.
-        let churn = Trimmer::default();
-        (0..100).for_each(|_| churn.client_arrived());
+        let mut churn = Plan::default();
+        (0..100).for_each(|_| churn.arrived());
         assert!((0..10_000).all(|_| {
-            let trimmed = churn.client_left();
-            churn.client_arrived();
+            let trimmed = churn.departed(now);
+            churn.arrived();
             !trimmed
         }));
     }
 
     #[test]
-    fn planned_trims_run_once_departures_settle_and_stop_ends_the_thread() {
-        let trimmer = std::sync::Arc::new(Trimmer::default());
-        let runner = std::sync::Arc::clone(&trimmer);
+    fn a_departure_pushes_a_due_trim_back_but_never_past_its_latest() {
+        let start = Instant::now();
+        let mut plan = Plan::default();
+        (0..100).for_each(|_| plan.arrived());
+        (0..50).for_each(|_| {
+            plan.departed(start);
+        });
+        assert_eq!(plan.due, Some((start + SETTLE, start + MOST_DELAY)));
+        plan.departed(start + Duration::from_millis(50));
+        assert_eq!(plan.due, Some((start + Duration::from_millis(50) + SETTLE, start + MOST_DELAY)));
+        plan.departed(start + Duration::from_millis(450));
+        assert_eq!(plan.due, Some((start + MOST_DELAY, start + MOST_DELAY)));
+    }
+
+    #[test]
+    fn ended_threads_are_joined_then_trimmed_for_once_and_stop_ends_the_thread() {
+        let trimmer = Arc::new(Trimmer::default());
+        let runner = Arc::clone(&trimmer);
         let thread = std::thread::spawn(move || runner.run_until_stopped());
-        (0..300).for_each(|_| trimmer.client_arrived());
-        let planned = Instant::now();
-        let plans = (0..300).filter(|_| trimmer.client_left()).count();
-        assert_eq!(plans, 3, "halvings at 150, 75 and 37");
+        // A client that ends before its handle is stored waits for it.
+        let early = Arc::clone(&trimmer);
+        std::thread::spawn(move || early.ending(1000)).join().unwrap_or_else(|_| panic!("ending panicked"));
+        assert!(trimmer.state().take_ended().is_empty());
+        let late = std::thread::spawn(|| ());
+        trimmer.started(1000, late);
+
+        let started = Instant::now();
+        let gate = Arc::new(std::sync::Barrier::new(301));
+        for id in 0..300 {
+            let (ending, gate) = (Arc::clone(&trimmer), Arc::clone(&gate));
+            let client = std::thread::spawn(move || {
+                gate.wait();
+                ending.ending(id);
+            });
+            trimmer.started(id, client);
+        }
+        gate.wait();
 
         let state = trimmer.state();
         let (state, timeout) = trimmer
             .changed
-            .wait_timeout_while(state, Duration::from_secs(5), |s| s.trims == 0)
+            .wait_timeout_while(state, Duration::from_secs(5), |s| s.plan.trims == 0)
             .unwrap_or_else(|e| e.into_inner());
         assert!(!timeout.timed_out(), "no trim within 5 s");
-        assert_eq!(state.trims, 1, "the plans of one wave make one trim");
-        assert!(planned.elapsed() >= SETTLE, "trimmed {:?} after the wave", planned.elapsed());
+        assert_eq!(state.plan.trims, 1, "the plans of one wave make one trim");
+        assert_eq!((state.plan.alive, state.threads.len(), state.ending.len()), (0, 0, 0), "all joined");
+        assert!(started.elapsed() >= SETTLE, "trimmed {:?} after the wave", started.elapsed());
         drop(state);
 
         trimmer.stop();
