@@ -235,13 +235,14 @@ impl Server {
         let handed = Arc::clone(&slot);
         let spawned =
             thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
+                // Dropped in reverse order: the departure, then the count
+                // that shutdown waits on.
+                let _running = running;
+                let departure = Departure { shared, id };
                 let stream = handed.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(stream) = stream {
-                    connection::serve(Arc::clone(&shared), id, stream, addr, since);
+                    connection::serve(Arc::clone(&departure.shared), id, stream, addr, since);
                 }
-                shared.registry.forget(id);
-                shared.trimmer.ending(id);
-                drop(running);
             });
         match spawned {
             Ok(thread) => self.shared.trimmer.started(id, thread),
@@ -274,6 +275,21 @@ impl Server {
         }
         connections.wait();
         tracing::info!("all client threads joined");
+    }
+}
+
+/// What is left of client `id` when its connection thread ends, normally or
+/// by a panic: it leaves the registry (a thread that died must not leave a
+/// ghost in every `L` list), and the `memory` thread joins the thread.
+struct Departure {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        self.shared.registry.forget(self.id);
+        self.shared.trimmer.ending(self.id);
     }
 }
 
@@ -373,5 +389,29 @@ mod tests {
         }
         #[cfg(unix)]
         assert!(!concerns_one_connection(&io::Error::from_raw_os_error(24)), "EMFILE must back off");
+    }
+
+    #[test]
+    fn a_connection_thread_that_panics_leaves_no_ghost_in_the_list() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).unwrap();
+        let (stream, peer_addr) = listener.accept().unwrap();
+        let shared = Arc::new(Shared::new(Config::default(), addr));
+        let id = shared.registry.next_id().unwrap();
+        let writer = crate::writer::Writer::new(id, Arc::new(stream), 1 << 16, crate::queue::QueueBudget::new(1 << 20));
+        let listed = shared.registry.insert(id, peer_addr, chrono::Local::now(), crate::outbox::Outbox::Thread(writer));
+        assert!(listed.is_ok());
+        assert_eq!(shared.registry.len(), 1);
+
+        let departure = Departure { shared: Arc::clone(&shared), id };
+        let died = thread::spawn(move || {
+            let _departure = departure;
+            panic!("a bug in a connection thread");
+        })
+        .join();
+        assert!(died.is_err());
+        assert_eq!(shared.registry.len(), 0, "listed after its thread died");
+        assert!(shared.registry.list().is_empty());
     }
 }
