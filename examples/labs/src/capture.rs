@@ -306,7 +306,12 @@ fn strip_marker(pcap: &[u8], out: &Path) -> Result<(), String> {
 pub fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>, String> {
     let lua = format!("lua_script:{}", crate::dissector().display());
     let file = file.display().to_string();
-    let mut args = vec!["-X", &lua, "-r", &file, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"];
+    // The experiments' servers listen on a port the OS picks, so the dissector
+    // finds their streams by its heuristic. TCP tries a dissector registered
+    // for either port before any heuristic, and a client's port can be one
+    // (44322 is Performance Co-Pilot's): heuristics first, then.
+    let mut args = vec!["-X", &lua, "-o", "tcp.try_heuristic_first:TRUE", "-r", &file, "-T", "fields"];
+    args.extend(["-E", "occurrence=a", "-E", "aggregator=,"]);
     args.extend(["-E", "separator=/t", "-Y", filter]);
     for field in fields {
         args.extend(["-e", field]);
