@@ -23,7 +23,7 @@
 //!   which the wait merges into one, and a steady coming and going of clients
 //!   plans none. (Counted as each thread finished its work instead, before
 //!   it exited, the trim sometimes ran before the stragglers had freed their
-//!   blocks: 3.3 MB more stayed in the heap in one run of five, 3,000 clients,
+//!   blocks: up to 3.3 MB more stayed, in 2 runs of 7 with 3,000 clients,
 //!   release build.)
 //!
 //! Elsewhere (Windows, macOS, musl) the two calls are no-ops: those
