@@ -4,6 +4,8 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use tnlm_core::proto::conn::ConnConfig;
+use tnlm_core::proto::hub::HubConfig;
 use tnlm_core::proto::session::SessionConfig;
 use tnlm_core::sockopt::SocketOptions;
 
@@ -128,6 +130,25 @@ impl Config {
     /// The limits and timers of each client's protocol session.
     pub(crate) fn session(&self) -> SessionConfig {
         SessionConfig { max_payload: self.max_payload, frame_timeout: self.frame_timeout, heartbeat: self.heartbeat }
+    }
+
+    /// What core's hub needs: the name, limits and timers that span connections.
+    pub(crate) fn hub(&self) -> HubConfig {
+        HubConfig {
+            name: self.name.clone(),
+            max_payload: self.max_payload,
+            max_clients: self.max_clients,
+            queue_bytes: self.queue_bytes,
+            queue_total: self.queue_total,
+            ack_timeout: self.ack_timeout,
+            log_requests: self.log_requests,
+            ..HubConfig::default()
+        }
+    }
+
+    /// What core's connection machine needs.
+    pub(crate) fn conn(&self) -> ConnConfig {
+        ConnConfig { session: self.session(), write_timeout: self.write_timeout }
     }
 
     /// How often a connection thread wakes up to check its timers when the

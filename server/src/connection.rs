@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
+use tnlm_core::proto::bad_input::BadInputLog;
 use tnlm_core::proto::session::{Ending, Event, Session};
 
-use crate::bad_input_log::BadInputLog;
 use crate::handler::{self, Peer};
 use crate::membership::{
     apply_socket_options, hello_frame, refusal_frame, unlist, DRAIN_BUDGET, LINGER_DRAIN, RECEIPT_SLACK,
@@ -97,7 +97,7 @@ fn turn_away(peer: Peer, writer: &Writer, stream: &TcpStream, refusal: Refusal) 
 }
 
 fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> {
-    apply_socket_options(shared, peer, stream);
+    apply_socket_options(shared, peer.id, stream);
     stream.set_write_timeout(Some(shared.config.write_timeout))?;
     stream.set_read_timeout(Some(shared.config.tick()))
 }

@@ -23,12 +23,12 @@
 //! - a heartbeat drops clients that fall silent, so a pulled cable does not
 //!   leave a ghost in the list.
 
-mod bad_input_log;
 pub mod config;
 mod connection;
 mod deliveries;
 mod events;
 mod handler;
+mod hub_lock;
 mod membership;
 pub mod memory;
 mod outbox;

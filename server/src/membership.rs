@@ -31,11 +31,11 @@ pub(crate) const DRAIN_BUDGET: usize = 1 << 20;
 /// Applies the socket options of the command line (`--nodelay`,
 /// `--keepalive`, …) to an accepted connection; logs what the OS refused,
 /// and at debug level what is in effect.
-pub(crate) fn apply_socket_options(shared: &Shared, peer: Peer, stream: &TcpStream) {
+pub(crate) fn apply_socket_options(shared: &Shared, id: u32, stream: &TcpStream) {
     for warning in shared.config.socket.apply(SockRef::from(stream)) {
-        tracing::warn!(client = peer.id, "{warning}");
+        tracing::warn!(client = id, "{warning}");
     }
-    tracing::debug!(client = peer.id, "socket options: {}", Effective::read(SockRef::from(stream)));
+    tracing::debug!(client = id, "socket options: {}", Effective::read(SockRef::from(stream)));
 }
 
 /// The hello a newly listed client gets first: its id, the server's name,

@@ -7,14 +7,12 @@
 //! the socket's writer is woken to write them.
 //! - Thread engine ([`crate::writer`]): the client's connection thread, or a
 //!   short-lived flusher while the client's output is blocked.
-//! - Event engine ([`crate::events`]): the worker thread that owns the socket.
 //!
-//! Both keep the frames in a [`Queue`](crate::queue::Queue), with the same
-//! limits.
+//! The event engine keeps its clients' frames in core's hub instead
+//! ([`tnlm_core::proto::hub`]); the thread engine moves there next.
 
 use tnlm_core::Frame;
 
-use crate::events::mailbox::Mailbox;
 use crate::queue::PushError;
 use crate::writer::Writer;
 
@@ -25,8 +23,6 @@ use crate::writer::Writer;
 pub(crate) enum Outbox {
     /// A client of the thread-per-client engine.
     Thread(Writer),
-    /// A client of the event engine.
-    Event(Mailbox),
 }
 
 impl Outbox {
@@ -39,7 +35,6 @@ impl Outbox {
     pub(crate) fn try_push(&self, bytes: Vec<u8>, queued: impl FnOnce(u64)) -> Result<(), PushError> {
         match self {
             Outbox::Thread(writer) => writer.try_push(bytes, queued),
-            Outbox::Event(mailbox) => mailbox.try_push(bytes, queued),
         }
     }
 
@@ -50,7 +45,6 @@ impl Outbox {
     pub(crate) fn offer(&self, bytes: Vec<u8>) -> Result<(), PushError> {
         match self {
             Outbox::Thread(writer) => writer.offer(bytes),
-            Outbox::Event(mailbox) => mailbox.offer(bytes),
         }
     }
 
@@ -58,7 +52,6 @@ impl Outbox {
     pub(crate) fn written(&self) -> u64 {
         match self {
             Outbox::Thread(writer) => writer.written(),
-            Outbox::Event(mailbox) => mailbox.written(),
         }
     }
 
@@ -67,7 +60,8 @@ impl Outbox {
     /// event worker processes a client's acks on the thread that writes its
     /// socket: the count is always current there.)
     pub(crate) fn wait_for_writer(&self) {
-        if let Outbox::Thread(writer) = self {
+        let Outbox::Thread(writer) = self;
+        {
             writer.wait_for_writer();
         }
     }
@@ -77,7 +71,6 @@ impl Outbox {
     pub(crate) fn refuse_messages(&self) {
         match self {
             Outbox::Thread(writer) => writer.refuse_messages(),
-            Outbox::Event(mailbox) => mailbox.refuse_messages(),
         }
     }
 
@@ -85,7 +78,6 @@ impl Outbox {
     pub(crate) fn shutdown_with(&self, notice: Vec<u8>) {
         match self {
             Outbox::Thread(writer) => writer.shutdown_with(notice),
-            Outbox::Event(mailbox) => mailbox.shutdown_with(notice),
         }
     }
 
@@ -94,7 +86,6 @@ impl Outbox {
     pub(crate) fn cut(&self) {
         match self {
             Outbox::Thread(writer) => writer.cut(),
-            Outbox::Event(mailbox) => mailbox.cut(),
         }
     }
 }

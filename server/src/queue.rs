@@ -132,12 +132,6 @@ impl Queue {
         self.bytes
     }
 
-    /// How many bytes have ever been taken out: the offset the socket has
-    /// reached once everything taken so far is written.
-    pub(crate) fn taken_total(&self) -> u64 {
-        self.queued_total - self.bytes as u64
-    }
-
     /// True when nothing waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.frames.is_empty()

@@ -42,7 +42,7 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// The clients connected right now (as an `L` request would list them).
     pub fn clients(&self) -> Vec<ClientInfo> {
-        self.shared.registry.list()
+        self.shared.clients()
     }
 
     /// Asks the server to stop: it notifies every client, joins every thread
@@ -95,18 +95,18 @@ impl Server {
     /// someone new connected.) `connections` counts them, so shutdown waits
     /// for each to finish with either engine.
     pub fn run(self) -> io::Result<()> {
-        let reaper_shared = Arc::clone(&self.shared);
-        let reaper = thread::Builder::new()
-            .name("deliveries".into())
-            .spawn(move || reaper_shared.deliveries.reap_until_stopped())?;
-        let (workers, trimmer) = match self.shared.config.engine {
+        let (workers, trimmer, reaper) = match self.shared.config.engine {
             Engine::Threads => {
                 let shared = Arc::clone(&self.shared);
                 let trimmer =
                     thread::Builder::new().name("memory".into()).spawn(move || shared.trimmer.run_until_stopped())?;
-                (None, Some(trimmer))
+                let shared = Arc::clone(&self.shared);
+                let reaper = thread::Builder::new()
+                    .name("deliveries".into())
+                    .spawn(move || shared.deliveries.reap_until_stopped())?;
+                (None, Some(trimmer), Some(reaper))
             }
-            Engine::Events => (Some(Workers::start(&self.shared, self.shared.config.workers)?), None),
+            Engine::Events => (Some(Workers::start(&self.shared, self.shared.config.workers)?), None, None),
         };
         let connections = WaitGroup::new();
         if let Some(delay) = self.shared.config.accept_delay {
@@ -165,7 +165,9 @@ impl Server {
             self.shared.trimmer.stop();
             let _ = trimmer.join();
         }
-        let _ = reaper.join();
+        if let Some(reaper) = reaper {
+            let _ = reaper.join();
+        }
         Ok(())
     }
 
@@ -203,16 +205,15 @@ impl Server {
         running: WaitGroup,
         workers: Option<&Workers>,
     ) -> io::Result<()> {
-        let Some(id) = self.shared.registry.next_id() else {
+        let Some(id) = self.shared.next_id() else {
             return Err(io::Error::other("every client id has been used once; restart the server"));
         };
-        // Read the clock here: chrono keeps its time-zone data per thread, and
-        // loading it on each connection thread cost ~8 KiB of stack pages per
-        // client (docs/BENCHMARKS.md).
-        let since = chrono::Local::now();
         match workers {
-            Some(workers) => workers.serve(stream, id, addr, since, running),
-            None => self.spawn_client(stream, id, addr, since, running)?,
+            Some(workers) => workers.serve(stream, id, addr, running),
+            // Read the clock here: chrono keeps its time-zone data per thread,
+            // and loading it on each connection thread cost ~8 KiB of stack
+            // pages per client (docs/BENCHMARKS.md).
+            None => self.spawn_client(stream, id, addr, chrono::Local::now(), running)?,
         }
         tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");
         Ok(())
@@ -262,6 +263,10 @@ impl Server {
     /// Tells every client the server stops, gives them the grace to close,
     /// cuts off the rest, and waits until every connection thread has ended.
     fn stop_clients(&self, connections: WaitGroup) {
+        if self.shared.config.engine == Engine::Events {
+            self.stop_hub_clients(connections);
+            return;
+        }
         // Messages still waiting for an ack are answered first, so the
         // receipts are queued ahead of the shutdown notices.
         self.shared.deliveries.stop();
@@ -272,6 +277,30 @@ impl Server {
         if !registry.wait_empty(SHUTDOWN_GRACE) {
             tracing::warn!("{} client(s) did not close in time; cutting them off", registry.len());
             registry.disconnect_all();
+        }
+        connections.wait();
+        tracing::info!("all client threads joined");
+    }
+
+    /// [`stop_clients`](Self::stop_clients) for the hub's clients: the hub
+    /// answers what is in flight, queues the notices and has each
+    /// connection send FIN after its notice; past the grace, it has the
+    /// rest cut.
+    fn stop_hub_clients(&self, connections: WaitGroup) {
+        let hub = &self.shared.hub;
+        let mut locked = hub.lock();
+        tracing::info!("shutting down: notifying {} client(s)", locked.hub.len());
+        locked.hub.shutdown();
+        let wakes = locked.wakes();
+        drop(locked);
+        wakes.wake();
+        if !hub.wait_until(SHUTDOWN_GRACE, |hub| hub.known() == 0) {
+            let mut locked = hub.lock();
+            tracing::warn!("{} client(s) did not close in time; cutting them off", locked.hub.known());
+            locked.hub.cut_all();
+            let wakes = locked.wakes();
+            drop(locked);
+            wakes.wake();
         }
         connections.wait();
         tracing::info!("all client threads joined");
@@ -314,7 +343,7 @@ impl RunningServer {
 
     /// How many clients are connected right now.
     pub fn client_count(&self) -> usize {
-        self.handle.shared.registry.len()
+        self.handle.shared.client_count()
     }
 
     /// The clients connected right now.
@@ -325,7 +354,7 @@ impl RunningServer {
     /// Waits (at most `timeout`) until client `id` has left the list;
     /// true if it did. Tests use it as the readiness signal for a departure.
     pub fn wait_client_gone(&self, id: u32, timeout: Duration) -> bool {
-        self.handle.shared.registry.wait_gone(id, timeout)
+        self.handle.shared.wait_gone(id, timeout)
     }
 
     /// Stops the server and waits for all its threads.

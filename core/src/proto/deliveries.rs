@@ -19,7 +19,7 @@
 //! `S` is whatever the driver needs to answer a sender (the server: its
 //! outbox).
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
@@ -89,20 +89,20 @@ pub struct Book<S> {
     deadlines: VecDeque<(Instant, u32)>,
     ack_timeout: Duration,
     counter: u32,
-    /// This book's random key, which turns the counter into unpredictable ids.
-    id_key: RandomState,
+    /// This book's key, which turns the counter into unpredictable ids.
+    id_key: u64,
 }
 
 impl<S> Book<S> {
     /// An empty book whose deliveries expire `ack_timeout` after they begin.
     pub fn new(ack_timeout: Duration) -> Book<S> {
-        Book {
-            pending: HashMap::default(),
-            deadlines: VecDeque::new(),
-            ack_timeout,
-            counter: 0,
-            id_key: RandomState::new(),
-        }
+        Book::with_key(ack_timeout, RandomState::new().hash_one(0u8))
+    }
+
+    /// An empty book whose ids are made with `key`: the same key gives the
+    /// same ids (a deterministic simulation replays a run from its seed).
+    pub fn with_key(ack_timeout: Duration, key: u64) -> Book<S> {
+        Book { pending: HashMap::default(), deadlines: VecDeque::new(), ack_timeout, counter: 0, id_key: key }
     }
 
     /// The ack timeout.
@@ -158,6 +158,13 @@ impl<S> Book<S> {
         self.take_where(|p| p.target == target, DeliveryStatus::TargetGone, &reason)
     }
 
+    /// Client `sender_id` has gone for good: its deliveries still in flight
+    /// are forgotten (there is nobody left to answer).
+    pub fn forget_sender(&mut self, sender_id: u32) {
+        self.pending.retain(|_, p| p.sender_id != sender_id);
+        self.trim();
+    }
+
     /// Shutdown: every delivery in flight ends `target_gone`.
     pub fn stop(&mut self) -> Vec<Settled<S>> {
         self.take_where(|_| true, DeliveryStatus::TargetGone, "the server is shutting down")
@@ -190,6 +197,11 @@ impl<S> Book<S> {
     /// True while a delivery sent by client `sender_id` is pending.
     pub fn any_from(&self, sender_id: u32) -> bool {
         self.pending.values().any(|p| p.sender_id == sender_id)
+    }
+
+    /// True while a delivery to client `target` is pending.
+    pub fn any_to(&self, target: u32) -> bool {
+        self.pending.values().any(|p| p.target == target)
     }
 
     /// How many deliveries are pending.
@@ -231,7 +243,10 @@ impl<S> Book<S> {
     fn fresh_id(&mut self) -> u32 {
         loop {
             self.counter = self.counter.wrapping_add(1);
-            let id = self.id_key.hash_one(self.counter) as u32;
+            let mut hasher = DefaultHasher::new();
+            hasher.write_u64(self.id_key);
+            hasher.write_u32(self.counter);
+            let id = hasher.finish() as u32;
             if id != 0 && !self.pending.contains_key(&id) {
                 return id;
             }

@@ -129,6 +129,15 @@ impl Session {
         self.completed = false;
     }
 
+    /// The connection's clocks start anew at `now`: its hello has just been
+    /// completely written, so a silent client is given up on three heartbeat
+    /// intervals after it could have read the hello, not before.
+    pub fn restart_clocks(&mut self, now: Instant) {
+        if let Some(heartbeat) = &mut self.heartbeat {
+            *heartbeat = Heartbeat::new(heartbeat.interval(), now);
+        }
+    }
+
     /// The next thing to act on from what was received; `None` when more
     /// bytes are needed (or the session has ended).
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -7,7 +7,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use chrono::{DateTime, Local};
 use crossbeam_utils::sync::WaitGroup;
 use mio::{Poll, Token, Waker};
 
@@ -20,7 +19,6 @@ pub(crate) struct Arrival {
     pub(crate) stream: TcpStream,
     pub(crate) id: u32,
     pub(crate) addr: SocketAddr,
-    pub(crate) since: DateTime<Local>,
     /// Held until the connection has ended, so shutdown can wait for it.
     pub(crate) running: WaitGroup,
 }

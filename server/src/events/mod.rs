@@ -2,24 +2,23 @@
 //! its own event loop (`mio`: epoll on Linux, the AFD/IOCP backend on
 //! Windows), serve every client; the course's "C10k" chapter.
 //!
-//! It drives the same protocol [`Session`](tnlm_core::proto::session::Session)
-//! as the thread engine, with the same handler, registry, deliveries book and
-//! departure steps, so both behave the same on the wire; only the I/O
-//! differs. The accept loop stays in [`crate::server`] and hands each
-//! accepted socket to a worker, round-robin.
+//! It only moves bytes: each connection is core's connection machine
+//! ([`tnlm_core::proto::conn`]) and the server's clients are core's
+//! [`Hub`](tnlm_core::proto::hub::Hub), shared by the workers behind one
+//! lock ([`crate::hub_lock`]) that is never held across I/O. The accept loop
+//! stays in [`crate::server`] and hands each accepted socket to a worker,
+//! round-robin.
 //!
 //! **One writer per socket.** A connection belongs to one worker for its
 //! whole life, and that worker is the only thread that reads or writes its
-//! socket. Frames for it from other threads (messages forwarded from
-//! clients on other workers, receipts from the deliveries reaper, the
-//! shutdown notice) wait in its [`Mailbox`](mailbox::Mailbox), and the worker is woken to move
-//! them into the connection's output, after what it already owes and never
-//! in the middle of a frame.
+//! socket. Frames for it from elsewhere (messages forwarded from clients on
+//! other workers, receipts, the shutdown notice) wait in its queue in the
+//! hub, and the worker is woken to move them into the connection's output,
+//! after what it already owes and never in the middle of a frame.
 
 mod conn;
 mod context;
 mod handle;
-pub(crate) mod mailbox;
 mod worker;
 
 use std::io;
@@ -28,7 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use chrono::{DateTime, Local};
 use crossbeam_utils::sync::WaitGroup;
 
 use handle::{Arrival, WorkerHandle};
@@ -57,16 +55,9 @@ impl Workers {
 
     /// Hands an accepted socket to the next worker; `running` is held until
     /// the connection has ended.
-    pub(crate) fn serve(
-        &self,
-        stream: TcpStream,
-        id: u32,
-        addr: SocketAddr,
-        since: DateTime<Local>,
-        running: WaitGroup,
-    ) {
+    pub(crate) fn serve(&self, stream: TcpStream, id: u32, addr: SocketAddr, running: WaitGroup) {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        self.workers[index].0.arrive(Arrival { stream, id, addr, since, running });
+        self.workers[index].0.arrive(Arrival { stream, id, addr, running });
     }
 
     /// Stops every worker once its connections have ended, and waits for them.

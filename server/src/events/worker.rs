@@ -4,8 +4,10 @@
 //!
 //! Each turn it waits for readiness, a wake-up or its next timer, then
 //! registers newly accepted sockets, serves readable and writable sockets,
-//! writes what other threads queued for its clients (the ready list, filled
-//! by [`WorkerHandle::wake`]), and runs the timers that are due.
+//! tells its connections the hub has news for them (the ready list, filled
+//! by [`WorkerHandle::wake`]), and runs the timers that are due: its
+//! connections' and the hub's (ack timeouts; every worker watches it, and
+//! whichever comes first runs it).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -101,7 +103,12 @@ impl Worker {
         if !self.again.is_empty() || self.handle.has_ready() {
             return Some(Duration::ZERO);
         }
-        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+        let conns = self.timers.peek().map(|Reverse((at, _))| *at);
+        let next = match (conns, self.shared.hub.lock().hub.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Registers the sockets the accept loop handed over.
@@ -120,17 +127,24 @@ impl Worker {
         }
     }
 
-    /// Writes what other threads queued for this worker's connections.
+    /// Tells this worker's connections that the hub has news for them.
     fn serve_ready(&mut self) {
         let ready = self.handle.take_ready();
         for token in ready {
-            self.with_conn(token, |conn, cx| conn.on_mailbox(cx));
+            self.with_conn(token, |conn, cx| conn.on_wake(cx));
         }
     }
 
-    /// Runs every timer that is due.
+    /// Runs every timer that is due: the hub's, then the connections'.
     fn run_timers(&mut self) {
         let now = Instant::now();
+        let mut locked = self.shared.hub.lock();
+        if locked.hub.next_deadline().is_some_and(|at| at <= now) {
+            locked.hub.handle_timeout(now);
+        }
+        let wakes = locked.wakes();
+        drop(locked);
+        wakes.wake();
         while let Some(&Reverse((at, key))) = self.timers.peek() {
             if at > now {
                 break;

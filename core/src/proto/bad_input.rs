@@ -8,18 +8,17 @@
 //! closes, and the total in one line when the connection ends. A client can
 //! therefore cause at most `BURST + 1` lines a second plus one summary.
 
+use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-use std::fmt::Display;
-
 /// Warnings written in full per window.
-pub(crate) const BURST: u32 = 5;
+pub const BURST: u32 = 5;
 /// The rate limit's window.
-pub(crate) const WINDOW: Duration = Duration::from_secs(1);
+pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// One connection's bad-input warnings: written, counted, summarised.
 #[derive(Debug)]
-pub(crate) struct BadInputLog {
+pub struct BadInputLog {
     client: u32,
     window_start: Instant,
     written: u32,
@@ -29,13 +28,13 @@ pub(crate) struct BadInputLog {
 
 impl BadInputLog {
     /// The log for client `client`, with its first window starting `now`.
-    pub(crate) fn new(client: u32, now: Instant) -> BadInputLog {
+    pub fn new(client: u32, now: Instant) -> BadInputLog {
         BadInputLog { client, window_start: now, written: 0, suppressed: 0, total: 0 }
     }
 
     /// Notes one bad frame received at `now`: a warning if the window has
     /// room, otherwise a count reported when the window closes.
-    pub(crate) fn note(&mut self, err: &impl Display, now: Instant) {
+    pub fn note(&mut self, err: &impl Display, now: Instant) {
         self.total += 1;
         if now.duration_since(self.window_start) >= WINDOW {
             self.report_suppressed();
@@ -52,7 +51,7 @@ impl BadInputLog {
 
     /// Writes what is still counted and, if any warnings were held back,
     /// the connection's total (call when the connection ends).
-    pub(crate) fn finish(mut self) {
+    pub fn finish(mut self) {
         let held_back = self.total > u64::from(self.written);
         self.report_suppressed();
         if held_back {

@@ -1,0 +1,111 @@
+//! The protocol's [`Hub`] as the engines share it: behind one lock that is
+//! never held across I/O, with the way to wake each client's connection.
+//!
+//! The hub answers in values; two of them need threads: a wake-up for a
+//! client (frames wait for it, or a signal), which goes to whoever drives
+//! that client's connection through the [`Route`] its engine registered;
+//! and a departure, which wakes whoever waits for clients to leave (tests,
+//! shutdown).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tnlm_core::proto::conn::Conn;
+use tnlm_core::proto::hub::{Hub, HubConfig};
+
+/// How to tell a client's driver to look at its connection.
+pub(crate) type Route = Arc<dyn Fn() + Send + Sync>;
+
+/// The shared hub. See the [module docs](self).
+pub(crate) struct HubLock {
+    locked: Mutex<Locked>,
+    /// Notified whenever a client is forgotten.
+    departed: Condvar,
+}
+
+/// The hub and the route to each of its clients' connections.
+pub(crate) struct Locked {
+    pub(crate) hub: Hub,
+    routes: HashMap<u32, Route>,
+}
+
+/// Connections the hub asked to wake, taken under the lock and woken after it.
+#[must_use = "wake them once the hub's lock is released"]
+pub(crate) struct Wakes(Vec<Route>);
+
+impl Wakes {
+    /// Tells each connection's driver to look at it.
+    pub(crate) fn wake(self) {
+        for route in self.0 {
+            route();
+        }
+    }
+}
+
+impl std::fmt::Debug for HubLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubLock")
+    }
+}
+
+impl Locked {
+    /// Client `id`'s connection is reached through `route`.
+    pub(crate) fn route(&mut self, id: u32, route: Route) {
+        self.routes.insert(id, route);
+    }
+
+    /// The connections the hub wants woken.
+    pub(crate) fn wakes(&mut self) -> Wakes {
+        let mut wakes = Vec::new();
+        while let Some(id) = self.hub.poll_wake() {
+            if let Some(route) = self.routes.get(&id) {
+                wakes.push(Arc::clone(route));
+            }
+        }
+        Wakes(wakes)
+    }
+}
+
+impl HubLock {
+    /// An empty hub configured by `config`.
+    pub(crate) fn new(config: HubConfig) -> HubLock {
+        HubLock {
+            locked: Mutex::new(Locked { hub: Hub::new(config), routes: HashMap::new() }),
+            departed: Condvar::new(),
+        }
+    }
+
+    /// The hub, locked. Never hold it across I/O.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked> {
+        // A panic on one thread must not take the hub down with it.
+        self.locked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Client `id`'s connection has ended: the hub forgets it, and whoever
+    /// waits for departures is told. Returns why it ended.
+    pub(crate) fn forget(&self, conn: Conn) -> String {
+        let mut locked = self.lock();
+        locked.routes.remove(&conn.id());
+        let reason = conn.finish(&mut locked.hub);
+        let wakes = locked.wakes();
+        drop(locked);
+        self.departed.notify_all();
+        wakes.wake();
+        reason
+    }
+
+    /// Waits until `done` holds for the hub, at most `timeout`; true if it did.
+    pub(crate) fn wait_until(&self, timeout: Duration, done: impl Fn(&Hub) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut locked = self.lock();
+        while !done(&locked.hub) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            locked = self.departed.wait_timeout(locked, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+        true
+    }
+}
