@@ -14,7 +14,7 @@ use crate::frame::{Class, Frame, Header, TypeCode, DEFAULT_MAX_PAYLOAD, HEADER_L
 use crate::message::{self, Message};
 
 /// Turns a byte stream into frames. See the [module docs](self).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Decoder {
     buf: Vec<u8>,
     start: usize,
