@@ -150,13 +150,6 @@ impl Config {
     pub(crate) fn conn(&self) -> ConnConfig {
         ConnConfig { session: self.session(), write_timeout: self.write_timeout }
     }
-
-    /// How often a connection thread wakes up to check its timers when the
-    /// client is silent: a quarter of the shortest timer, at least 50 ms.
-    pub(crate) fn tick(&self) -> Duration {
-        let shortest = self.heartbeat.map_or(self.frame_timeout, |hb| hb.min(self.frame_timeout));
-        (shortest / 4).max(Duration::from_millis(50))
-    }
 }
 
 /// Stack size of each connection thread (and of an outbox's flusher). They

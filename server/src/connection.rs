@@ -1,305 +1,387 @@
-//! One client's connection: set up, read and answer frames, watch the
-//! client's liveness, tear down.
+//! The thread engine (`--engine threads`, the lab's design): each client has
+//! a thread of its own (`client-<id>`) that blocks in `read`, and core's
+//! connection machine ([`tnlm_core::proto::conn::Conn`]) decides everything
+//! else. This file only moves bytes.
 //!
-//! Runs on the client's own thread (`client-<id>`). Reading and decoding
-//! happen here; every write goes through the client's [`Outbox`].
+//! **One writer at a time.** A client's socket is written by whoever holds
+//! its `writing` flag: its own thread, answering what it read (blocking,
+//! which holds back a client that does not read its answers, TCP
+//! backpressure on the one client causing it); or, when the hub wakes the
+//! client for frames from elsewhere (a forwarded message, a receipt, the
+//! shutdown notice) and nobody is writing, the waking thread itself with one
+//! non-blocking `send` (Linux), and a short-lived flusher thread
+//! (`client-<id>-tx`) for what the socket does not take at once. A sender
+//! never waits on someone else's socket. (A persistent writer per client
+//! would take a second thread per client, or a wake-up descriptor per
+//! client; see docs/RELIABILITY.md.)
+//!
+//! Timers are the machine's deadlines: the read timeout is set to the next
+//! one, and a blocked `send` waits at most until it.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
-use tnlm_core::proto::bad_input::BadInputLog;
-use tnlm_core::proto::session::{Ending, Event, Session};
+use tnlm_core::proto::conn::{Conn as Machine, Io};
+use tnlm_core::proto::hub::Hub;
 
-use crate::handler::{self, Peer};
-use crate::membership::{
-    apply_socket_options, hello_frame, refusal_frame, unlist, DRAIN_BUDGET, LINGER_DRAIN, RECEIPT_SLACK,
-};
-use crate::outbox::Outbox;
-use crate::registry::Refusal;
+use crate::hub_lock::Wakes;
 use crate::shared::Shared;
-use crate::writer::{is_timeout, Writer};
+use crate::socket_options::apply_socket_options;
 
-/// Size of one `read` from the socket once a client sends more than
-/// [`FIRST_READ`] at a time (pipelining).
+/// Size of one `read` once a client sends more than [`FIRST_READ`] at a
+/// time (pipelining).
 const READ_CHUNK: usize = 8 * 1024;
 /// Size of the reads until then, from a buffer on the thread's stack. An idle
 /// client's thread then touches only a few pages of its stack: at 10,000
 /// clients the stack pages are most of the server's memory (an 8 KiB zeroed
 /// buffer for every client cost 80 MB; see docs/BENCHMARKS.md).
 const FIRST_READ: usize = 512;
-/// Replies are written once this many bytes have been collected.
-const REPLY_BATCH: usize = 64 * 1024;
-/// The shortest read timeout: timers are checked at most this often.
+/// The most bytes copied out of the machine for one `send`.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// The shortest read timeout: timers fire at most this late.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 /// The read timeout when no timer runs (no heartbeat, no partial frame).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
-/// Serves client `id` until it disconnects or the server shuts down.
-/// `since` is when it was accepted (listed as its connection time).
-pub(crate) fn serve(shared: Arc<Shared>, id: u32, stream: TcpStream, addr: SocketAddr, since: DateTime<Local>) {
-    let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
-    if let Err(err) = serve_inner(&shared, peer, Arc::new(stream), since) {
-        tracing::warn!(client = id, "connection setup failed: {err}");
+/// One client's connection, shared by its thread, the threads that wake it
+/// and its flusher.
+pub(crate) struct Slot {
+    id: u32,
+    stream: TcpStream,
+    state: Mutex<State>,
+    /// Held by a blocking writer from its `send` until the machine has
+    /// counted what the socket took; taken by the reader before it hands
+    /// the machine what it read. An ack can overtake the count otherwise
+    /// (the client reads the frame and acknowledges it while the writer has
+    /// not yet counted it), and would be ignored as a lie.
+    write_gate: Mutex<()>,
+    /// Notified whenever the machine may have changed (its thread may be
+    /// waiting for it to want input again, or to be done).
+    changed: Condvar,
+}
+
+struct State {
+    /// `None` once the connection has ended and the hub forgot it.
+    machine: Option<Machine>,
+    /// Someone is writing to the socket (see the [module docs](self)).
+    writing: bool,
+    /// The socket's send timeout now.
+    send_wait: Duration,
+}
+
+/// Lists client `id` (accepted on `stream` from `addr`) in the hub and makes
+/// its slot, with the hello owed. Runs on the accept loop's thread: the
+/// connection time is read and formatted there (chrono keeps its time-zone
+/// data per thread, and loading it on each connection thread cost ~8 KiB of
+/// stack pages per client; docs/BENCHMARKS.md).
+pub(crate) fn open(shared: &Arc<Shared>, id: u32, stream: TcpStream, addr: SocketAddr) -> Arc<Slot> {
+    let state = State { machine: None, writing: false, send_wait: Duration::ZERO };
+    let slot =
+        Arc::new(Slot { id, stream, state: Mutex::new(state), write_gate: Mutex::new(()), changed: Condvar::new() });
+    let (woken, waker) = (Arc::clone(&slot), Arc::clone(shared));
+    shared.hub.route(id, Arc::new(move || woken.wake(&waker)));
+    // Listed and stored under the slot's lock: a wake-up for it (a message
+    // from a client that saw it listed) waits until the machine is here.
+    let mut state = slot.lock();
+    let (machine, wakes) =
+        shared.hub.with_deferred(|hub| Machine::accept(id, addr, shared.config.conn(), hub, Instant::now()));
+    state.machine = Some(machine);
+    drop(state);
+    wakes.wake();
+    slot
+}
+
+/// Serves the client of `slot` on the calling thread (its own) until it
+/// disconnects or the server shuts down.
+pub(crate) fn serve(shared: &Shared, slot: &Slot, addr: SocketAddr) {
+    let id = slot.id;
+    apply_socket_options(shared, id, &slot.stream);
+    slot.write_owed(shared);
+    slot.read_loop(shared);
+    if let Some(reason) = slot.forget(shared) {
+        tracing::info!(client = id, %addr, "disconnected: {reason}");
     }
 }
 
-fn serve_inner(shared: &Shared, peer: Peer, stream: Arc<TcpStream>, since: DateTime<Local>) -> io::Result<()> {
-    configure(shared, peer, &stream)?;
-    let writer = Writer::new(peer.id, Arc::clone(&stream), shared.config.queue_bytes, Arc::clone(&shared.queue_budget));
-    let outbox = Outbox::Thread(writer.clone());
-    // Listed first, with its outbox paused, then the hello, then frames from
-    // others may flow: once the client has its hello it is in every `L` list
-    // and reachable by `M`, and nothing reaches it before the hello.
-    if let Err(refusal) = shared.registry.insert(peer.id, peer.addr, since, outbox.clone()) {
-        return turn_away(peer, &writer, &stream, refusal);
-    }
-    if let Err(err) = writer.write_now(&hello_frame(shared, peer)) {
-        unlist(shared, peer, &outbox);
-        writer.refuse_more();
-        return Err(err);
-    }
-    writer.resume();
-    // "connected" is logged by the accept loop: formatting a log line here
-    // touched another 4 KiB stack page on every connection thread.
-    let ending = ReadLoop::new(shared, peer, &stream, &writer, &outbox).run();
-
-    unlist(shared, peer, &outbox);
-    if ending.owed_receipts {
-        // It closed only its sending side: it still gets the receipts for
-        // the messages it sent, each within the ack timeout.
-        let deadline = Instant::now() + shared.config.ack_timeout + RECEIPT_SLACK;
-        shared.deliveries.wait_settled_from(peer.id, deadline);
-    }
-    writer.refuse_more();
-    // The last word (an error frame) only now, queued behind what others
-    // queued: a client that does not read must not stay listed while it
-    // waits, and `close` bounds the wait for all of it by the write timeout.
-    if let Some(farewell) = ending.farewell {
-        writer.push_last(farewell);
-    }
-    writer.close();
-    let _ = stream.shutdown(Shutdown::Write);
-    if ending.drain {
-        drain_input(&stream);
-    }
-    let reason = ending.reason;
-    tracing::info!(client = peer.id, addr = %peer.addr, "disconnected: {reason}");
-    Ok(())
-}
-
-/// Tells a client that cannot be listed why, then closes.
-fn turn_away(peer: Peer, writer: &Writer, stream: &TcpStream, refusal: Refusal) -> io::Result<()> {
-    writer.write_now(&refusal_frame(peer, refusal))?;
-    stream.shutdown(Shutdown::Write)
-}
-
-fn configure(shared: &Shared, peer: Peer, stream: &TcpStream) -> io::Result<()> {
-    apply_socket_options(shared, peer.id, stream);
-    stream.set_write_timeout(Some(shared.config.write_timeout))?;
-    stream.set_read_timeout(Some(shared.config.tick()))
-}
-
-/// The reading side of one connection: a [`Session`] (framing, error
-/// replies, heartbeat, frame timeout) driven by blocking reads, its timers
-/// by the socket's read timeout.
-struct ReadLoop<'a> {
-    shared: &'a Shared,
-    peer: Peer,
-    stream: &'a TcpStream,
-    writer: &'a Writer,
-    /// The same writer, as others reach it (a delivery keeps it to queue its receipt).
-    outbox: &'a Outbox,
-    session: Session,
-    /// A write of replies failed in the middle of a read's frames: the
-    /// stream may hold part of a frame, so the session must end.
-    failed_write: Option<io::Error>,
-    /// The socket's read timeout now: the longest a `read` may wait.
-    read_timeout: Duration,
-    /// Warnings about bad frames, rate-limited.
-    bad_input: BadInputLog,
-}
-
-impl<'a> ReadLoop<'a> {
-    fn new(
-        shared: &'a Shared,
-        peer: Peer,
-        stream: &'a TcpStream,
-        writer: &'a Writer,
-        outbox: &'a Outbox,
-    ) -> ReadLoop<'a> {
-        let now = Instant::now();
-        ReadLoop {
-            shared,
-            peer,
-            stream,
-            writer,
-            outbox,
-            session: Session::new(&shared.config.session(), now),
-            failed_write: None,
-            read_timeout: shared.config.tick(), // as `configure` set it
-            bad_input: BadInputLog::new(peer.id, now),
-        }
+impl Slot {
+    /// The client's id.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
     }
 
-    /// Reads and answers frames until the connection ends; returns why it ended.
-    fn run(mut self) -> Ending {
-        let ending = self.read_loop();
-        self.bad_input.finish();
-        ending
+    /// Tells a client that cannot be served why (`bytes`, a refusal), then FIN.
+    pub(crate) fn turn_away(&self, bytes: &[u8]) {
+        let _ = (&self.stream).write_all(bytes);
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    /// The body of [`run`](Self::run).
-    fn read_loop(&mut self) -> Ending {
+    /// The connection is over (or its thread is gone): the hub forgets it.
+    /// Returns why it ended, unless it was forgotten already.
+    pub(crate) fn forget(&self, shared: &Shared) -> Option<String> {
+        let machine = self.lock().machine.take()?;
+        Some(shared.hub.forget(machine))
+    }
+
+    /// Reads until the connection ends, feeding the machine; waits instead
+    /// while the machine wants no input (awaiting receipts, flushing, paused).
+    fn read_loop(&self, shared: &Shared) {
         let mut small = [0u8; FIRST_READ];
         let mut large: Vec<u8> = Vec::new();
+        let mut read_timeout = Duration::ZERO;
         loop {
-            self.rearm(Instant::now());
+            let Some((wants_input, deadline)) = self.wait_for_input() else { return };
+            if !wants_input {
+                self.run_timers(shared, deadline);
+                continue;
+            }
+            self.rearm(&mut read_timeout, deadline);
             let chunk: &mut [u8] = if large.is_empty() { &mut small } else { &mut large };
-            match self.stream.read(chunk) {
-                Ok(0) => return self.session.end_of_stream(),
+            let read = (&self.stream).read(chunk);
+            match read {
+                Ok(0) => self.with_machine(shared, |m, hub, now| m.end_of_stream(hub, now)),
                 Ok(n) => {
-                    let fatal = if large.is_empty() { self.received(&small[..n]) } else { self.received(&large[..n]) };
+                    let bytes = if large.is_empty() { &small[..n] } else { &large[..n] };
+                    let gate = self.write_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    self.with_machine(shared, |m, hub, now| m.receive(bytes, hub, now));
+                    drop(gate);
                     if n == FIRST_READ && large.is_empty() {
                         large = vec![0; READ_CHUNK]; // a busy client: read more at once from now on
                     }
-                    if let Some(err) = self.failed_write.take() {
-                        return Ending::quiet(write_failure(&err));
-                    }
-                    if let Err(err) = self.flush_replies() {
-                        return Ending::quiet(write_failure(&err));
-                    }
-                    if let Some(fatal) = fatal {
-                        return fatal;
-                    }
                 }
-                Err(err) if is_timeout(&err) => {}
+                Err(err) if is_timeout(&err) => self.run_timers(shared, None),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Ending::quiet(format!("read error: {err}")),
+                Err(err) => self.with_machine(shared, |m, hub, _| m.read_failed(&err.to_string(), hub)),
             }
-            if let Some(ending) = self.check_timers() {
-                return ending;
-            }
+            self.write_owed(shared);
         }
     }
 
-    /// Hands received bytes to the session and acts on every event,
-    /// collecting the replies in the session's output (see
-    /// [`flush_replies`](Self::flush_replies)). Returns the ending when the
-    /// stream's framing is lost.
-    fn received(&mut self, bytes: &[u8]) -> Option<Ending> {
-        // Frames for other clients (forwarded messages, receipts) leave in one
-        // write per client when this read's frames are all handled.
-        let _cork = crate::writer::cork();
-        let now = Instant::now();
-        self.session.receive(bytes, now);
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Frame(frame) => {
-                    tracing::debug!(client = self.peer.id, "{}", frame.summary());
-                    let request_id = frame.request_id;
-                    if let Some(reply) = handler::answer(self.shared, self.peer, self.outbox, frame) {
-                        self.session.reply(request_id, reply);
-                    }
-                }
-                Event::Rejected(err) => self.bad_input.note(&err, now),
-                Event::End(ending) => {
-                    self.bad_input.note(&ending.reason, now);
-                    return Some(ending);
-                }
+    /// Whether the machine wants input, and its next deadline; `None` once
+    /// it is done. While it wants none and nobody writes, waits (at most
+    /// until its deadline) for that to change.
+    fn wait_for_input(&self) -> Option<(bool, Option<Instant>)> {
+        let mut state = self.lock();
+        loop {
+            let machine = state.machine.as_ref()?;
+            if machine.is_done() {
+                return None;
             }
-            if self.session.transmit().len() >= REPLY_BATCH {
-                // This write may block on our own client: frames for others
-                // must not wait behind it.
-                crate::writer::release_corked();
-                if let Err(err) = self.flush_replies() {
-                    self.failed_write = Some(err);
-                    break;
-                }
+            let deadline = machine.next_deadline();
+            if machine.wants_input() {
+                return Some((true, deadline));
             }
+            let wait = deadline.map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
+            if wait.is_zero() {
+                return Some((false, deadline));
+            }
+            state = self.changed.wait_timeout(state, wait).map_or_else(|e| e.into_inner().0, |r| r.0);
         }
-        None
     }
 
-    /// Writes the collected replies in one go: a pipelined burst of requests
-    /// is answered with about as few `write` calls as it arrived in.
-    fn flush_replies(&mut self) -> io::Result<()> {
-        let replies = self.session.transmit();
-        if replies.is_empty() {
-            return Ok(());
-        }
-        let result = self.writer.write_now(replies);
-        replies.clear();
-        if replies.capacity() > 4 * REPLY_BATCH {
-            replies.shrink_to(REPLY_BATCH);
-        }
-        result
+    /// Runs the machine's timers if its deadline (or `due`) has passed.
+    fn run_timers(&self, shared: &Shared, due: Option<Instant>) {
+        self.with_machine(shared, |m, hub, now| {
+            if due.or(m.next_deadline()).is_some_and(|at| at <= now) {
+                m.handle_timeout(hub, now);
+            }
+        });
+        self.write_owed(shared);
     }
 
     /// Sets the socket's read timeout so that the thread wakes when the
-    /// session's next timer is due (a ping to send, a silent client or a
-    /// stalled frame to drop), and not before: an idle client's thread then
+    /// machine's next timer is due, and not before: an idle client's thread
     /// sleeps through the whole heartbeat interval. (Waking every quarter of
     /// the shortest timer cost 4,000 wake-ups a second at 10,000 idle
-    /// clients, and the p99 of everyone else's requests with it; see
-    /// docs/BENCHMARKS.md.) The timeout is only changed when it must shrink
-    /// by more than 1/8 (at most 1 s; a timer may fire that much late) or
-    /// can grow more than twofold, so a busy client costs no extra system call.
-    fn rearm(&mut self, now: Instant) {
-        let next = self.session.next_deadline();
-        let wanted = next.map_or(IDLE_WAIT, |at| at.saturating_duration_since(now)).clamp(MIN_WAIT, IDLE_WAIT);
-        let slack = (self.read_timeout / 8).min(Duration::from_secs(1));
-        if wanted + slack < self.read_timeout || wanted > self.read_timeout * 2 {
+    /// clients; see docs/BENCHMARKS.md.) Changed only when it must shrink by
+    /// more than 1/8 (at most 1 s: a timer may fire that much late) or can
+    /// grow more than twofold, so a busy client costs no extra system call.
+    fn rearm(&self, current: &mut Duration, deadline: Option<Instant>) {
+        let wanted =
+            deadline.map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now())).clamp(MIN_WAIT, IDLE_WAIT);
+        let slack = (*current / 8).min(Duration::from_secs(1));
+        if current.is_zero() || wanted + slack < *current || wanted > *current * 2 {
             match self.stream.set_read_timeout(Some(wanted)) {
-                Ok(()) => self.read_timeout = wanted,
-                Err(err) => tracing::debug!(client = self.peer.id, "cannot set the read timeout: {err}"),
+                Ok(()) => *current = wanted,
+                Err(err) => tracing::debug!(client = self.id, "cannot set the read timeout: {err}"),
             }
         }
     }
 
-    /// Runs the session's timers: writes a ping when one is due, and ends
-    /// the connection (`Some`) when the client is silent or stalled too
-    /// long, or does not take the ping.
-    fn check_timers(&mut self) -> Option<Ending> {
-        if let Some(ending) = self.session.handle_timeout(Instant::now()) {
-            return Some(ending);
+    /// The hub has news for this client (frames queued, a signal). Called
+    /// from any thread, with no lock held.
+    fn wake(self: &Arc<Self>, shared: &Arc<Shared>) {
+        self.with_machine(shared, |m, hub, now| m.woken(hub, now));
+        let mut state = self.lock();
+        let owed = state.machine.as_ref().is_some_and(|m| !m.transmit().is_empty());
+        if !owed || state.writing {
+            return; // nothing to write, or the writer takes it too
         }
-        // A ping that cannot be written (whole) leaves the stream torn: the
-        // client is a slow consumer, and nothing more may follow.
-        self.flush_replies().err().map(|err| Ending::quiet(write_failure(&err)))
+        state.writing = true;
+        drop(state);
+        if self.send_without_blocking(shared) {
+            return;
+        }
+        let slot = Arc::clone(self);
+        let flusher_shared = Arc::clone(shared);
+        let started = thread::Builder::new()
+            .name(format!("client-{}-tx", self.id))
+            .stack_size(crate::config::CONNECTION_STACK)
+            .spawn(move || slot.write_owed_as_writer(&flusher_shared));
+        if let Err(err) = started {
+            // The frames stay owed: the client's own thread writes them with
+            // its next answer or ping.
+            tracing::error!(client = self.id, "cannot start a thread to write queued frames, they wait: {err}");
+            self.lock().writing = false;
+        }
+    }
+
+    /// The waking thread's one non-blocking `send` of what is owed (Linux),
+    /// counted as written under the same lock, so that an ack for what it
+    /// sent cannot be looked at before it is counted; true if it took
+    /// everything (the writing flag is then released).
+    fn send_without_blocking(&self, shared: &Shared) -> bool {
+        let mut state = self.lock();
+        let Some(machine) = state.machine.as_mut() else { return true };
+        let owed = machine.transmit();
+        let mut wakes = None;
+        if let Some(sent) = send_without_blocking(&self.stream, &owed[..owed.len().min(WRITE_CHUNK)]) {
+            wakes = Some(self.apply(machine, shared, |m, hub, now| m.written(sent, hub, now)));
+        }
+        let done = state.machine.as_ref().is_none_or(|m| m.transmit().is_empty());
+        if done {
+            state.writing = false;
+        }
+        drop(state);
+        self.changed.notify_all();
+        if let Some(wakes) = wakes {
+            wakes.wake();
+        }
+        done
+    }
+
+    /// Writes what is owed, blocking, unless someone else is writing (then
+    /// it writes this too).
+    fn write_owed(&self, shared: &Shared) {
+        {
+            let mut state = self.lock();
+            let owed = state.machine.as_ref().is_some_and(|m| !m.transmit().is_empty());
+            if !owed || state.writing {
+                return;
+            }
+            state.writing = true;
+        }
+        self.write_owed_as_writer(shared);
+    }
+
+    /// Holding the writing flag: writes until nothing is owed, each `send`
+    /// waiting at most until the machine's next deadline (then its timers
+    /// run: past the write deadline, the machine cuts the client off).
+    fn write_owed_as_writer(&self, shared: &Shared) {
+        loop {
+            let Some(chunk) = self.owed_chunk() else {
+                let mut state = self.lock();
+                if state.machine.as_ref().is_some_and(|m| !m.transmit().is_empty()) {
+                    continue; // owed again since the look: keep writing
+                }
+                state.writing = false;
+                drop(state);
+                self.changed.notify_all();
+                return;
+            };
+            if let Err(err) = self.limit_send_wait() {
+                self.with_machine(shared, |m, hub, _| m.write_failed(&err.to_string(), hub));
+                continue;
+            }
+            let gate = self.write_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let written = (&self.stream).write(&chunk);
+            if let Ok(sent @ 1..) = written {
+                self.with_machine(shared, |m, hub, now| m.written(sent, hub, now));
+            }
+            drop(gate);
+            match written {
+                Ok(0) => self.with_machine(shared, |m, hub, _| m.write_failed("the socket took nothing", hub)),
+                Ok(_) => {}
+                // The machine decides: a ping may be due, or the write deadline past.
+                // (On Windows a timed-out send leaves the socket in an
+                // undefined state: it is final.)
+                Err(err) if is_timeout(&err) && cfg!(unix) => self.run_timers(shared, None),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => self.with_machine(shared, |m, hub, _| m.write_failed(&err.to_string(), hub)),
+            }
+        }
+    }
+
+    /// A copy of the next bytes owed (at most [`WRITE_CHUNK`]), so the
+    /// `send` runs with no lock held; `None` when nothing is owed.
+    fn owed_chunk(&self) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let owed = state.machine.as_ref()?.transmit();
+        (!owed.is_empty()).then(|| owed[..owed.len().min(WRITE_CHUNK)].to_vec())
+    }
+
+    /// Makes a blocked `send` return by the machine's next deadline (within
+    /// 1 ms); the socket's timeout is changed only when it differs by more.
+    fn limit_send_wait(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        let Some(deadline) = state.machine.as_ref().and_then(Machine::next_deadline) else { return Ok(()) };
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        if left.abs_diff(state.send_wait) > Duration::from_millis(1) {
+            self.stream.set_write_timeout(Some(left))?;
+            state.send_wait = left;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the machine with the hub locked, does what the machine
+    /// asks of the socket, and tells a waiting thread something changed.
+    fn with_machine(&self, shared: &Shared, f: impl FnOnce(&mut Machine, &mut Hub, Instant)) {
+        let mut state = self.lock();
+        let Some(machine) = state.machine.as_mut() else { return };
+        let wakes = self.apply(machine, shared, f);
+        drop(state);
+        self.changed.notify_all();
+        wakes.wake();
+    }
+
+    /// [`with_machine`](Self::with_machine) under the caller's lock: the
+    /// wake-ups are returned, to be done once it is released.
+    fn apply(&self, machine: &mut Machine, shared: &Shared, f: impl FnOnce(&mut Machine, &mut Hub, Instant)) -> Wakes {
+        let ((), wakes) = shared.hub.with_deferred(|hub| f(machine, hub, Instant::now()));
+        while let Some(io) = machine.poll_io() {
+            let how = match io {
+                Io::ShutdownWrite => Shutdown::Write,
+                Io::ShutdownBoth => Shutdown::Both,
+            };
+            let _ = self.stream.shutdown(how);
+        }
+        wakes
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic on one thread must not take the connection's state with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Discards input for up to [`LINGER_DRAIN`] (or until EOF): closing a socket
-/// with unread data makes the kernel send an RST, which could destroy the
-/// error frame we just sent before the peer reads it.
-fn drain_input(mut stream: &TcpStream) {
-    // On the heap: an 8 KiB array here, inlined into `serve`, made every
-    // connection thread probe (touch) two more stack pages on entry.
-    let mut sink = vec![0u8; READ_CHUNK];
-    let mut budget = DRAIN_BUDGET;
-    // One deadline for the whole drain: a peer trickling a byte now and then
-    // must not keep this (already unlisted) thread alive.
-    let deadline = Instant::now() + LINGER_DRAIN;
-    while budget > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            break;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget = budget.saturating_sub(n),
-        }
-    }
+/// Sends as much of `bytes` as the socket takes without blocking; `None` if
+/// nothing could be sent (or this platform has no non-blocking send on a
+/// blocking socket).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_without_blocking(stream: &TcpStream, bytes: &[u8]) -> Option<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    socket2::SockRef::from(stream).send_with_flags(bytes, flags).ok().filter(|&sent| sent > 0)
 }
 
-/// Why the session ends when one of its own writes fails.
-fn write_failure(err: &io::Error) -> String {
-    if is_timeout(err) {
-        format!("slow consumer: a write stayed blocked ({err})")
-    } else {
-        format!("write error: {err}")
-    }
+/// Without `MSG_DONTWAIT`, owed frames are written by a flusher thread.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_without_blocking(_stream: &TcpStream, _bytes: &[u8]) -> Option<usize> {
+    None
+}
+
+/// True for the errors a blocked read or write with a timeout returns.
+pub fn is_timeout(err: &io::Error) -> bool {
+    tnlm_core::net::is_socket_timeout(err)
 }

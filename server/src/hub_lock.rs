@@ -22,12 +22,17 @@ pub(crate) struct HubLock {
     locked: Mutex<Locked>,
     /// Notified whenever a client is forgotten.
     departed: Condvar,
+    /// Notified when the hub gets a deadline where it had none, for
+    /// [`run_timer`](HubLock::run_timer).
+    deadline_set: Condvar,
 }
 
 /// The hub and the route to each of its clients' connections.
 pub(crate) struct Locked {
     pub(crate) hub: Hub,
     routes: HashMap<u32, Route>,
+    /// The timer thread is to stop.
+    stopped: bool,
 }
 
 /// Connections the hub asked to wake, taken under the lock and woken after it.
@@ -50,11 +55,6 @@ impl std::fmt::Debug for HubLock {
 }
 
 impl Locked {
-    /// Client `id`'s connection is reached through `route`.
-    pub(crate) fn route(&mut self, id: u32, route: Route) {
-        self.routes.insert(id, route);
-    }
-
     /// The connections the hub wants woken.
     pub(crate) fn wakes(&mut self) -> Wakes {
         let mut wakes = Vec::new();
@@ -70,10 +70,61 @@ impl Locked {
 impl HubLock {
     /// An empty hub configured by `config`.
     pub(crate) fn new(config: HubConfig) -> HubLock {
-        HubLock {
-            locked: Mutex::new(Locked { hub: Hub::new(config), routes: HashMap::new() }),
-            departed: Condvar::new(),
+        let locked = Locked { hub: Hub::new(config), routes: HashMap::new(), stopped: false };
+        HubLock { locked: Mutex::new(locked), departed: Condvar::new(), deadline_set: Condvar::new() }
+    }
+
+    /// Runs `f` on the hub under its lock, then wakes the connections the
+    /// hub asked to wake (after the lock is released).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        let (result, wakes) = self.with_deferred(f);
+        wakes.wake();
+        result
+    }
+
+    /// [`with`](Self::with) for a caller that holds a lock of its own (a
+    /// connection's): the wake-ups are returned, to be done once that lock
+    /// is released too (a wake-up may be for the caller's own connection).
+    /// Wakes the timer thread if the hub now has a deadline where it had none.
+    pub(crate) fn with_deferred<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> (R, Wakes) {
+        let mut locked = self.lock();
+        let idle = locked.hub.next_deadline().is_none();
+        let result = f(&mut locked.hub);
+        let timer = idle && locked.hub.next_deadline().is_some();
+        let wakes = locked.wakes();
+        drop(locked);
+        if timer {
+            self.deadline_set.notify_one();
         }
+        (result, wakes)
+    }
+
+    /// The hub's timer thread (thread engine): runs the hub's deadlines (ack
+    /// timeouts) as they come, until [`stop_timer`](Self::stop_timer). Every
+    /// deadline shares one ack timeout, so a new one is never earlier than
+    /// those waiting: the thread needs waking only when there was none.
+    pub(crate) fn run_timer(&self) {
+        let mut locked = self.lock();
+        while !locked.stopped {
+            let now = Instant::now();
+            locked = match locked.hub.next_deadline() {
+                Some(at) if at <= now => {
+                    locked.hub.handle_timeout(now);
+                    let wakes = locked.wakes();
+                    drop(locked);
+                    wakes.wake();
+                    self.lock()
+                }
+                Some(at) => self.deadline_set.wait_timeout(locked, at - now).map_or_else(|e| e.into_inner().0, |r| r.0),
+                None => self.deadline_set.wait(locked).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+
+    /// Stops [`run_timer`](Self::run_timer).
+    pub(crate) fn stop_timer(&self) {
+        self.lock().stopped = true;
+        self.deadline_set.notify_all();
     }
 
     /// The hub, locked. Never hold it across I/O.
@@ -85,14 +136,16 @@ impl HubLock {
     /// Client `id`'s connection has ended: the hub forgets it, and whoever
     /// waits for departures is told. Returns why it ended.
     pub(crate) fn forget(&self, conn: Conn) -> String {
-        let mut locked = self.lock();
-        locked.routes.remove(&conn.id());
-        let reason = conn.finish(&mut locked.hub);
-        let wakes = locked.wakes();
-        drop(locked);
+        let id = conn.id();
+        let reason = self.with(|hub| conn.finish(hub));
+        self.lock().routes.remove(&id);
         self.departed.notify_all();
-        wakes.wake();
         reason
+    }
+
+    /// Client `id`'s connection is reached through `route`.
+    pub(crate) fn route(&self, id: u32, route: Route) {
+        self.lock().routes.insert(id, route);
     }
 
     /// Waits until `done` holds for the hub, at most `timeout`; true if it did.

@@ -25,19 +25,13 @@
 
 pub mod config;
 mod connection;
-mod deliveries;
 mod events;
-mod handler;
 mod hub_lock;
-mod membership;
 pub mod memory;
-mod outbox;
-mod queue;
-mod registry;
 mod server;
 mod shared;
+mod socket_options;
 mod spare_descriptor;
-mod writer;
 
 pub use config::{Config, Engine};
 pub use server::{RunningServer, Server, ShutdownHandle};

@@ -9,15 +9,11 @@ use std::time::Duration;
 
 use crossbeam_utils::sync::WaitGroup;
 use tnlm_core::message::ClientInfo;
-use tnlm_core::Frame;
+use tnlm_core::proto::hub::Refusal;
 
 use crate::config::{Config, Engine, CONNECTION_STACK};
 use crate::connection;
 use crate::events::Workers;
-use crate::handler::{shutdown_notice, Peer};
-use crate::membership::refusal_frame;
-use crate::outbox::encode;
-use crate::registry::Refusal;
 use crate::shared::Shared;
 use crate::spare_descriptor::{out_of_descriptors, SpareDescriptor, Taken};
 
@@ -95,16 +91,15 @@ impl Server {
     /// someone new connected.) `connections` counts them, so shutdown waits
     /// for each to finish with either engine.
     pub fn run(self) -> io::Result<()> {
-        let (workers, trimmer, reaper) = match self.shared.config.engine {
+        let (workers, trimmer, timer) = match self.shared.config.engine {
             Engine::Threads => {
                 let shared = Arc::clone(&self.shared);
                 let trimmer =
                     thread::Builder::new().name("memory".into()).spawn(move || shared.trimmer.run_until_stopped())?;
+                // The hub's deadlines (ack timeouts); event workers watch them themselves.
                 let shared = Arc::clone(&self.shared);
-                let reaper = thread::Builder::new()
-                    .name("deliveries".into())
-                    .spawn(move || shared.deliveries.reap_until_stopped())?;
-                (None, Some(trimmer), Some(reaper))
+                let timer = thread::Builder::new().name("hub-timer".into()).spawn(move || shared.hub.run_timer())?;
+                (None, Some(trimmer), Some(timer))
             }
             Engine::Events => (Some(Workers::start(&self.shared, self.shared.config.workers)?), None, None),
         };
@@ -165,8 +160,9 @@ impl Server {
             self.shared.trimmer.stop();
             let _ = trimmer.join();
         }
-        if let Some(reaper) = reaper {
-            let _ = reaper.join();
+        if let Some(timer) = timer {
+            self.shared.hub.stop_timer();
+            let _ = timer.join();
         }
         Ok(())
     }
@@ -213,7 +209,7 @@ impl Server {
             // Read the clock here: chrono keeps its time-zone data per thread,
             // and loading it on each connection thread cost ~8 KiB of stack
             // pages per client (docs/BENCHMARKS.md).
-            None => self.spawn_client(stream, id, addr, chrono::Local::now(), running)?,
+            None => self.spawn_client(stream, id, addr, running)?,
         }
         tracing::info!(client = id, addr = %tnlm_core::net::canonical(addr), "connected");
         Ok(())
@@ -221,39 +217,24 @@ impl Server {
 
     /// Starts client `id`'s connection thread, which the `memory` thread
     /// joins when it ends.
-    fn spawn_client(
-        &self,
-        stream: TcpStream,
-        id: u32,
-        addr: SocketAddr,
-        since: chrono::DateTime<chrono::Local>,
-        running: WaitGroup,
-    ) -> io::Result<()> {
-        let shared = Arc::clone(&self.shared);
-        // The socket waits in a slot the thread takes it from: if no thread
-        // can be started, it is still here to tell the client why.
-        let slot = Arc::new(Mutex::new(Some(stream)));
-        let handed = Arc::clone(&slot);
+    fn spawn_client(&self, stream: TcpStream, id: u32, addr: SocketAddr, running: WaitGroup) -> io::Result<()> {
+        let addr = tnlm_core::net::canonical(addr);
+        let slot = connection::open(&self.shared, id, stream, addr);
+        let departure = Departure { shared: Arc::clone(&self.shared), slot: Arc::clone(&slot) };
         let spawned =
             thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
                 // Dropped in reverse order: the departure, then the count
                 // that shutdown waits on.
                 let _running = running;
-                let departure = Departure { shared, id };
-                let stream = handed.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(stream) = stream {
-                    connection::serve(Arc::clone(&departure.shared), id, stream, addr, since);
-                }
+                let departure = departure;
+                connection::serve(&departure.shared, &departure.slot, addr);
             });
         match spawned {
             Ok(thread) => self.shared.trimmer.started(id, thread),
             Err(err) => {
-                let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(mut stream) = stream {
-                    let peer = Peer { id, addr: tnlm_core::net::canonical(addr) };
-                    let _ = stream.write_all(&refusal_frame(peer, Refusal::Exhausted));
-                    let _ = stream.shutdown(std::net::Shutdown::Write);
-                }
+                // The hello was never written: the client is told why instead.
+                slot.forget(&self.shared);
+                slot.turn_away(&Refusal::Exhausted.frame());
                 return Err(err);
             }
         }
@@ -262,63 +243,39 @@ impl Server {
 
     /// Tells every client the server stops, gives them the grace to close,
     /// cuts off the rest, and waits until every connection thread has ended.
+    /// Tells every client the server stops, gives them the grace to close,
+    /// cuts off the rest, and waits until every connection has ended. The
+    /// hub answers the messages in flight first, queues the notices, and
+    /// has each connection send FIN after its notice.
     fn stop_clients(&self, connections: WaitGroup) {
-        if self.shared.config.engine == Engine::Events {
-            self.stop_hub_clients(connections);
-            return;
-        }
-        // Messages still waiting for an ack are answered first, so the
-        // receipts are queued ahead of the shutdown notices.
-        self.shared.deliveries.stop();
-        let registry = &self.shared.registry;
-        tracing::info!("shutting down: notifying {} client(s)", registry.len());
-        let notice = encode(&Frame::indication(shutdown_notice()));
-        registry.close(|outbox| outbox.shutdown_with(notice.clone()));
-        if !registry.wait_empty(SHUTDOWN_GRACE) {
-            tracing::warn!("{} client(s) did not close in time; cutting them off", registry.len());
-            registry.disconnect_all();
-        }
-        connections.wait();
-        tracing::info!("all client threads joined");
-    }
-
-    /// [`stop_clients`](Self::stop_clients) for the hub's clients: the hub
-    /// answers what is in flight, queues the notices and has each
-    /// connection send FIN after its notice; past the grace, it has the
-    /// rest cut.
-    fn stop_hub_clients(&self, connections: WaitGroup) {
         let hub = &self.shared.hub;
-        let mut locked = hub.lock();
-        tracing::info!("shutting down: notifying {} client(s)", locked.hub.len());
-        locked.hub.shutdown();
-        let wakes = locked.wakes();
-        drop(locked);
-        wakes.wake();
+        hub.with(|hub| {
+            tracing::info!("shutting down: notifying {} client(s)", hub.len());
+            hub.shutdown();
+        });
         if !hub.wait_until(SHUTDOWN_GRACE, |hub| hub.known() == 0) {
-            let mut locked = hub.lock();
-            tracing::warn!("{} client(s) did not close in time; cutting them off", locked.hub.known());
-            locked.hub.cut_all();
-            let wakes = locked.wakes();
-            drop(locked);
-            wakes.wake();
+            hub.with(|hub| {
+                tracing::warn!("{} client(s) did not close in time; cutting them off", hub.known());
+                hub.cut_all();
+            });
         }
         connections.wait();
         tracing::info!("all client threads joined");
     }
 }
 
-/// What is left of client `id` when its connection thread ends, normally or
-/// by a panic: it leaves the registry (a thread that died must not leave a
-/// ghost in every `L` list), and the `memory` thread joins the thread.
+/// What is left of a client when its connection thread ends, normally or by
+/// a panic: the hub forgets it (a thread that died must not leave a ghost in
+/// every `L` list), and the `memory` thread joins the thread.
 struct Departure {
     shared: Arc<Shared>,
-    id: u32,
+    slot: Arc<connection::Slot>,
 }
 
 impl Drop for Departure {
     fn drop(&mut self) {
-        self.shared.registry.forget(self.id);
-        self.shared.trimmer.ending(self.id);
+        self.slot.forget(&self.shared);
+        self.shared.trimmer.ending(self.slot.id());
     }
 }
 
@@ -383,9 +340,8 @@ fn refuse_out_of_descriptors(mut stream: TcpStream, addr: SocketAddr, refusing: 
         );
         *refusing = true;
     }
-    let peer = Peer { id: 0, addr: tnlm_core::net::canonical(addr) };
-    tracing::debug!(addr = %peer.addr, "refused: out of file descriptors");
-    let _ = stream.write_all(&refusal_frame(peer, Refusal::OutOfDescriptors));
+    tracing::debug!(addr = %tnlm_core::net::canonical(addr), "refused: out of file descriptors");
+    let _ = stream.write_all(&Refusal::OutOfDescriptors.frame());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
@@ -427,20 +383,18 @@ mod tests {
         let _client = TcpStream::connect(addr).unwrap();
         let (stream, peer_addr) = listener.accept().unwrap();
         let shared = Arc::new(Shared::new(Config::default(), addr));
-        let id = shared.registry.next_id().unwrap();
-        let writer = crate::writer::Writer::new(id, Arc::new(stream), 1 << 16, crate::queue::QueueBudget::new(1 << 20));
-        let listed = shared.registry.insert(id, peer_addr, chrono::Local::now(), crate::outbox::Outbox::Thread(writer));
-        assert!(listed.is_ok());
-        assert_eq!(shared.registry.len(), 1);
+        let id = shared.next_id().unwrap();
+        let slot = connection::open(&shared, id, stream, peer_addr);
+        assert_eq!(shared.client_count(), 1);
 
-        let departure = Departure { shared: Arc::clone(&shared), id };
+        let departure = Departure { shared: Arc::clone(&shared), slot };
         let died = thread::spawn(move || {
             let _departure = departure;
             panic!("a bug in a connection thread");
         })
         .join();
         assert!(died.is_err());
-        assert_eq!(shared.registry.len(), 0, "listed after its thread died");
-        assert!(shared.registry.list().is_empty());
+        assert_eq!(shared.client_count(), 0, "listed after its thread died");
+        assert!(shared.clients().is_empty());
     }
 }

@@ -3,29 +3,20 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tnlm_core::message::ClientInfo;
 
-use crate::config::{Config, Engine};
-use crate::deliveries::Deliveries;
+use crate::config::Config;
 use crate::hub_lock::HubLock;
 use crate::memory::Trimmer;
-use crate::queue::QueueBudget;
-use crate::registry::Registry;
 
 /// State shared by the accept loop and every connection thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// Who is connected, and how to reach each client (thread engine).
-    pub(crate) registry: Registry,
-    /// Messages waiting for their target's acknowledgement (thread engine).
-    pub(crate) deliveries: Deliveries,
-    /// What all clients' queues together may hold (`--queue-total`; thread engine).
-    pub(crate) queue_budget: Arc<QueueBudget>,
-    /// The protocol's hub (event engine).
+    /// The protocol's hub: who is connected, the messages in flight, every
+    /// client's queue.
     pub(crate) hub: HubLock,
     /// Gives departed clients' freed memory back to the system.
     pub(crate) trimmer: Trimmer,
@@ -40,9 +31,6 @@ impl Shared {
     /// `wake_addr` reaches.
     pub(crate) fn new(config: Config, wake_addr: SocketAddr) -> Shared {
         Shared {
-            deliveries: Deliveries::new(config.ack_timeout, config.log_requests),
-            registry: Registry::new(config.max_clients),
-            queue_budget: QueueBudget::new(config.queue_total),
             hub: HubLock::new(config.hub()),
             config,
             trimmer: Trimmer::default(),
@@ -51,44 +39,23 @@ impl Shared {
         }
     }
 
-    /// True when the clients are the hub's (the event engine), not the registry's.
-    fn on_hub(&self) -> bool {
-        self.config.engine == Engine::Events
-    }
-
     /// Takes the next client id (never reused); `None` once all are used.
     pub(crate) fn next_id(&self) -> Option<u32> {
-        if self.on_hub() {
-            self.hub.lock().hub.next_id()
-        } else {
-            self.registry.next_id()
-        }
+        self.hub.with(|hub| hub.next_id())
     }
 
     /// Every connected client, in id order, as an `L` response lists them.
     pub(crate) fn clients(&self) -> Vec<ClientInfo> {
-        if self.on_hub() {
-            self.hub.lock().hub.clients()
-        } else {
-            self.registry.list()
-        }
+        self.hub.with(|hub| hub.clients())
     }
 
     /// How many clients are listed.
     pub(crate) fn client_count(&self) -> usize {
-        if self.on_hub() {
-            self.hub.lock().hub.len()
-        } else {
-            self.registry.len()
-        }
+        self.hub.with(|hub| hub.len())
     }
 
     /// Waits until client `id` is no longer listed, at most `timeout`; true if it left.
     pub(crate) fn wait_gone(&self, id: u32, timeout: Duration) -> bool {
-        if self.on_hub() {
-            self.hub.wait_until(timeout, |hub| !hub.is_listed(id))
-        } else {
-            self.registry.wait_gone(id, timeout)
-        }
+        self.hub.wait_until(timeout, |hub| !hub.is_listed(id))
     }
 }

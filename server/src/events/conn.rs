@@ -16,8 +16,8 @@ use tnlm_core::proto::conn::{Conn as Machine, Io};
 
 use crate::events::context::{Context, READ_SHARE};
 use crate::events::handle::{Arrival, WorkerHandle};
-use crate::membership::apply_socket_options;
 use crate::shared::Shared;
+use crate::socket_options::apply_socket_options;
 
 /// One connection on a worker.
 pub(crate) struct Conn {
@@ -45,13 +45,9 @@ impl Conn {
         stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(stream);
         registry.register(&mut stream, token, mio::Interest::READABLE | mio::Interest::WRITABLE)?;
-        let mut locked = shared.hub.lock();
         let handle = Arc::clone(worker);
-        locked.route(id, Arc::new(move || handle.wake(token)));
-        let machine = Machine::accept(id, addr, shared.config.conn(), &mut locked.hub, Instant::now());
-        let wakes = locked.wakes();
-        drop(locked);
-        wakes.wake();
+        shared.hub.route(id, Arc::new(move || handle.wake(token)));
+        let machine = shared.hub.with(|hub| Machine::accept(id, addr, shared.config.conn(), hub, Instant::now()));
         Ok(Conn { machine, stream, addr, scheduled: None, _running: running })
     }
 
@@ -84,26 +80,27 @@ impl Conn {
                 break;
             }
             let read = self.stream.read(cx.buffer);
-            let mut locked = cx.shared.hub.lock();
-            let now = Instant::now();
-            let mut drained = false;
-            match read {
-                Ok(0) => {
-                    self.machine.end_of_stream(&mut locked.hub, now);
-                    drained = true;
+            let (machine, buffer) = (&mut self.machine, &cx.buffer);
+            let drained = cx.shared.hub.with(|hub| {
+                let now = Instant::now();
+                match read {
+                    Ok(0) => {
+                        machine.end_of_stream(hub, now);
+                        true
+                    }
+                    Ok(n) => {
+                        read_total += n;
+                        machine.receive(&buffer[..n], hub, now);
+                        stop_at_short_read && n < buffer.len()
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => true,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => false,
+                    Err(err) => {
+                        machine.read_failed(&err.to_string(), hub);
+                        true
+                    }
                 }
-                Ok(n) => {
-                    read_total += n;
-                    self.machine.receive(&cx.buffer[..n], &mut locked.hub, now);
-                    drained = stop_at_short_read && n < cx.buffer.len();
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => drained = true,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => self.machine.read_failed(&err.to_string(), &mut locked.hub),
-            }
-            let wakes = locked.wakes();
-            drop(locked);
-            wakes.wake();
+            });
             if drained {
                 break;
             }
@@ -135,11 +132,8 @@ impl Conn {
 
     /// Runs `f` on the machine with the hub locked, then wakes whom the hub asks to.
     fn with_hub(&mut self, cx: &Context<'_>, f: impl FnOnce(&mut Machine, &mut tnlm_core::proto::hub::Hub, Instant)) {
-        let mut locked = cx.shared.hub.lock();
-        f(&mut self.machine, &mut locked.hub, Instant::now());
-        let wakes = locked.wakes();
-        drop(locked);
-        wakes.wake();
+        let machine = &mut self.machine;
+        cx.shared.hub.with(|hub| f(machine, hub, Instant::now()));
     }
 
     /// Writes what the machine owes until the socket is full or all is

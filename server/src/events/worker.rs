@@ -104,7 +104,7 @@ impl Worker {
             return Some(Duration::ZERO);
         }
         let conns = self.timers.peek().map(|Reverse((at, _))| *at);
-        let next = match (conns, self.shared.hub.lock().hub.next_deadline()) {
+        let next = match (conns, self.shared.hub.with(|hub| hub.next_deadline())) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -138,13 +138,11 @@ impl Worker {
     /// Runs every timer that is due: the hub's, then the connections'.
     fn run_timers(&mut self) {
         let now = Instant::now();
-        let mut locked = self.shared.hub.lock();
-        if locked.hub.next_deadline().is_some_and(|at| at <= now) {
-            locked.hub.handle_timeout(now);
-        }
-        let wakes = locked.wakes();
-        drop(locked);
-        wakes.wake();
+        self.shared.hub.with(|hub| {
+            if hub.next_deadline().is_some_and(|at| at <= now) {
+                hub.handle_timeout(now);
+            }
+        });
         while let Some(&Reverse((at, key))) = self.timers.peek() {
             if at > now {
                 break;
