@@ -5,27 +5,29 @@
 //!
 //! Shape (the lab's design, done right):
 //! - the thread that calls [`Server::run`] accepts connections;
-//! - the protocol itself (framing, error replies, heartbeat, frame timeout)
-//!   is core's sans-IO session, driven by one of two engines ([`Engine`]):
+//! - the whole protocol is core's, without I/O ([`tnlm_core::proto`]): the
+//!   hub (who is connected, forwarded messages and their receipts, every
+//!   client's queue, what each request means), shared behind one lock, and
+//!   a connection machine per client (its session, what it is owed, the
+//!   write deadline, its departure);
+//! - one of two engines ([`Engine`]) moves the bytes:
 //!   - *threads* (the default): each client gets one named thread
 //!     (`client-<id>`) that reads its requests and writes the answers
-//!     itself; frames for it from other threads (forwarded messages,
-//!     receipts) wait in its bounded outbox and a short-lived flusher thread
-//!     (`client-<id>-tx`) writes them, so frames never interleave and a slow
-//!     client cannot block anyone else;
+//!     itself; frames for it from elsewhere (forwarded messages, receipts)
+//!     wait in its queue in the hub and are written by the thread that
+//!     queued them (one non-blocking send) or a short-lived flusher
+//!     (`client-<id>-tx`), so frames never interleave and a slow client
+//!     cannot block anyone else;
 //!   - *events*: a few workers (`events-<n>`), each with its own event loop,
 //!     share the clients; a worker is the only thread that touches its
-//!     clients' sockets, and frames from elsewhere wait in their outboxes
-//!     until it is woken to write them;
-//! - a registry maps client ids to their outboxes for `L` and `M`;
+//!     clients' sockets, and is woken when the hub has frames for them;
 //! - forwarded messages are answered `delivered` only once the target's
-//!   client acknowledges them (a `deliveries` book and its reaper thread);
+//!   client acknowledges them;
 //! - a heartbeat drops clients that fall silent, so a pulled cable does not
 //!   leave a ghost in the list.
 
 pub mod config;
-mod connection;
-mod events;
+mod engine;
 mod hub_lock;
 pub mod memory;
 mod server;

@@ -12,8 +12,8 @@ use tnlm_core::message::ClientInfo;
 use tnlm_core::proto::hub::Refusal;
 
 use crate::config::{Config, Engine, CONNECTION_STACK};
-use crate::connection;
-use crate::events::Workers;
+use crate::engine::events::Workers;
+use crate::engine::threads;
 use crate::shared::Shared;
 use crate::spare_descriptor::{out_of_descriptors, SpareDescriptor, Taken};
 
@@ -219,7 +219,7 @@ impl Server {
     /// joins when it ends.
     fn spawn_client(&self, stream: TcpStream, id: u32, addr: SocketAddr, running: WaitGroup) -> io::Result<()> {
         let addr = tnlm_core::net::canonical(addr);
-        let slot = connection::open(&self.shared, id, stream, addr);
+        let slot = threads::open(&self.shared, id, stream, addr);
         let departure = Departure { shared: Arc::clone(&self.shared), slot: Arc::clone(&slot) };
         let spawned =
             thread::Builder::new().name(format!("client-{id}")).stack_size(CONNECTION_STACK).spawn(move || {
@@ -227,7 +227,7 @@ impl Server {
                 // that shutdown waits on.
                 let _running = running;
                 let departure = departure;
-                connection::serve(&departure.shared, &departure.slot, addr);
+                threads::serve(&departure.shared, &departure.slot, addr);
             });
         match spawned {
             Ok(thread) => self.shared.trimmer.started(id, thread),
@@ -269,7 +269,7 @@ impl Server {
 /// every `L` list), and the `memory` thread joins the thread.
 struct Departure {
     shared: Arc<Shared>,
-    slot: Arc<connection::Slot>,
+    slot: Arc<threads::Slot>,
 }
 
 impl Drop for Departure {
@@ -384,7 +384,7 @@ mod tests {
         let (stream, peer_addr) = listener.accept().unwrap();
         let shared = Arc::new(Shared::new(Config::default(), addr));
         let id = shared.next_id().unwrap();
-        let slot = connection::open(&shared, id, stream, peer_addr);
+        let slot = threads::open(&shared, id, stream, peer_addr);
         assert_eq!(shared.client_count(), 1);
 
         let departure = Departure { shared: Arc::clone(&shared), slot };

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
-use crate::events::conn::Conn;
-use crate::events::context::Context;
-use crate::events::handle::{WorkerHandle, WAKER};
+use crate::engine::events::conn::Conn;
+use crate::engine::events::context::Context;
+use crate::engine::events::handle::{WorkerHandle, WAKER};
 use crate::shared::Shared;
 
 /// Size of the worker's one read buffer.

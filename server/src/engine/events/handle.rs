@@ -1,5 +1,5 @@
 //! How other threads reach an event worker: its waker, the list of
-//! connections whose mailboxes have news, and the sockets handed to it.
+//! connections the hub has news for, and the sockets handed to it.
 
 use std::cell::Cell;
 use std::io;
@@ -27,7 +27,7 @@ pub(crate) struct Arrival {
 #[derive(Debug)]
 pub(crate) struct WorkerHandle {
     waker: Waker,
-    /// Connections whose mailboxes have news, for the next turn.
+    /// Connections the hub has news for, for the next turn.
     ready: Mutex<Vec<Token>>,
     /// Sockets accepted for this worker, not registered yet.
     arrivals: Mutex<Vec<Arrival>>,
@@ -59,7 +59,7 @@ impl WorkerHandle {
         CURRENT.set(std::ptr::from_ref(self) as usize);
     }
 
-    /// The worker: takes the connections whose mailboxes have news.
+    /// The worker: takes the connections the hub has news for.
     pub(crate) fn take_ready(&self) -> Vec<Token> {
         std::mem::take(&mut *lock(&self.ready))
     }
@@ -81,7 +81,7 @@ impl WorkerHandle {
         self.stopping.load(Ordering::SeqCst) && lock(&self.arrivals).is_empty()
     }
 
-    /// Has the worker look at `token`'s mailbox at its next turn.
+    /// Has the worker look at connection `token` at its next turn.
     ///
     /// Only the first token since the worker last took the list wakes it:
     /// until then a wake-up is already on its way, and the worker takes the

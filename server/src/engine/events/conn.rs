@@ -14,8 +14,8 @@ use mio::net::TcpStream;
 use mio::Token;
 use tnlm_core::proto::conn::{Conn as Machine, Io};
 
-use crate::events::context::{Context, READ_SHARE};
-use crate::events::handle::{Arrival, WorkerHandle};
+use crate::engine::events::context::{Context, READ_SHARE};
+use crate::engine::events::handle::{Arrival, WorkerHandle};
 use crate::shared::Shared;
 use crate::socket_options::apply_socket_options;
 
