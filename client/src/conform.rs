@@ -18,6 +18,7 @@ use tnlm_core::message::{
     Ack, DeliveryStatus, Hello, ListRequest, NameRequest, PingRequest, Pong, SendRequest, TimeRequest, TimeResponse,
     FROM_SERVER,
 };
+use tnlm_core::proto::client::{pong, reply_to};
 use tnlm_core::sockopt::SocketOptions;
 use tnlm_core::{Decoder, ErrorCode, Frame, Message, HEADER_LEN, MAX_NAME_LEN, MIN_MAX_PAYLOAD, VERSION};
 
@@ -182,8 +183,10 @@ impl Raw {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(Frame { request_id, message: Message::ServerPing(_) })) if self.answer_pings => {
-                    self.write(&encode(Frame::new(request_id, Pong)))?;
+                Ok(Some(frame @ Frame { message: Message::ServerPing(_), .. })) if self.answer_pings => {
+                    if let Some(pong) = reply_to(&frame) {
+                        self.write(&encode(pong))?;
+                    }
                     continue;
                 }
                 Ok(Some(frame)) => return Ok(Next::Frame(frame)),
@@ -578,7 +581,7 @@ fn server_ping(checker: &Checker) -> Outcome {
         return Err(format!("expected the server's ping, got {}", summary(&frame)));
     };
     ensure(request_id != 0, || "a ping with id 0".into())?;
-    client.write(&encode(Frame::new(request_id, Pong)))?;
+    client.write(&encode(pong(request_id)))?;
     client.answer_pings = true;
     client.still_served()
 }

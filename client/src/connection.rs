@@ -34,17 +34,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
-use tnlm_core::message::{Ack, Forwarded, Hello, PingRequest, Pong};
-use tnlm_core::proto::heartbeat::Due;
+use tnlm_core::message::{Forwarded, Hello, PingRequest};
+use tnlm_core::proto::client::{ClientConfig, ClientEvent, ClientSession, Ended, RequestIds};
 use tnlm_core::sockopt::{Effective, SocketOptions};
-use tnlm_core::{Class, DecodeError, Decoder, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
+use tnlm_core::{Class, DecodeError, Frame, Message, DEFAULT_MAX_PAYLOAD, VERSION};
 
 use crate::error::ClientError;
 pub use crate::error::CloseReason;
@@ -103,10 +103,6 @@ impl WriteHalf {
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         (&self.stream).write_all(bytes)
-    }
-
-    fn write_frame(&self, frame: &Frame) -> io::Result<()> {
-        self.write(&frame.to_bytes().map_err(io::Error::other)?)
     }
 }
 
@@ -195,27 +191,6 @@ pub struct Connection {
     ids: Arc<RequestIds>,
 }
 
-/// The request ids of one connection: 1, 2, 3, …, skipping 0 when they wrap.
-/// Requests and the receiver's own heartbeat pings draw from the same
-/// counter, so every request a client sends has a distinct, non-zero id.
-#[derive(Debug)]
-struct RequestIds(AtomicU32);
-
-impl RequestIds {
-    fn new() -> RequestIds {
-        RequestIds(AtomicU32::new(1))
-    }
-
-    fn next(&self) -> u32 {
-        loop {
-            let id = self.0.fetch_add(1, Ordering::Relaxed);
-            if id != 0 {
-                return id;
-            }
-        }
-    }
-}
-
 impl Connection {
     /// Connects to `target` (`host:port`), waits up to `timeout` for the TCP
     /// handshake and then for the server's hello. Events arrive in the
@@ -257,7 +232,7 @@ impl Connection {
         let local = stream.local_addr().map(tnlm_core::net::canonical).map_err(connect_error)?;
         let closing = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicBool::new(false));
-        let ids = Arc::new(RequestIds::new());
+        let ids = Arc::new(RequestIds::default());
         let writer =
             Arc::new(WriteHalf { stream: stream.try_clone().map_err(connect_error)?, lock: Default::default() });
         let receiver = ReceiverThread {
@@ -265,11 +240,14 @@ impl Connection {
             writer: Arc::clone(&writer),
             closing: Arc::clone(&closing),
             acknowledged: Arc::clone(&acknowledged),
-            heartbeat: settings.heartbeat.map(|interval| ClientHeartbeat::new(interval, Arc::clone(&ids))),
+            session: ClientSession::new(
+                ClientConfig { max_payload: MAX_RESPONSE_PAYLOAD, heartbeat: settings.heartbeat },
+                Instant::now(),
+            ),
+            ids: Arc::clone(&ids),
             sink,
-            queued,
-            dropped: 0,
-            dropping: false,
+            admission: Admission { queued, dropped: 0, dropping: false },
+            read_timeout: None,
         };
         let receiver = receiver.spawn().map_err(connect_error)?;
         let mut connection = Connection {
@@ -480,20 +458,29 @@ fn await_hello(source: &mut impl EventSource, deadline: Instant) -> Result<Hello
     }
 }
 
-/// The receiver thread's state: it owns the read side of the socket.
+/// The receiver thread's state: it owns the read side of the socket and the
+/// connection's [`ClientSession`] (core's client side of the protocol:
+/// decoding, pongs, acks, the heartbeat), and writes what the session owes.
 ///
-/// The receiver adds each forwarded message's [`queued_cost`] to `queued`
-/// before acknowledging and queueing it, and drops
-/// unacknowledged a message that would take the count past
-/// [`MAX_QUEUED_MESSAGE_BYTES`]: see the [module docs](self#a-consumer-that-stops-taking-events).
+/// A forwarded message is admitted (and only then acknowledged) if its
+/// [`queued_cost`] fits: see the [module docs](self#a-consumer-that-stops-taking-events).
 struct ReceiverThread {
     stream: TcpStream,
     writer: Arc<WriteHalf>,
     closing: Arc<AtomicBool>,
     /// See [`Connection::close_may_lose_acks`].
     acknowledged: Arc<AtomicBool>,
-    heartbeat: Option<ClientHeartbeat>,
+    session: ClientSession,
+    /// Where the heartbeat's ping ids come from (the connection's request ids).
+    ids: Arc<RequestIds>,
     sink: Sink,
+    admission: Admission,
+    /// The socket's read timeout now.
+    read_timeout: Option<Duration>,
+}
+
+/// The bound on forwarded messages waiting for the consumer.
+struct Admission {
     /// Bytes of forwarded messages queued and not yet taken.
     queued: QueuedMessages,
     /// Forwarded messages dropped so far because the queue was full.
@@ -510,10 +497,6 @@ enum Stop {
 
 impl ReceiverThread {
     fn spawn(self) -> io::Result<JoinHandle<()>> {
-        if let Some(interval) = self.heartbeat.as_ref().map(|h| h.timer.interval()) {
-            // Wake up regularly while the server is silent, to ping it.
-            self.stream.set_read_timeout(Some((interval / 4).max(Duration::from_millis(50))))?;
-        }
         thread::Builder::new().name("tnlm-receiver".into()).spawn(move || self.run())
     }
 
@@ -526,17 +509,14 @@ impl ReceiverThread {
     }
 
     fn read_until_stop(&mut self) -> Stop {
-        let mut decoder = Decoder::new(MAX_RESPONSE_PAYLOAD);
         let mut buffer = vec![0u8; READ_BUFFER];
         loop {
+            self.rearm();
             match self.stream.read(&mut buffer) {
-                Ok(0) => return Stop::Closed(end_of_stream(&decoder, &self.closing)),
+                Ok(0) => return Stop::Closed(self.end_of_stream()),
                 Ok(n) => {
-                    if let Some(heartbeat) = &mut self.heartbeat {
-                        heartbeat.timer.heard(Instant::now());
-                    }
-                    decoder.feed(&buffer[..n]);
-                    if let Err(stop) = self.deliver_frames(&mut decoder) {
+                    self.session.receive(&buffer[..n], Instant::now());
+                    if let Err(stop) = self.deliver_frames() {
                         return stop;
                     }
                 }
@@ -545,62 +525,80 @@ impl ReceiverThread {
                 Err(_) if self.closing.load(Ordering::SeqCst) => return Stop::Closed(CloseReason::Local),
                 Err(err) => return Stop::Closed(CloseReason::Io(err)),
             }
-            if let Some(heartbeat) = &mut self.heartbeat {
-                if let Err(silent) = heartbeat.check(&self.writer) {
-                    let _ = self.stream.shutdown(Shutdown::Both);
-                    return Stop::Closed(CloseReason::HeartbeatTimeout(silent));
-                }
+            if let Err(ended) = self.session.handle_timeout(Instant::now(), &self.ids) {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                return Stop::Closed(close_reason(ended));
             }
+            self.flush();
         }
     }
 
-    /// Passes on every whole frame buffered in `decoder`, answering the
-    /// frames that the protocol makes the client answer by itself.
-    fn deliver_frames(&mut self, decoder: &mut Decoder) -> Result<(), Stop> {
+    /// Sets the read timeout to the session's next deadline (the heartbeat),
+    /// so the thread sleeps until a ping is due instead of polling; no
+    /// timeout without a heartbeat.
+    fn rearm(&mut self) {
+        let wanted = self
+            .session
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+        if wanted != self.read_timeout {
+            if let Err(err) = self.stream.set_read_timeout(wanted) {
+                tracing::debug!("cannot set the read timeout: {err}");
+            }
+            self.read_timeout = wanted;
+        }
+    }
+
+    /// Passes on every event of what was received, writing at once what the
+    /// session answered (a pong, an ack): the receiver, not the user,
+    /// answers the server's pings and acknowledges each forwarded message as
+    /// soon as it has arrived whole and has room in the queue, so the
+    /// sender's `delivered` is the truth even while the user is busy. A
+    /// message without room is dropped unanswered.
+    fn deliver_frames(&mut self) -> Result<(), Stop> {
         loop {
-            let event = match decoder.next_frame() {
+            let admission = &mut self.admission;
+            let event = match self.session.poll_event(|message| admission.admit(message)) {
                 Ok(None) => return Ok(()),
-                Ok(Some(frame)) => {
+                Ok(Some(ClientEvent::Frame(frame))) => {
                     tracing::trace!("received {}", frame.summary());
-                    match self.auto_reply(&frame) {
-                        Handled::Consumed => continue,
-                        Handled::PassOn => Event::Frame(frame),
-                    }
+                    Event::Frame(frame)
                 }
-                Err(err) if err.is_fatal() => return Err(Stop::Closed(CloseReason::Decode(err))),
-                Err(err) => Event::Skipped(err),
+                Ok(Some(ClientEvent::Refused(_))) => continue,
+                Ok(Some(ClientEvent::Skipped(err))) => Event::Skipped(err),
+                Err(ended) => return Err(Stop::Closed(close_reason(ended))),
             };
+            self.flush();
             if !(self.sink)(event) {
                 return Err(Stop::NobodyListens);
             }
         }
     }
 
-    /// The receiver, not the user, answers the server's heartbeat pings and
-    /// acknowledges each forwarded message as soon as it has arrived whole and
-    /// has room in the queue, so the sender's `delivered` is the truth even
-    /// while the user is busy. A message without room is dropped unanswered.
-    fn auto_reply(&mut self, frame: &Frame) -> Handled {
-        let reply = match &frame.message {
-            Message::ServerPing(_) => Frame::new(frame.request_id, Pong),
-            Message::Pong(_) if self.heartbeat.as_mut().is_some_and(|h| h.answered(frame.request_id)) => {
-                return Handled::Consumed; // the answer to our own heartbeat ping
-            }
-            Message::Forwarded(message) if !self.admit(message) => return Handled::Consumed,
-            Message::Forwarded(_) => Frame::new(frame.request_id, Ack),
-            _ => return Handled::PassOn,
-        };
-        if let Err(err) = self.writer.write_frame(&reply) {
-            tracing::debug!("could not send {}: {err}", reply.summary());
-        } else if matches!(reply.message, Message::Ack(_)) {
-            self.acknowledged.store(true, Ordering::SeqCst);
+    /// Writes what the session owes the server (pongs, acks, pings).
+    fn flush(&mut self) {
+        let owed = self.session.transmit();
+        if owed.is_empty() {
+            return;
         }
-        match reply.message {
-            Message::Pong(_) => Handled::Consumed,
-            _ => Handled::PassOn,
+        if let Err(err) = self.writer.write(owed) {
+            tracing::debug!("could not send {} bytes of pongs, acks or pings: {err}", owed.len());
+        }
+        owed.clear();
+        if self.session.has_acknowledged() {
+            self.acknowledged.store(true, Ordering::SeqCst);
         }
     }
 
+    fn end_of_stream(&self) -> CloseReason {
+        if self.closing.load(Ordering::SeqCst) {
+            return CloseReason::Local;
+        }
+        close_reason(self.session.end_of_stream())
+    }
+}
+
+impl Admission {
     /// Counts `message` as queued if it fits within [`MAX_QUEUED_MESSAGE_BYTES`]
     /// (or the queue is empty) and returns `true`; otherwise counts and
     /// reports a drop and returns `false`. One atomic operation when it fits.
@@ -631,61 +629,11 @@ impl ReceiverThread {
     }
 }
 
-/// Whether a frame still goes to the caller after [`ReceiverThread::auto_reply`]
-/// (`Consumed` also for a forwarded message dropped for want of room).
-enum Handled {
-    Consumed,
-    PassOn,
-}
-
-/// The client side of the heartbeat ([`tnlm_core::proto::heartbeat`]): its
-/// timer, and the ids of the pings it sent, to tell their pongs from the
-/// answers to the user's own pings.
-struct ClientHeartbeat {
-    timer: tnlm_core::proto::heartbeat::Heartbeat,
-    /// Where ping ids come from (the connection's request ids).
-    ids: Arc<RequestIds>,
-    /// Ids of our pings not yet answered, the latest [`HEARTBEAT_MISSES`].
-    unanswered: Vec<u32>,
-}
-
-impl ClientHeartbeat {
-    fn new(interval: Duration, ids: Arc<RequestIds>) -> ClientHeartbeat {
-        let timer = tnlm_core::proto::heartbeat::Heartbeat::new(interval, Instant::now());
-        ClientHeartbeat { timer, ids, unanswered: Vec::new() }
-    }
-
-    /// True (and forgotten) if `id` is one of our unanswered pings.
-    fn answered(&mut self, id: u32) -> bool {
-        let before = self.unanswered.len();
-        self.unanswered.retain(|&ping| ping != id);
-        self.unanswered.len() != before
-    }
-
-    /// Pings when due; `Err(silence)` when the server has been silent too long.
-    fn check(&mut self, writer: &WriteHalf) -> Result<(), Duration> {
-        match self.timer.poll(Instant::now()) {
-            Due::Nothing => Ok(()),
-            Due::GiveUp { silent } => Err(silent),
-            Due::Ping => {
-                let id = self.ids.next();
-                if self.unanswered.len() == HEARTBEAT_MISSES as usize {
-                    self.unanswered.remove(0);
-                }
-                self.unanswered.push(id);
-                let _ = writer.write_frame(&Frame::new(id, PingRequest));
-                Ok(())
-            }
-        }
-    }
-}
-
-fn end_of_stream(decoder: &Decoder, closing: &AtomicBool) -> CloseReason {
-    if closing.load(Ordering::SeqCst) {
-        return CloseReason::Local;
-    }
-    match decoder.finish() {
-        Ok(()) => CloseReason::Eof,
-        Err(err) => CloseReason::Decode(err),
+/// How the connection ended, in the client's words.
+fn close_reason(ended: Ended) -> CloseReason {
+    match ended {
+        Ended::Eof => CloseReason::Eof,
+        Ended::Decode(err) => CloseReason::Decode(err),
+        Ended::Silent(silent) => CloseReason::HeartbeatTimeout(silent),
     }
 }

@@ -6,7 +6,7 @@
 //! count as errors, go through core's [`Decoder`].
 
 use tnlm_core::frame::offset;
-use tnlm_core::message::{Ack, Pong};
+use tnlm_core::proto::client;
 use tnlm_core::{Class, Decoder, Frame, Header, Message, TypeCode, HEADER_LEN, MAGIC, VERSION};
 
 use super::incoming::{Incoming, SendBack};
@@ -30,16 +30,16 @@ pub(super) fn frame_with_id(id: u32, message: impl Into<Message>) -> Vec<u8> {
     Frame::new(id, message).to_bytes().unwrap_or_default()
 }
 
-/// The pong that answers heartbeat ping `id`.
+/// The pong that answers heartbeat ping `id` (core's rule for every client).
 #[inline]
 pub(super) fn pong(id: u32) -> Vec<u8> {
-    frame_with_id(id, Pong)
+    client::pong(id).to_bytes().unwrap_or_default()
 }
 
-/// The acknowledgement of forwarded message `id`.
+/// The acknowledgement of forwarded message `id` (core's rule for every client).
 #[inline]
 pub(super) fn ack(id: u32) -> Vec<u8> {
-    frame_with_id(id, Ack)
+    client::ack(id).to_bytes().unwrap_or_default()
 }
 
 /// Overwrites the request id in the header of the encoded frame that starts at `at` in `out`.

@@ -8,6 +8,8 @@
 //!   every client's queue and their budget, what each request means);
 //! - [`conn`]: one connection's life on the server, around its session;
 //! - [`session`]: framing, error replies, the heartbeat and the frame timeout;
+//! - [`client`]: one connection as a client sees it (pongs, acks, its
+//!   heartbeat, why it ended);
 //! - [`queue`]: one client's queue of frames from elsewhere, and the limits;
 //! - [`deliveries`]: forwarded messages waiting for their acknowledgement,
 //!   and how each one ends;
@@ -15,6 +17,7 @@
 //! - [`bad_input`]: rate-limited warnings about a client's bad frames.
 
 pub mod bad_input;
+pub mod client;
 pub mod conn;
 pub mod deliveries;
 pub mod heartbeat;
