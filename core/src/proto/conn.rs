@@ -277,6 +277,12 @@ impl Conn {
         }
     }
 
+    /// When the output owed now must have been taken by the socket, if
+    /// any is owed: a driver with blocking writes bounds each `send` by it.
+    pub fn write_deadline(&self) -> Option<Instant> {
+        self.out.deadline()
+    }
+
     /// Runs what is due at `now`: the write deadline (a client that does
     /// not take its output is cut off), the session's timers (a ping, a
     /// silent client, a stalled frame), the end of a wait or a drain.

@@ -16,7 +16,7 @@
 //! client; see docs/RELIABILITY.md.)
 //!
 //! Timers are the machine's deadlines: the read timeout is set to the next
-//! one, and a blocked `send` waits at most until it.
+//! one, and a blocked `send` waits at most until the write deadline.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -304,8 +304,8 @@ impl Slot {
             match written {
                 Ok(0) => self.with_machine(shared, |m, hub, _| m.write_failed("the socket took nothing", hub)),
                 Ok(_) => {}
-                // The machine decides: a ping may be due, or the write deadline past.
-                // (On Windows a timed-out send leaves the socket in an
+                // The write deadline has passed: the machine cuts the client
+                // off. (On Windows a timed-out send leaves the socket in an
                 // undefined state: it is final.)
                 Err(err) if is_timeout(&err) && cfg!(unix) => self.run_timers(shared, None),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -322,11 +322,13 @@ impl Slot {
         (!owed.is_empty()).then(|| owed[..owed.len().min(WRITE_CHUNK)].to_vec())
     }
 
-    /// Makes a blocked `send` return by the machine's next deadline (within
-    /// 1 ms); the socket's timeout is changed only when it differs by more.
+    /// Makes a blocked `send` return by the machine's write deadline
+    /// (within 1 ms); the socket's timeout is changed only when it differs
+    /// by more. (Windows leaves a socket whose `send` timed out in an
+    /// undefined state, so only the write deadline may end one.)
     fn limit_send_wait(&self) -> io::Result<()> {
         let mut state = self.lock();
-        let Some(deadline) = state.machine.as_ref().and_then(Machine::next_deadline) else { return Ok(()) };
+        let Some(deadline) = state.machine.as_ref().and_then(Machine::write_deadline) else { return Ok(()) };
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         if left.abs_diff(state.send_wait) > Duration::from_millis(1) {
             self.stream.set_write_timeout(Some(left))?;
