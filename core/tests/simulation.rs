@@ -366,7 +366,7 @@ impl Sim {
             }
             let chunk = link.c2s.read(self.rng.usize(1..=4096));
             link.last_heard = now;
-            conn.receive(&chunk, hub, now);
+            conn.receive_with_hub(&chunk, hub, now);
         }
         if conn.next_deadline().is_some_and(|at| at <= now) {
             conn.handle_timeout(hub, now);
@@ -391,7 +391,7 @@ impl Sim {
                 // All that was owed is taken: the write deadline starts anew.
                 link.owed_since = None;
             }
-            conn.written(n, hub, now);
+            conn.written_with_hub(n, hub, now);
         }
         while let Some(io) = conn.poll_io() {
             link.s2c.fin = true;

@@ -33,6 +33,9 @@ pub(crate) struct Locked {
     routes: HashMap<u32, Route>,
     /// The timer thread is to stop.
     stopped: bool,
+    /// The timer thread waits on `deadline_set` (a notification costs a
+    /// system call even with nobody waiting: only then is one sent).
+    timer_waiting: bool,
 }
 
 /// Connections the hub asked to wake, taken under the lock and woken after it.
@@ -70,7 +73,7 @@ impl Locked {
 impl HubLock {
     /// An empty hub configured by `config`.
     pub(crate) fn new(config: HubConfig) -> HubLock {
-        let locked = Locked { hub: Hub::new(config), routes: HashMap::new(), stopped: false };
+        let locked = Locked { hub: Hub::new(config), routes: HashMap::new(), stopped: false, timer_waiting: false };
         HubLock { locked: Mutex::new(locked), departed: Condvar::new(), deadline_set: Condvar::new() }
     }
 
@@ -90,7 +93,7 @@ impl HubLock {
         let mut locked = self.lock();
         let idle = locked.hub.next_deadline().is_none();
         let result = f(&mut locked.hub);
-        let timer = idle && locked.hub.next_deadline().is_some();
+        let timer = idle && locked.timer_waiting && locked.hub.next_deadline().is_some();
         let wakes = locked.wakes();
         drop(locked);
         if timer {
@@ -116,7 +119,12 @@ impl HubLock {
                     self.lock()
                 }
                 Some(at) => self.deadline_set.wait_timeout(locked, at - now).map_or_else(|e| e.into_inner().0, |r| r.0),
-                None => self.deadline_set.wait(locked).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    locked.timer_waiting = true;
+                    let mut locked = self.deadline_set.wait(locked).unwrap_or_else(|e| e.into_inner());
+                    locked.timer_waiting = false;
+                    locked
+                }
             };
         }
     }

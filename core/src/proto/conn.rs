@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::proto::bad_input::BadInputLog;
-use crate::proto::hub::{Hub, Refusal};
+use crate::proto::hub::{Alone, Answers, Hub, Refusal};
 use crate::proto::queue::COALESCE_LIMIT;
 use crate::proto::session::{Ending, Event, Session, SessionConfig};
 
@@ -100,6 +100,15 @@ pub struct Conn {
     /// The shutdown notice is queued: FIN once the output is written.
     fin_after: bool,
     fin_sent: bool,
+    /// Frames may wait for it in the hub's queue (it was woken since the
+    /// queue was last found empty).
+    queued_in_hub: bool,
+    /// Work that needs the hub is pending ([`Conn::needs_hub`]).
+    hub_work: bool,
+    /// A received event that needs the hub, held until [`Conn::poll_hub`].
+    held: Option<Event>,
+    /// What the requests that need nothing shared mean.
+    answers: Answers,
     io: VecDeque<Io>,
     bad_input: BadInputLog,
 }
@@ -118,6 +127,10 @@ impl Conn {
             paused: false,
             fin_after: false,
             fin_sent: false,
+            queued_in_hub: false,
+            hub_work: false,
+            held: None,
+            answers: hub.answers(),
             io: VecDeque::new(),
             bad_input: BadInputLog::new(id, now),
         };
@@ -148,7 +161,7 @@ impl Conn {
     /// reads to [`receive`](Self::receive)).
     pub fn wants_input(&self) -> bool {
         match self.phase {
-            Phase::Open => !self.paused,
+            Phase::Open => !self.paused && !self.hub_work,
             Phase::Draining { .. } => true,
             _ => false,
         }
@@ -191,12 +204,19 @@ impl Conn {
     }
 
     /// Bytes arrived at `now` (any number: one byte, ten frames): frames
-    /// are answered, one by one, until [`OUTPUT_HIGH_WATER`] is owed.
-    pub fn receive(&mut self, bytes: &[u8], hub: &mut Hub, now: Instant) {
+    /// are answered, one by one, until [`OUTPUT_HIGH_WATER`] is owed. Needs
+    /// no hub while the frames need nothing that spans connections (`T`,
+    /// `N`, pings: [`Answers`]); at the first that does, the rest waits for
+    /// [`poll_hub`](Self::poll_hub) ([`needs_hub`](Self::needs_hub)), so
+    /// answers stay in request order and a client asking for the time takes
+    /// no lock shared with anyone.
+    pub fn receive(&mut self, bytes: &[u8], now: Instant) {
         match &mut self.phase {
             Phase::Open => {
                 self.session.receive(bytes, now);
-                self.answer(hub, now);
+                if !self.hub_work {
+                    self.answer_alone(now);
+                }
             }
             Phase::Draining { budget, .. } => {
                 *budget = budget.saturating_sub(bytes.len());
@@ -208,8 +228,20 @@ impl Conn {
         }
     }
 
+    /// [`receive`](Self::receive), then [`poll_hub`](Self::poll_hub) if
+    /// needed: for a driver that holds the hub anyway.
+    pub fn receive_with_hub(&mut self, bytes: &[u8], hub: &mut Hub, now: Instant) {
+        self.receive(bytes, now);
+        if self.hub_work {
+            self.poll_hub(hub, now);
+        }
+    }
+
     /// The client closed its sending side (a read returned 0).
     pub fn end_of_stream(&mut self, hub: &mut Hub, now: Instant) {
+        if self.hub_work {
+            self.poll_hub(hub, now);
+        }
         match self.phase {
             Phase::Open => {
                 let ending = self.session.end_of_stream();
@@ -230,8 +262,13 @@ impl Conn {
         self.cut(&format!("write error: {error}"), hub);
     }
 
-    /// The socket took `n` more bytes of [`transmit`](Self::transmit) at `now`.
-    pub fn written(&mut self, n: usize, hub: &mut Hub, now: Instant) {
+    /// The socket took `n` more bytes of [`transmit`](Self::transmit) at
+    /// `now`. Needs no hub: when what follows does (answering resumes, or
+    /// frames wait in the hub), [`needs_hub`](Self::needs_hub) says so, and
+    /// the driver calls [`poll_hub`](Self::poll_hub). (So a thread that
+    /// writes its client's answers takes the hub's lock once per read, not
+    /// once more per write.)
+    pub fn written(&mut self, n: usize, now: Instant) {
         self.out.advance(n, now);
         if self.hello_end.is_some_and(|end| self.out.sent >= end) {
             self.hello_end = None;
@@ -239,9 +276,37 @@ impl Conn {
         }
         if self.paused && self.out.pending() < OUTPUT_HIGH_WATER / 2 {
             self.paused = false;
-            if matches!(self.phase, Phase::Open) {
-                self.answer(hub, now);
-            }
+            self.hub_work |= matches!(self.phase, Phase::Open);
+        }
+        if self.queued_in_hub && self.out.pending() < COALESCE_LIMIT {
+            self.hub_work = true;
+        }
+        if !self.hub_work {
+            self.finish_flush(now);
+        }
+    }
+
+    /// [`written`](Self::written), then [`poll_hub`](Self::poll_hub) if
+    /// needed: for a driver that holds the hub anyway.
+    pub fn written_with_hub(&mut self, n: usize, hub: &mut Hub, now: Instant) {
+        self.written(n, now);
+        if self.hub_work {
+            self.poll_hub(hub, now);
+        }
+    }
+
+    /// True when the machine has work that needs the hub (see
+    /// [`written`](Self::written)).
+    pub fn needs_hub(&self) -> bool {
+        self.hub_work
+    }
+
+    /// Does the work [`needs_hub`](Self::needs_hub) announced: answers what
+    /// waits in the session, takes queued frames from the hub.
+    pub fn poll_hub(&mut self, hub: &mut Hub, now: Instant) {
+        self.hub_work = false;
+        if matches!(self.phase, Phase::Open) && !self.paused {
+            self.answer(hub, now);
         }
         self.flush(hub, now);
     }
@@ -260,6 +325,7 @@ impl Conn {
             return;
         }
         self.fin_after |= signals.fin_after;
+        self.queued_in_hub = true;
         self.check_receipts(hub, now);
         self.flush(hub, now);
     }
@@ -313,7 +379,7 @@ impl Conn {
                 self.paused = true;
                 break;
             }
-            let Some(event) = self.session.poll_event() else { break };
+            let Some(event) = self.held.take().or_else(|| self.session.poll_event()) else { break };
             match event {
                 Event::Frame(frame) => {
                     tracing::debug!(client = self.id, "{}", frame.summary());
@@ -325,6 +391,36 @@ impl Conn {
                     self.take_transmit(now);
                     self.end(ending, hub, now);
                     return;
+                }
+            }
+        }
+        self.take_transmit(now);
+    }
+
+    /// [`answer`](Self::answer) without the hub, while the frames need
+    /// nothing shared; the first that does is held for
+    /// [`poll_hub`](Self::poll_hub).
+    fn answer_alone(&mut self, now: Instant) {
+        loop {
+            if self.out.pending() + self.session.transmit().len() >= OUTPUT_HIGH_WATER {
+                self.paused = true;
+                break;
+            }
+            let Some(event) = self.session.poll_event() else { break };
+            match event {
+                Event::Frame(frame) => match self.answers.answer(self.id, &frame, self.session.transmit()) {
+                    Alone::Answered => tracing::debug!(client = self.id, "{}", frame.summary()),
+                    Alone::NeedsHub => {
+                        self.held = Some(Event::Frame(frame));
+                        self.hub_work = true;
+                        break;
+                    }
+                },
+                Event::Rejected(err) => self.bad_input.note(&err, now),
+                Event::End(ending) => {
+                    self.held = Some(Event::End(ending));
+                    self.hub_work = true;
+                    break;
                 }
             }
         }
@@ -371,6 +467,9 @@ impl Conn {
     /// queued, then FIN.
     fn last_word(&mut self, ending: Ending, hub: &mut Hub, now: Instant) {
         hub.close_queue(self.id);
+        // Frames queued before the close whose wake-up has not come yet go
+        // before the farewell too.
+        self.queued_in_hub = true;
         self.phase = Phase::Flushing { reason: ending.reason, drain: ending.drain, farewell: ending.farewell };
         self.flush(hub, now);
     }
@@ -383,17 +482,24 @@ impl Conn {
         if matches!(self.phase, Phase::Done { .. } | Phase::Draining { .. }) {
             return;
         }
-        while self.out.pending() < COALESCE_LIMIT {
+        while self.queued_in_hub && self.out.pending() < COALESCE_LIMIT {
             match hub.take_batch(self.id) {
                 Some((batch, end)) => self.out.push(batch, Some(end), now),
-                None => {
-                    if let Phase::Flushing { farewell, .. } = &mut self.phase {
-                        if let Some(farewell) = farewell.take() {
-                            self.out.push(farewell, None, now);
-                        }
-                    }
-                    break;
-                }
+                None => self.queued_in_hub = false,
+            }
+        }
+        self.finish_flush(now);
+    }
+
+    /// Once the hub's queue is known empty, the farewell; once everything
+    /// is written, the FIN and what the phase does next.
+    fn finish_flush(&mut self, now: Instant) {
+        if self.queued_in_hub {
+            return;
+        }
+        if let Phase::Flushing { farewell, .. } = &mut self.phase {
+            if let Some(farewell) = farewell.take() {
+                self.out.push(farewell, None, now);
             }
         }
         if self.out.pending() > 0 {
@@ -598,7 +704,7 @@ mod tests {
         while !conn.transmit().is_empty() {
             let owed = conn.transmit().to_vec();
             all.extend_from_slice(&owed);
-            conn.written(owed.len(), hub, now);
+            conn.written_with_hub(owed.len(), hub, now);
         }
         let mut decoder = Decoder::new(u32::MAX);
         decoder.feed(&all);
@@ -621,8 +727,8 @@ mod tests {
         let mut conn = accept(&mut hub, start);
         assert!(conn.wants_input() && hub.is_listed(1));
         let hello_len = conn.transmit().len();
-        conn.written(hello_len - 1, &mut hub, start + SEC);
-        conn.written(1, &mut hub, start + 2 * SEC);
+        conn.written_with_hub(hello_len - 1, &mut hub, start + SEC);
+        conn.written_with_hub(1, &mut hub, start + 2 * SEC);
         assert_eq!(conn.next_deadline(), Some(start + 12 * SEC), "heartbeat from the hello's last byte");
     }
 
@@ -635,7 +741,7 @@ mod tests {
         let mut stream = bytes(Frame::new(1, TimeRequest));
         stream.extend(bytes(Frame::new(2, ListRequest)));
         for byte in stream {
-            conn.receive(&[byte], &mut hub, now);
+            conn.receive_with_hub(&[byte], &mut hub, now);
         }
         let answers: Vec<u32> = sent(&mut conn, &mut hub, now).iter().map(|f| f.request_id).collect();
         assert_eq!(answers, [1, 2]);
@@ -648,13 +754,13 @@ mod tests {
         let mut conn = accept(&mut hub, start);
         sent(&mut conn, &mut hub, start);
         let burst: Vec<u8> = (0..20_000).flat_map(|n| bytes(Frame::new(n, TimeRequest))).collect();
-        conn.receive(&burst, &mut hub, start);
+        conn.receive_with_hub(&burst, &mut hub, start);
         assert!(!conn.wants_input(), "paused");
         let owed = conn.transmit().len();
         assert!((OUTPUT_HIGH_WATER..OUTPUT_HIGH_WATER + 100).contains(&owed), "{owed}");
-        conn.written(owed - OUTPUT_HIGH_WATER / 2 + 1, &mut hub, start + SEC);
+        conn.written_with_hub(owed - OUTPUT_HIGH_WATER / 2 + 1, &mut hub, start + SEC);
         assert!(!conn.wants_input(), "not below half yet");
-        conn.written(2, &mut hub, start + SEC);
+        conn.written_with_hub(2, &mut hub, start + SEC);
         assert!(conn.wants_input() || conn.transmit().len() >= OUTPUT_HIGH_WATER, "answering resumed");
         assert_eq!(conn.next_deadline(), Some(start + 5 * SEC), "one deadline for all that is owed");
         conn.handle_timeout(&mut hub, start + 5 * SEC);
@@ -670,12 +776,12 @@ mod tests {
         let (mut a, mut b) = (accept(&mut hub, now), accept(&mut hub, now));
         sent(&mut a, &mut hub, now);
         sent(&mut b, &mut hub, now);
-        a.receive(&bytes(Frame::new(7, SendRequest { to: 2, text: "hi".into() })), &mut hub, now);
+        a.receive_with_hub(&bytes(Frame::new(7, SendRequest { to: 2, text: "hi".into() })), &mut hub, now);
         a.end_of_stream(&mut hub, now);
         assert!(!hub.is_listed(1) && a.poll_io().is_none(), "unlisted, but still owed a receipt");
         wake_all(&mut hub, &mut [&mut a, &mut b], now);
         let delivery = sent(&mut b, &mut hub, now)[0].request_id;
-        b.receive(&bytes(Frame::new(delivery, Ack)), &mut hub, now);
+        b.receive_with_hub(&bytes(Frame::new(delivery, Ack)), &mut hub, now);
         wake_all(&mut hub, &mut [&mut a, &mut b], now);
         let receipts = sent(&mut a, &mut hub, now);
         assert!(matches!(&receipts[0].message, Message::Delivery(d) if d.status == DeliveryStatus::Delivered));
@@ -691,7 +797,7 @@ mod tests {
         let now = Instant::now();
         let (mut a, mut b) = (accept(&mut hub, now), accept(&mut hub, now));
         sent(&mut a, &mut hub, now);
-        a.receive(&bytes(Frame::new(7, SendRequest { to: 2, text: "hi".into() })), &mut hub, now);
+        a.receive_with_hub(&bytes(Frame::new(7, SendRequest { to: 2, text: "hi".into() })), &mut hub, now);
         a.end_of_stream(&mut hub, now);
         let until = now + 3 * SEC + RECEIPT_SLACK;
         assert_eq!(a.next_deadline(), Some(until));
@@ -708,8 +814,8 @@ mod tests {
         let now = Instant::now();
         let (mut a, mut b) = (accept(&mut hub, now), accept(&mut hub, now));
         sent(&mut b, &mut hub, now);
-        b.receive(&bytes(Frame::new(1, SendRequest { to: 1, text: "first".into() })), &mut hub, now);
-        a.receive(b"GET / HTTP/1.1\r\n\r\n", &mut hub, now);
+        b.receive_with_hub(&bytes(Frame::new(1, SendRequest { to: 1, text: "first".into() })), &mut hub, now);
+        a.receive_with_hub(b"GET / HTTP/1.1\r\n\r\n", &mut hub, now);
         wake_all(&mut hub, &mut [&mut a, &mut b], now);
         let frames = sent(&mut a, &mut hub, now);
         let kinds: Vec<&Message> = frames.iter().map(|f| &f.message).collect();
@@ -719,7 +825,7 @@ mod tests {
         assert_eq!(a.poll_io(), Some(Io::ShutdownWrite));
         assert!(a.wants_input() && !a.is_done(), "draining");
         assert_eq!(a.next_deadline(), Some(now + LINGER_DRAIN));
-        a.receive(&[0; 100], &mut hub, now);
+        a.receive_with_hub(&[0; 100], &mut hub, now);
         a.end_of_stream(&mut hub, now);
         assert!(a.is_done());
     }

@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local, SecondsFormat};
@@ -112,6 +113,43 @@ impl Refusal {
     }
 }
 
+/// What a request means when it needs nothing that spans connections: the
+/// time, the server's name, a pong for a client's ping (and a client's
+/// pong, which needs nothing). A connection answers these itself, without
+/// the hub's lock ([`Conn::receive`](crate::proto::conn::Conn::receive));
+/// [`Hub::handle`] answers them the same way. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Answers(Arc<HubConfig>);
+
+/// Whether [`Answers::answer`] could answer a frame alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alone {
+    /// Answered (or nothing was owed).
+    Answered,
+    /// The frame needs the hub: [`Hub::handle`].
+    NeedsHub,
+}
+
+impl Answers {
+    /// Answers `frame` from client `from` into `reply` if it needs nothing
+    /// that spans connections.
+    pub fn answer(&self, from: u32, frame: &Frame, reply: &mut Vec<u8>) -> Alone {
+        let config = &self.0;
+        let answer: Message = match frame.message {
+            Message::TimeRequest(_) => TimeResponse { time: local_time((config.wall_clock)()) }.into(),
+            Message::NameRequest(_) => NameResponse { name: config.name.clone() }.into(),
+            Message::PingRequest(_) => Pong.into(),
+            Message::Pong(_) => return Alone::Answered,
+            _ => return Alone::NeedsHub,
+        };
+        if config.log_requests {
+            log_request(from, &frame.message, 0);
+        }
+        encode_into(reply, &Frame::new(frame.request_id, answer));
+        Alone::Answered
+    }
+}
+
 /// What the connection of a client must act on, besides frames to take.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Signals {
@@ -137,7 +175,7 @@ struct Client {
 /// Everything that spans connections. See the [module docs](self).
 #[derive(Debug)]
 pub struct Hub {
-    config: HubConfig,
+    config: Arc<HubConfig>,
     /// The next client id: 1, 2, 3, …, never reused; `None` once all are used.
     next_id: Option<u32>,
     clients: BTreeMap<u32, Client>,
@@ -161,7 +199,7 @@ impl Hub {
         };
         Hub {
             budget: Budget::new(config.queue_total),
-            config,
+            config: Arc::new(config),
             next_id: Some(1),
             clients: BTreeMap::new(),
             listed: 0,
@@ -175,6 +213,11 @@ impl Hub {
     /// Its configuration.
     pub fn config(&self) -> &HubConfig {
         &self.config
+    }
+
+    /// The answers a connection may give without the hub.
+    pub fn answers(&self) -> Answers {
+        Answers(Arc::clone(&self.config))
     }
 
     /// Takes the next client id (1, 2, 3, …; never reused, so a message to a
@@ -218,15 +261,15 @@ impl Hub {
     /// it cannot even be queued. Takes the frame by value so a message's
     /// text moves into the forwarded frame uncopied.
     pub fn handle(&mut self, from: u32, frame: Frame, written: u64, now: Instant, reply: &mut Vec<u8>) {
+        if self.answers().answer(from, &frame, reply) == Alone::Answered {
+            return;
+        }
         if self.config.log_requests {
-            self.log_request(from, &frame.message);
+            log_request(from, &frame.message, self.listed);
         }
         let request_id = frame.request_id;
         let answer: Message = match frame.message {
-            Message::TimeRequest(_) => TimeResponse { time: local_time((self.config.wall_clock)()) }.into(),
-            Message::NameRequest(_) => NameResponse { name: self.config.name.clone() }.into(),
             Message::ListRequest(_) => ListResponse::fitting(self.clients(), self.config.max_payload).into(),
-            Message::PingRequest(_) => Pong.into(),
             Message::SendRequest(request) => match self.forward(from, request_id, request, now) {
                 Some(refused) => refused.into(),
                 None => return,
@@ -235,7 +278,6 @@ impl Hub {
                 self.acknowledge(from, request_id, written);
                 return;
             }
-            Message::Pong(_) => return,
             // A connection's decoder accepts only what a client may send,
             // so this arm is a safety net: it answers as the decoder would.
             other => {
@@ -509,24 +551,23 @@ impl Hub {
         }
         answer
     }
+}
 
-    /// With `--log-requests`: one info line per request a student would
-    /// screenshot (`client 2 asked for the time`). Pings, pongs and acks are
-    /// the protocol's own housekeeping and stay at debug level.
-    fn log_request(&self, id: u32, message: &Message) {
-        match message {
-            Message::TimeRequest(_) => tracing::info!("client {id} asked for the time"),
-            Message::NameRequest(_) => tracing::info!("client {id} asked for the server's name"),
-            Message::ListRequest(_) => {
-                tracing::info!("client {id} asked for the client list ({} connected)", self.listed);
-            }
-            Message::SendRequest(request) => tracing::info!(
-                "client {id} asked to send a message to client {} ({} bytes)",
-                request.to,
-                request.text.len()
-            ),
-            _ => {}
-        }
+/// With `--log-requests`: one info line per request a student would
+/// screenshot (`client 2 asked for the time`); `listed` is how many clients
+/// are connected (for `L`). Pings, pongs and acks are the protocol's own
+/// housekeeping and stay at debug level.
+fn log_request(id: u32, message: &Message, listed: usize) {
+    match message {
+        Message::TimeRequest(_) => tracing::info!("client {id} asked for the time"),
+        Message::NameRequest(_) => tracing::info!("client {id} asked for the server's name"),
+        Message::ListRequest(_) => tracing::info!("client {id} asked for the client list ({listed} connected)"),
+        Message::SendRequest(request) => tracing::info!(
+            "client {id} asked to send a message to client {} ({} bytes)",
+            request.to,
+            request.text.len()
+        ),
+        _ => {}
     }
 }
 

@@ -70,6 +70,9 @@ struct State {
     writing: bool,
     /// The socket's send timeout now.
     send_wait: Duration,
+    /// The client's thread waits on `changed` (a notification costs a
+    /// system call even with nobody waiting: only then is one sent).
+    waiting: bool,
 }
 
 /// Lists client `id` (accepted on `stream` from `addr`) in the hub and makes
@@ -78,7 +81,7 @@ struct State {
 /// data per thread, and loading it on each connection thread cost ~8 KiB of
 /// stack pages per client; docs/BENCHMARKS.md).
 pub(crate) fn open(shared: &Arc<Shared>, id: u32, stream: TcpStream, addr: SocketAddr) -> Arc<Slot> {
-    let state = State { machine: None, writing: false, send_wait: Duration::ZERO };
+    let state = State { machine: None, writing: false, send_wait: Duration::ZERO, waiting: false };
     let slot =
         Arc::new(Slot { id, stream, state: Mutex::new(state), write_gate: Mutex::new(()), changed: Condvar::new() });
     let (woken, waker) = (Arc::clone(&slot), Arc::clone(shared));
@@ -145,7 +148,7 @@ impl Slot {
                 Ok(n) => {
                     let bytes = if large.is_empty() { &small[..n] } else { &large[..n] };
                     let gate = self.write_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    self.with_machine(shared, |m, hub, now| m.receive(bytes, hub, now));
+                    self.receive(shared, bytes);
                     drop(gate);
                     if n == FIRST_READ && large.is_empty() {
                         large = vec![0; READ_CHUNK]; // a busy client: read more at once from now on
@@ -177,7 +180,9 @@ impl Slot {
             if wait.is_zero() {
                 return Some((false, deadline));
             }
+            state.waiting = true;
             state = self.changed.wait_timeout(state, wait).map_or_else(|e| e.into_inner().0, |r| r.0);
+            state.waiting = false;
         }
     }
 
@@ -248,14 +253,18 @@ impl Slot {
         let owed = machine.transmit();
         let mut wakes = None;
         if let Some(sent) = send_without_blocking(&self.stream, &owed[..owed.len().min(WRITE_CHUNK)]) {
-            wakes = Some(self.apply(machine, shared, |m, hub, now| m.written(sent, hub, now)));
+            machine.written(sent, Instant::now());
+            if machine.needs_hub() {
+                wakes = Some(self.apply(machine, shared, |m, hub, now| m.poll_hub(hub, now)));
+            } else {
+                self.run_io(machine);
+            }
         }
         let done = state.machine.as_ref().is_none_or(|m| m.transmit().is_empty());
         if done {
             state.writing = false;
         }
-        drop(state);
-        self.changed.notify_all();
+        self.notify(state);
         if let Some(wakes) = wakes {
             wakes.wake();
         }
@@ -287,8 +296,7 @@ impl Slot {
                     continue; // owed again since the look: keep writing
                 }
                 state.writing = false;
-                drop(state);
-                self.changed.notify_all();
+                self.notify(state);
                 return;
             };
             if let Err(err) = self.limit_send_wait() {
@@ -298,7 +306,7 @@ impl Slot {
             let gate = self.write_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let written = (&self.stream).write(&chunk);
             if let Ok(sent @ 1..) = written {
-                self.with_machine(shared, |m, hub, now| m.written(sent, hub, now));
+                self.count_written(shared, sent);
             }
             drop(gate);
             match written {
@@ -311,6 +319,35 @@ impl Slot {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => self.with_machine(shared, |m, hub, _| m.write_failed(&err.to_string(), hub)),
             }
+        }
+    }
+
+    /// Hands the machine what was read; the hub is taken only if a frame
+    /// needs it (requests for the time or the name do not).
+    fn receive(&self, shared: &Shared, bytes: &[u8]) {
+        let mut state = self.lock();
+        let Some(machine) = state.machine.as_mut() else { return };
+        machine.receive(bytes, Instant::now());
+        let wakes = machine.needs_hub().then(|| self.apply(machine, shared, |m, hub, now| m.poll_hub(hub, now)));
+        self.notify(state);
+        if let Some(wakes) = wakes {
+            wakes.wake();
+        }
+    }
+
+    /// The socket took `sent` more bytes; the hub is taken only if what
+    /// follows needs it (frames waiting there, answering resumed).
+    fn count_written(&self, shared: &Shared, sent: usize) {
+        let mut state = self.lock();
+        let Some(machine) = state.machine.as_mut() else { return };
+        machine.written(sent, Instant::now());
+        let wakes = machine.needs_hub().then(|| self.apply(machine, shared, |m, hub, now| m.poll_hub(hub, now)));
+        if wakes.is_none() {
+            self.run_io(machine);
+        }
+        self.notify(state);
+        if let Some(wakes) = wakes {
+            wakes.wake();
         }
     }
 
@@ -343,8 +380,7 @@ impl Slot {
         let mut state = self.lock();
         let Some(machine) = state.machine.as_mut() else { return };
         let wakes = self.apply(machine, shared, f);
-        drop(state);
-        self.changed.notify_all();
+        self.notify(state);
         wakes.wake();
     }
 
@@ -352,6 +388,12 @@ impl Slot {
     /// wake-ups are returned, to be done once it is released.
     fn apply(&self, machine: &mut Machine, shared: &Shared, f: impl FnOnce(&mut Machine, &mut Hub, Instant)) -> Wakes {
         let ((), wakes) = shared.hub.with_deferred(|hub| f(machine, hub, Instant::now()));
+        self.run_io(machine);
+        wakes
+    }
+
+    /// Does what the machine asks of the socket.
+    fn run_io(&self, machine: &mut Machine) {
         while let Some(io) = machine.poll_io() {
             let how = match io {
                 Io::ShutdownWrite => Shutdown::Write,
@@ -359,7 +401,15 @@ impl Slot {
             };
             let _ = self.stream.shutdown(how);
         }
-        wakes
+    }
+
+    /// Releases `state` and wakes the client's thread if it waits for a change.
+    fn notify(&self, state: MutexGuard<'_, State>) {
+        let waiting = state.waiting;
+        drop(state);
+        if waiting {
+            self.changed.notify_all();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

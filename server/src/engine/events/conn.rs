@@ -80,27 +80,28 @@ impl Conn {
                 break;
             }
             let read = self.stream.read(cx.buffer);
-            let (machine, buffer) = (&mut self.machine, &cx.buffer);
-            let drained = cx.shared.hub.with(|hub| {
-                let now = Instant::now();
-                match read {
-                    Ok(0) => {
-                        machine.end_of_stream(hub, now);
-                        true
-                    }
-                    Ok(n) => {
-                        read_total += n;
-                        machine.receive(&buffer[..n], hub, now);
-                        stop_at_short_read && n < buffer.len()
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => true,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => false,
-                    Err(err) => {
-                        machine.read_failed(&err.to_string(), hub);
-                        true
-                    }
+            let now = Instant::now();
+            let drained = match read {
+                Ok(0) => {
+                    self.with_hub(cx, |machine, hub, now| machine.end_of_stream(hub, now));
+                    true
                 }
-            });
+                Ok(n) => {
+                    read_total += n;
+                    // Requests that need nothing shared are answered without the hub's lock.
+                    self.machine.receive(&cx.buffer[..n], now);
+                    if self.machine.needs_hub() {
+                        self.with_hub(cx, |machine, hub, now| machine.poll_hub(hub, now));
+                    }
+                    stop_at_short_read && n < cx.buffer.len()
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => true,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => false,
+                Err(err) => {
+                    self.with_hub(cx, |machine, hub, _| machine.read_failed(&err.to_string(), hub));
+                    true
+                }
+            };
             if drained {
                 break;
             }
@@ -145,7 +146,12 @@ impl Conn {
                 Ok(0) => {
                     self.with_hub(cx, |machine, hub, _| machine.write_failed("the socket took nothing", hub));
                 }
-                Ok(n) => self.with_hub(cx, |machine, hub, now| machine.written(n, hub, now)),
+                Ok(n) => {
+                    self.machine.written(n, Instant::now());
+                    if self.machine.needs_hub() {
+                        self.with_hub(cx, |machine, hub, now| machine.poll_hub(hub, now));
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => self.with_hub(cx, |machine, hub, _| machine.write_failed(&err.to_string(), hub)),
