@@ -43,6 +43,11 @@ pub(crate) struct Locked {
 pub(crate) struct Wakes(Vec<Route>);
 
 impl Wakes {
+    /// Adds `other`'s wake-ups to these.
+    pub(crate) fn extend(&mut self, other: Wakes) {
+        self.0.extend(other.0);
+    }
+
     /// Tells each connection's driver to look at it.
     pub(crate) fn wake(self) {
         for route in self.0 {

@@ -218,15 +218,7 @@ impl Slot {
     /// The hub has news for this client (frames queued, a signal). Called
     /// from any thread, with no lock held.
     fn wake(self: &Arc<Self>, shared: &Arc<Shared>) {
-        self.with_machine(shared, |m, hub, now| m.woken(hub, now));
-        let mut state = self.lock();
-        let owed = state.machine.as_ref().is_some_and(|m| !m.transmit().is_empty());
-        if !owed || state.writing {
-            return; // nothing to write, or the writer takes it too
-        }
-        state.writing = true;
-        drop(state);
-        if self.send_without_blocking(shared) {
+        if self.woken_and_sent(shared) {
             return;
         }
         let slot = Arc::clone(self);
@@ -243,32 +235,35 @@ impl Slot {
         }
     }
 
-    /// The waking thread's one non-blocking `send` of what is owed (Linux),
-    /// counted as written under the same lock, so that an ack for what it
-    /// sent cannot be looked at before it is counted; true if it took
-    /// everything (the writing flag is then released).
-    fn send_without_blocking(&self, shared: &Shared) -> bool {
+    /// Under one hold of the connection's lock: tells the machine the hub
+    /// has news and, if nobody is writing, sends what it owes with one
+    /// non-blocking `send` (Linux), counted before the lock is released (so
+    /// an ack for it cannot be looked at first). False when output is still
+    /// owed and nobody writes it: the caller is then the writer and must
+    /// start a flusher.
+    fn woken_and_sent(&self, shared: &Shared) -> bool {
         let mut state = self.lock();
+        let writing = state.writing;
         let Some(machine) = state.machine.as_mut() else { return true };
-        let owed = machine.transmit();
-        let mut wakes = None;
-        if let Some(sent) = send_without_blocking(&self.stream, &owed[..owed.len().min(WRITE_CHUNK)]) {
-            machine.written(sent, Instant::now());
-            if machine.needs_hub() {
-                wakes = Some(self.apply(machine, shared, |m, hub, now| m.poll_hub(hub, now)));
-            } else {
-                self.run_io(machine);
+        let mut wakes = self.apply(machine, shared, |m, hub, now| m.woken(hub, now));
+        if !writing && !machine.transmit().is_empty() {
+            let owed = machine.transmit();
+            if let Some(sent) = send_without_blocking(&self.stream, &owed[..owed.len().min(WRITE_CHUNK)]) {
+                machine.written(sent, Instant::now());
+                if machine.needs_hub() {
+                    wakes.extend(self.apply(machine, shared, |m, hub, now| m.poll_hub(hub, now)));
+                } else {
+                    self.run_io(machine);
+                }
             }
         }
-        let done = state.machine.as_ref().is_none_or(|m| m.transmit().is_empty());
-        if done {
-            state.writing = false;
+        let handed_over = writing || machine.transmit().is_empty();
+        if !handed_over {
+            state.writing = true;
         }
         self.notify(state);
-        if let Some(wakes) = wakes {
-            wakes.wake();
-        }
-        done
+        wakes.wake();
+        handed_over
     }
 
     /// Writes what is owed, blocking, unless someone else is writing (then
