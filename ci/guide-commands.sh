@@ -25,7 +25,7 @@ guide=${1:-docs/GUIDE.md}
 readonly DEADLINE=30 # seconds to wait for a program's first line
 
 cargo build -q --locked -p tnlm-server -p tnlm-client -p tnlm-labs
-export PATH="$PWD/target/debug:$PATH"
+export PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug:$PATH"
 work=$(mktemp -d)
 pids=()
 cleanup() {
