@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs the Linux commands of the student guide (docs/GUIDE.md) exactly as
-# written, against a real tnlm-server on 127.0.0.1:4579, and checks that every
-# file and function named in its socket-call map exists.
+# Runs the Linux commands of a student guide (docs/GUIDE.md, or the one given:
+# docs/zh/GUIDE.md) exactly as written, against a real tnlm-server on
+# 127.0.0.1:4579, and checks that every file and function named in its
+# socket-call map exists.
 #
 # A shell block in the guide is run when the line before its ```sh fence is a
 # marker comment:
 #   <!-- guide-test: server -->      (re)start the server with this command, in the
 #                                     background; wait for its `listening on` line
 #   <!-- guide-test: background -->  start it in the background; wait for its first line
-#   <!-- guide-test: run [exit=N] --> run it; it must exit with N (default 0)
+#   <!-- guide-test: run [exit=N] --> run it (with bash -e: a block of several commands
+#                                     stops at the first that fails); it must exit
+#                                     with N (default 0)
 #   <!-- guide-test: lab [root] -->   run an experiment; `root`: only as root (it makes
 #                                     network namespaces), skipped with a message otherwise
 # The programs are this workspace's debug builds, put first on PATH, as the
@@ -25,7 +28,7 @@ guide=${1:-docs/GUIDE.md}
 readonly DEADLINE=30 # seconds to wait for a program's first line
 
 cargo build -q --locked -p tnlm-server -p tnlm-client -p tnlm-labs
-export PATH="$PWD/target/debug:$PATH"
+export PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug:$PATH"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -96,7 +99,7 @@ run_block() {
       return
     fi
     set +e
-    timeout 300 bash -c "$block" >"$work/run.out" 2>&1
+    timeout 300 bash -e -c "$block" >"$work/run.out" 2>&1
     rc=$?
     set -e
     sed 's/^/    /' "$work/run.out" | tail -n 4
@@ -139,7 +142,8 @@ section = text.split("\n## 2. ", 1)[1].split("\n## 3. ", 1)[0]
 checked = 0
 for row in (line for line in section.splitlines() if line.startswith("| ")):
     # The TNLM column, without the calls shown in parentheses (`Socket::new`)
-    tnlm = re.sub(r"\([^)]*\)", "", row.split(" | ")[1])
+    # (the Chinese guide writes them in full-width parentheses)
+    tnlm = re.sub(r"[(（][^)）]*[)）]", "", row.split(" | ")[1])
     # "`path` → `name`, `name` (...), running `path2` → `name`": names belong to the path before them
     for path, names in re.findall(r"`([a-z]+/src/[a-z_/]+\.rs)` → ((?:[^`]*`[^`/]+`)+?)(?=[^`]*(?:`[a-z]+/src/|$))", tnlm):
         source = open(path, encoding="utf-8").read()

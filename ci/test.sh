@@ -24,5 +24,11 @@ cargo test --locked -p tnlm-wireshark --features lua54 --test mlua "$@"
 cargo test --locked --manifest-path core/fuzz/Cargo.toml "$@"
 cargo run --locked -q --manifest-path core/fuzz/Cargo.toml --example seed -- --check
 echo "fuzz seed corpus: up to date"
-# The student guide's Linux commands, run as written (docs/GUIDE.md).
-bash ci/guide-commands.sh
+# The Chinese documents against their English twins: the same sections, the
+# same code blocks (ci/docs-parity.py).
+python3 ci/docs-parity.py --self-test
+python3 ci/docs-parity.py
+# The student guides' Linux commands, run as written (docs/GUIDE.md and the
+# Chinese guide, whose commands the parity check keeps identical).
+bash ci/guide-commands.sh docs/GUIDE.md
+bash ci/guide-commands.sh docs/zh/GUIDE.md

@@ -28,7 +28,8 @@ const EXAMPLES: &str = "Examples:
   tnlm-client                                      interactive menu
   tnlm-client --connect 127.0.0.1:4579             menu, connected right away
   tnlm-client --connect 127.0.0.1:4579 time        print the server's time
-  tnlm-client --connect 127.0.0.1:4579 time --repeat 10000
+  tnlm-client --connect 127.0.0.1:4579 time --repeat 10000    10000 requests in one send()
+  tnlm-client --connect 127.0.0.1:4579 time --repeat 100 --sends  100 requests, 100 send()s
   tnlm-client --connect 127.0.0.1:4579 --json list one JSON object per line
   tnlm-client --connect 127.0.0.1:4579 send 2 'Hello world!'
   tnlm-client --connect 127.0.0.1:4579 listen --count 1
@@ -90,18 +91,28 @@ pub struct Cli {
 pub enum Command {
     /// Ask for the server's local time (RFC 3339 with its UTC offset).
     ///
-    /// With --repeat N it writes N requests back to back in a single write (no pauses)
-    /// and then counts the responses, matching each one to its request by request id.
-    /// This is the lab's burst test: a protocol whose frames break when TCP coalesces
-    /// them shows it here.
+    /// With --repeat N it writes N requests back to back in a single write (one send()
+    /// call, no pauses) and then counts the responses, matching each one to its request
+    /// by request id. Add --sends to make one send() call per request instead (N calls,
+    /// still no pauses), as the lab's "100 send() calls" experiment asks; --nodelay
+    /// turns Nagle's algorithm off for either. This is the lab's burst test: a protocol
+    /// whose frames break when TCP coalesces them shows it here.
     ///
-    /// Example: tnlm-client --connect 127.0.0.1:4579 time --repeat 10000
+    /// Example: tnlm-client --connect 127.0.0.1:4579 time --repeat 100 --sends
     Time {
         /// How many requests to send in one burst (1 to 1000000). Prints every response,
-        /// then a summary "received N/N responses (N matched) in X ms"; the exit code is
-        /// 1 unless every request got its response before --timeout.
+        /// then a summary "received N/N responses (N matched) in X ms; N requests written in
+        /// W send() calls"; the exit code is 1 unless every request got its response before
+        /// --timeout.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         repeat: Option<u32>,
+
+        /// With --repeat N: write each request with a send() call of its own (N calls back
+        /// to back) instead of all N in one. How many TCP segments they become is up to the
+        /// TCP stack (Nagle's algorithm, --nodelay, the network): count them in Wireshark.
+        /// Example: tnlm-client --connect 127.0.0.1:4579 time --repeat 100 --sends
+        #[arg(long, requires = "repeat")]
+        sends: bool,
     },
 
     /// Ask for the server's name (its host name, or the name it was started with).

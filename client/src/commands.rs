@@ -36,8 +36,8 @@ pub fn run(cli: &Cli, target: &Target, command: &Command) -> Result<(), ClientEr
     let (connection, inbox) = Connection::open(&target.to_string(), &settings)?;
     let mut session = CommandRun { connection, inbox, output: Output { json: cli.json }, timeout: settings.timeout };
     let result = match command {
-        Command::Time { repeat: None } => session.time(),
-        Command::Time { repeat: Some(n) } => session.time_repeat(*n),
+        Command::Time { repeat: None, .. } => session.time(),
+        Command::Time { repeat: Some(n), sends } => session.time_repeat(*n, *sends),
         Command::Name => session.name(),
         Command::List => session.list(),
         Command::Send { id, text } => session.send(*id, text),
@@ -108,13 +108,19 @@ impl CommandRun {
         }
     }
 
-    /// `time --repeat N`: N requests in one write, then count the answers.
-    fn time_repeat(&mut self, n: u32) -> Result<(), ClientError> {
+    /// `time --repeat N`: N requests in one write (or, with `separate`, one
+    /// write per request, back to back), then count the answers.
+    fn time_repeat(&mut self, n: u32, separate: bool) -> Result<(), ClientError> {
         let start = Instant::now();
-        let ids = self.connection.send_batch((0..n).map(|_| Message::from(TimeRequest)))?;
+        let (ids, writes) = if separate {
+            let ids = (0..n).map(|_| self.connection.send(TimeRequest)).collect::<Result<Vec<_>, _>>()?;
+            (ids, n)
+        } else {
+            (self.connection.send_batch((0..n).map(|_| Message::from(TimeRequest)))?, 1)
+        };
         let mut burst = Burst { pending: ids.into_iter().collect(), received: 0, matched: 0, last: start };
         let outcome = self.collect_burst(&mut burst, start + self.timeout);
-        self.output.print(&Record::repeat(n, burst.received, burst.matched, burst.last - start));
+        self.output.print(&Record::repeat(n, writes, burst.received, burst.matched, burst.last - start));
         match outcome {
             Err(err) => Err(err),
             Ok(()) if burst.matched == n => Ok(()),

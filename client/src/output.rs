@@ -107,6 +107,8 @@ pub enum Record {
     Repeat {
         /// Requests written.
         sent: u32,
+        /// The `send()` calls that wrote them: 1, or `sent` with `--sends`.
+        writes: u32,
         /// Time responses received.
         received: u32,
         /// Responses that matched an outstanding request id (each counted once).
@@ -173,9 +175,9 @@ impl Record {
     }
 
     /// The summary of a burst of `sent` time requests.
-    pub fn repeat(sent: u32, received: u32, matched: u32, elapsed: Duration) -> Record {
+    pub fn repeat(sent: u32, writes: u32, received: u32, matched: u32, elapsed: Duration) -> Record {
         let elapsed_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        Record::Repeat { sent, received, matched, elapsed_ms }
+        Record::Repeat { sent, writes, received, matched, elapsed_ms }
     }
 
     /// The record for any message the server sends (`None` for requests,
@@ -234,8 +236,12 @@ impl Record {
                 format!("FAIL  {case:<28} PROTOCOL.md: {section}: {}", printable(detail))
             }
             Record::ConformSummary { passed, failed } => format!("{passed} passed, {failed} failed"),
-            Record::Repeat { sent, received, matched, elapsed_ms } => {
-                format!("received {received}/{sent} responses ({matched} matched) in {elapsed_ms:.1} ms")
+            Record::Repeat { sent, writes, received, matched, elapsed_ms } => {
+                let calls = if *writes == 1 { "call" } else { "calls" };
+                format!(
+                    "received {received}/{sent} responses ({matched} matched) in {elapsed_ms:.1} ms; \
+                     {sent} requests written in {writes} send() {calls}"
+                )
             }
         }
     }

@@ -72,11 +72,14 @@ fn list_shows_every_client_and_marks_you() {
     drop(listener);
 }
 
-/// `time --repeat N`: N requests in one write, every response matched.
-fn burst(n: usize) {
+/// `time --repeat N` (plus `extra` flags): N requests, every response matched.
+/// Returns the summary record.
+fn burst_with(n: usize, extra: &[&str]) -> Value {
     let server = start_server();
     let started = Instant::now();
-    let out = run(&["--connect", &target(&server), "--json", "time", "--repeat", &n.to_string()]);
+    let (addr, repeat) = (target(&server), n.to_string());
+    let argv = [&["--connect", &addr, "--json", "time", "--repeat", &repeat][..], extra].concat();
+    let out = run(&argv);
     let process_ms = started.elapsed().as_secs_f64() * 1e3;
     out.assert_code(0);
     let times = out.json_of("time");
@@ -92,6 +95,34 @@ fn burst(n: usize) {
     // microsecond resolution), and no more than the whole process took.
     let elapsed_ms = summary["elapsed_ms"].as_f64().unwrap();
     assert!(elapsed_ms > 0.0 && elapsed_ms <= process_ms, "{elapsed_ms} ms, process {process_ms:.3} ms: {summary}");
+    summary
+}
+
+/// `time --repeat N`: N requests in one write, every response matched.
+fn burst(n: usize) {
+    let summary = burst_with(n, &[]);
+    assert_eq!(summary["writes"], 1, "{summary}");
+}
+
+/// `time --repeat N --sends`: one write per request, with Nagle's algorithm on
+/// and off; the server answers every one of the N and the client matches them.
+#[test]
+fn burst_of_100_separate_sends_all_match() {
+    for extra in [&["--sends"][..], &["--sends", "--nodelay"]] {
+        let summary = burst_with(100, extra);
+        assert_eq!(summary["writes"], 100, "{extra:?}: {summary}");
+    }
+}
+
+#[test]
+fn separate_sends_say_so_in_the_summary() {
+    let server = start_server();
+    let out = run(&["--connect", &target(&server), "time", "--repeat", "3", "--sends"]);
+    let summary = out.assert_code(0).stdout.lines().last().unwrap().to_string();
+    assert!(summary.starts_with("received 3/3 responses (3 matched) in "), "{summary}");
+    assert!(summary.ends_with("; 3 requests written in 3 send() calls"), "{summary}");
+    let out = run(&["--connect", &target(&server), "time", "--repeat", "3"]);
+    assert!(out.assert_code(0).stdout.trim_end().ends_with("3 requests written in 1 send() call"), "{out:?}");
 }
 
 #[test]
@@ -188,6 +219,8 @@ fn a_command_without_connect_is_a_usage_error() {
     out.assert_code(2);
     assert!(out.stderr.contains("--connect HOST:PORT"), "{out:?}");
     run(&["--connect", "127.0.0.1:1", "time", "--repeat", "0"]).assert_code(2);
+    let out = run(&["--connect", "127.0.0.1:1", "time", "--sends"]);
+    assert!(out.assert_code(2).stderr.contains("--repeat"), "--sends needs --repeat: {out:?}");
     run(&["--connect", "127.0.0.1:1", "send", "x", "hi"]).assert_code(2);
 }
 
@@ -200,7 +233,7 @@ fn help_explains_commands_and_flags() {
         assert!(out.stdout.contains(word), "--help lacks {word}");
     }
     let out = run(&["time", "--help"]);
-    for flag in ["--repeat", "--timeout", "--nodelay", "--keepalive", "--heartbeat"] {
+    for flag in ["--repeat", "--sends", "--timeout", "--nodelay", "--keepalive", "--heartbeat"] {
         assert!(out.assert_code(0).stdout.contains(flag), "time --help lacks {flag}:\n{}", out.stdout);
     }
     let out = run(&["listen", "--help"]);

@@ -18,14 +18,15 @@ use tnlm_core::message::{
 };
 use tnlm_core::{Decoder, ErrorCode, Frame, DEFAULT_MAX_PAYLOAD};
 
-/// A one-connection fake server running `script` on the accepted socket.
-fn fake_server(script: impl FnOnce(TcpStream) + Send + 'static) -> (String, JoinHandle<()>) {
+/// A one-connection fake server running `script` on the accepted socket; the
+/// thread returns what `script` returns.
+fn fake_server<T: Send + 'static>(script: impl FnOnce(TcpStream) -> T + Send + 'static) -> (String, JoinHandle<T>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let thread = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         stream.set_nodelay(true).unwrap();
-        script(stream);
+        script(stream)
     });
     (addr, thread)
 }
@@ -149,6 +150,36 @@ fn coalesced_responses_in_any_order_are_matched_by_id() {
     let summary = out.assert_code(0).json().pop().unwrap();
     assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(100), Some(100)));
     server.join().unwrap();
+}
+
+/// `time --repeat N --sends`: a server that answers each request as soon as
+/// it has read it (not after the whole burst) gets all N requests, and every
+/// answer is matched.
+#[test]
+fn separate_sends_reach_the_server_and_are_all_answered() {
+    const N: usize = 50;
+    let (addr, server) = fake_server(|mut stream| {
+        write_frames(&mut stream, &[hello()]);
+        let (mut decoder, mut buffer, mut ids) = (Decoder::default(), [0u8; 4096], Vec::new());
+        while ids.len() < N {
+            let read = stream.read(&mut buffer).unwrap();
+            assert!(read > 0, "client closed after {} requests", ids.len());
+            decoder.feed(&buffer[..read]);
+            while let Some(request) = decoder.next_frame().unwrap() {
+                assert!(matches!(request.message, tnlm_core::Message::TimeRequest(_)), "{request:?}");
+                write_frames(&mut stream, &[Frame::new(request.request_id, TimeResponse { time: "t".into() })]);
+                ids.push(request.request_id);
+            }
+        }
+        drain(&mut stream);
+        ids
+    });
+    let out = run(&["--connect", &addr, "--json", "time", "--repeat", &N.to_string(), "--sends"]);
+    let summary = out.assert_code(0).json().pop().unwrap();
+    assert_eq!(summary["writes"].as_u64(), Some(N as u64), "{summary}");
+    assert_eq!((summary["received"].as_u64(), summary["matched"].as_u64()), (Some(N as u64), Some(N as u64)));
+    let ids = server.join().unwrap();
+    assert_eq!(ids, (1..=N as u32).collect::<Vec<_>>(), "the server got every request, in order");
 }
 
 #[test]
