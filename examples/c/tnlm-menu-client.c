@@ -155,8 +155,12 @@ THREAD_FUNCTION(receiver_thread, arg) {
     (void)arg;
     for (;;) {
         struct item f;
-        /* STUDENT-TODO-BEGIN: d.1 创建一个接收数据的子线程，循环调用 receive()，如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程 (read whole frames; give responses to the main thread through the queue) */
+        /* STUDENT-TODO-BEGIN: 1. 创建一个接收数据的子线程，循环调用 receive() (read one whole frame: recv() until its 16 header bytes and its payload are in) */
         if (read_frame(conn.sock, conn.max_payload, &f) != 0) break;
+        /* STUDENT-TODO-SKELETON
+        memset(&f, 0, sizeof f);
+        break;
+        STUDENT-TODO-END */
         if (f.type == TNLM_TYPE_MESSAGE && f.klass == TNLM_CLASS_INDICATION) {
             /* Acknowledge first: the sender hears `delivered` only after this. */
             if (send_empty(TNLM_TYPE_ACK, TNLM_CLASS_RESPONSE, f.id) != 0) fprintf(stderr, "error: cannot send the ack\n");
@@ -169,6 +173,7 @@ THREAD_FUNCTION(receiver_thread, arg) {
             print_notice(&f);
             free(f.payload);
         } else { /* a response: hand it to the main thread */
+            /* STUDENT-TODO-BEGIN: 1. 如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程 (put the response into the queue and wake the main thread) */
             struct item *copy = (struct item *)malloc(sizeof *copy);
             if (!copy) {
                 free(f.payload);
@@ -182,11 +187,10 @@ THREAD_FUNCTION(receiver_thread, arg) {
             conn.tail = copy;
             cond_signal(&conn.arrived);
             mutex_unlock(&conn.lock);
+            /* STUDENT-TODO-SKELETON
+            free(f.payload);
+            STUDENT-TODO-END */
         }
-        /* STUDENT-TODO-SKELETON
-        (void)f;
-        break;
-        STUDENT-TODO-END */
     }
     mutex_lock(&conn.lock);
     conn.ended = 1;

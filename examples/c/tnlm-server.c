@@ -570,8 +570,12 @@ THREAD_FUNCTION(client_thread, arg) {
         now = now_ms();
         if (ready < 0) break;
         if (ready > 0) {
-            /* STUDENT-TODO-BEGIN: c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作 (recv() what has arrived; a frame may come in pieces) */
-            int got = (int)recv(c->sock, (char *)buf + have, (int)(cap - have), 0);
+            int got;
+            /* STUDENT-TODO-BEGIN: c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作 (recv() what has arrived, after the `have` bytes already in buf: a frame may come in pieces, or several at once) */
+            got = (int)recv(c->sock, (char *)buf + have, (int)(cap - have), 0);
+            /* STUDENT-TODO-SKELETON
+            got = 0;
+            STUDENT-TODO-END */
             if (got <= 0) { /* 0: the client closed its side; < 0: the connection failed */
                 if (got == 0 && have > 0) {
                     send_error(c, TNLM_ERROR_TRUNCATED, have >= TNLM_HEADER_LEN ? get_u32(buf + TNLM_OFF_REQUEST_ID) : 0,
@@ -586,10 +590,6 @@ THREAD_FUNCTION(client_thread, arg) {
             next_ping = now + cfg.heartbeat_ms;
             how = read_frames(c, buf, &have, now, &frame_start);
             if (how != LEAVE_CLOSED) break;
-            /* STUDENT-TODO-SKELETON
-            (void)have;
-            (void)frame_start;
-            STUDENT-TODO-END */
         }
 
         /* Timers. */
@@ -726,7 +726,9 @@ static void new_client(socket_t sock, const struct sockaddr_storage *addr) {
 
     /* STUDENT-TODO-BEGIN: c. 然后创建一个子线程后继续调用 accept()（刚获得的句柄要传递给子线程，子线程内部要使用该句柄发送和接收数据） (start the client's thread, handing it the client and its socket) */
     if (thread_start(&c->thread, client_thread, c) == 0) return;
-    /* STUDENT-TODO-END */
+    /* STUDENT-TODO-SKELETON
+    (void)client_thread;
+    STUDENT-TODO-END */
     /* No thread: undo, and tell the client. */
     mutex_lock(&g.lock);
     for (struct client **pc = &g.clients; *pc; pc = &(*pc)->next)
@@ -982,17 +984,18 @@ int main(int argc, char **argv) {
         if (ready == 0) continue;
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
-        /* STUDENT-TODO-BEGIN: c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄，在客户端列表中增加一个新客户端的项目 (accept the connection and add the client to the list) */
-        socket_t sock = accept(listener, (struct sockaddr *)&addr, &len);
+        socket_t sock;
+        /* STUDENT-TODO-BEGIN: c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄 (accept the connection: a new socket for this client) */
+        sock = accept(listener, (struct sockaddr *)&addr, &len);
+        /* STUDENT-TODO-SKELETON
+        (void)len;
+        sock = INVALID_SOCKET;
+        STUDENT-TODO-END */
         if (sock == INVALID_SOCKET) {
             fprintf(stderr, "accept() failed: error %d\n", socket_error());
             continue;
         }
-        new_client(sock, &addr);
-        /* STUDENT-TODO-SKELETON
-        (void)addr;
-        (void)len;
-        STUDENT-TODO-END */
+        new_client(sock, &addr); /* a list entry, and its thread */
     }
 
     /* Step d. */
