@@ -108,7 +108,8 @@ static inline int wait_readable(socket_t sock, int ms) {
 /* Winsock must be started before the first socket call. */
 static inline int sockets_start(void) {
     WSADATA wsa;
-    SetConsoleOutputCP(CP_UTF8); /* we print UTF-8 (or run `chcp 65001` first) */
+    SetConsoleOutputCP(CP_UTF8); /* we print UTF-8, and read it (like `chcp 65001`) */
+    SetConsoleCP(CP_UTF8);
     return WSAStartup(MAKEWORD(2, 2), &wsa) == 0 ? 0 : -1;
 }
 static inline void sockets_stop(void) { WSACleanup(); }
