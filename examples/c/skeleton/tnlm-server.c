@@ -830,11 +830,14 @@ static int parse_args(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    int code = parse_args(argc, argv);
-    if (code != 0) return code < 0 ? 0 : code; /* -1: --help was printed */
-    if (sockets_start() != 0) {
+    if (sockets_start() != 0) { /* first: on Windows, even gethostname() needs it */
         fprintf(stderr, "error: cannot start the socket library\n");
         return 1;
+    }
+    int code = parse_args(argc, argv);
+    if (code != 0) {
+        sockets_stop();
+        return code < 0 ? 0 : code; /* -1: --help was printed */
     }
     mutex_init(&g.lock);
     cond_init(&g.departed_cond);
