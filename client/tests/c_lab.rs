@@ -406,3 +406,32 @@ fn tnlm_client_the_c_client_and_the_c_server_together() {
     assert!(status.success() && stderr.contains("stopped"), "{status:?}: {stderr}");
     drop(listener);
 }
+
+// ---- The student guides ------------------------------------------------------------
+
+/// The C column of the socket-call map (section 2.1 of docs/GUIDE.md and
+/// docs/zh/GUIDE.md): every `examples/c/FILE` → `function` it names exists.
+#[test]
+fn the_guides_name_functions_the_c_has() {
+    for guide in ["docs/GUIDE.md", "docs/zh/GUIDE.md"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(guide)).unwrap();
+        let section = text.split("\n### 2.1 ").nth(1).unwrap_or_else(|| panic!("{guide}: no section 2.1"));
+        let section = section.split("\n## 3. ").next().unwrap();
+        let mut checked = 0;
+        for row in section.lines().filter(|line| line.starts_with("| ")) {
+            let Some(cell) = row.split(" | ").nth(1) else { continue };
+            for piece in cell.split("`examples/c/").skip(1) {
+                let (file, names) = piece.split_once('`').unwrap();
+                let source = std::fs::read_to_string(lab().join(file))
+                    .unwrap_or_else(|err| panic!("{guide} names examples/c/{file}: {err}"));
+                for name in names.split('`').skip(1).step_by(2) {
+                    let defined =
+                        source.contains(&format!(" {name}(")) || source.contains(&format!("THREAD_FUNCTION({name},"));
+                    assert!(defined, "{guide} names {name} in examples/c/{file}, which has no such function");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 20, "{guide}: only {checked} functions named in section 2.1");
+    }
+}
