@@ -5,7 +5,7 @@
 #   1. every source (the reference server and menu client, and their
 #      skeletons) with cc -std=c11 and as C++ with c++ -x c++ -std=c++17,
 #      both -Wall -Wextra -Werror; the same with x86_64-w64-mingw32-gcc/g++;
-#      and through CMakeLists.txt (the Visual Studio project) with cmake;
+#      examples/c-client as C++ too; and through CMakeLists.txt (the Visual Studio project) with cmake;
 #   2. the Windows build of the C server under Wine: `tnlm-client conform
 #      --timers` against it;
 #   3. the Windows build of the menu client under Wine, driven through its
@@ -56,6 +56,11 @@ exe=.exe libs="-lws2_32 -static-libgcc"
 build win-c11 x86_64-w64-mingw32-gcc -std=c11 "${WARN[@]}"
 libs="-lws2_32 -static-libgcc -static-libstdc++"
 build win-cxx17 x86_64-w64-mingw32-g++ -x c++ -std=c++17 "${WARN[@]}"
+
+step "build: examples/c-client as C++ (c++ and mingw g++)"
+c++ -x c++ -std=c++17 "${WARN[@]}" -o "$out/cxx17-tnlm-c-client" examples/c-client/tnlm-c-client.c
+x86_64-w64-mingw32-g++ -x c++ -std=c++17 "${WARN[@]}" -static-libgcc -static-libstdc++ \
+  -o "$out/win-cxx17-tnlm-c-client.exe" examples/c-client/tnlm-c-client.c -lws2_32 -lshell32
 
 step "build: CMakeLists.txt (as C, then as C++)"
 cmake -S "$lab" -B "$out/cmake-c" -DCMAKE_BUILD_TYPE=Release >/dev/null
