@@ -322,6 +322,33 @@ fn the_c_server_passes_the_conformance_checker() {
     drop(server);
 }
 
+/// The project's own menu client (tnlm-client's menu, scripted through
+/// stdin as client/tests/menu.rs does it) against the C server.
+#[test]
+fn the_rust_menu_client_against_the_c_server() {
+    let Some(binary) = built("tnlm-server.c") else { return };
+    let (server, addr) = c_server(&binary, &["--name", "c-lab"]);
+    let port = addr.rsplit_once(':').unwrap().1;
+    let mut listener = Client::spawn(&["--connect", &addr, "--json", "listen", "--count", "1", "--timeout", "30"]);
+    let listener_id = listener.wait_json("hello")["id"].as_u64().unwrap();
+
+    let text = "hi #1 * 你好";
+    let script = format!("1\n127.0.0.1\n{port}\n3\n4\n5\n6\n{listener_id}\n{text}\n2\n7\n");
+    let out = Client::spawn_with_input(&[], &script).finish();
+    out.assert_code(0);
+    let stdout = &out.stdout;
+    let position = |needle: &str| stdout.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{stdout}"));
+    assert!(position("server time: 20") > position("you are client"));
+    position("server name: c-lab");
+    position("2 clients connected:");
+    position("(you)");
+    position(&format!("message delivered to client {listener_id}"));
+    position(&format!("disconnected from 127.0.0.1:{port}"));
+    assert!(stdout.ends_with("bye\n"), "{stdout}");
+    assert_eq!(listener.finish().assert_code(0).json_of("message")[0]["text"], text);
+    drop(server);
+}
+
 // ---- The C menu client --------------------------------------------------------------
 
 #[test]

@@ -213,12 +213,14 @@ static struct pending **find_pending(uint32_t delivery) {
     return pp;
 }
 
-/* c leaves: messages to c that it has not acknowledged are target_gone;
+/* c leaves: messages to c that it has not acknowledged are target_gone
+ * (one it acknowledged while our send() was still returning is delivered);
  * messages from c are forgotten (nobody is left to tell). */
 static void settle_departed(struct client *c) {
     struct pending **pp = &g.pending;
     while (*pp) {
-        if ((*pp)->target == c->id) settle(pp, TNLM_STATUS_TARGET_GONE, "the target disconnected before acknowledging");
+        if ((*pp)->target == c->id && (*pp)->acked) settle(pp, TNLM_STATUS_DELIVERED, "ok");
+        else if ((*pp)->target == c->id) settle(pp, TNLM_STATUS_TARGET_GONE, "the target disconnected before acknowledging");
         else if ((*pp)->sender == c->id) {
             struct pending *p = *pp;
             *pp = p->next;
