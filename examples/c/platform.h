@@ -8,6 +8,7 @@
  *             thread_start(), thread_join()
  *   locks     mutex_t, mutex_*(); cond_t, cond_*() (condition variables)
  *   time      now_ms() (monotonic), wall_clock() (seconds + milliseconds)
+ *   console   read_line() (UTF-8 from the keyboard, on Windows too)
  *
  * The same code builds as C11 and as C++17 (Visual Studio compiles .cpp).
  */
@@ -108,11 +109,26 @@ static inline int wait_readable(socket_t sock, int ms) {
 /* Winsock must be started before the first socket call. */
 static inline int sockets_start(void) {
     WSADATA wsa;
-    SetConsoleOutputCP(CP_UTF8); /* we print UTF-8, and read it (like `chcp 65001`) */
-    SetConsoleCP(CP_UTF8);
+    SetConsoleOutputCP(CP_UTF8); /* we print UTF-8 (as `chcp 65001` would) */
     return WSAStartup(MAKEWORD(2, 2), &wsa) == 0 ? 0 : -1;
 }
 static inline void sockets_stop(void) { WSACleanup(); }
+
+/* Reads one line of standard input as UTF-8, like fgets. A console hands
+ * out UTF-16 (ReadConsoleW), so that 你好 typed in any code page arrives as
+ * UTF-8, the protocol's encoding; a pipe or a file is read as it is. */
+static inline char *read_line(char *line, size_t size) {
+    HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+    DWORD mode, got = 0, most = (DWORD)((size - 1) / 3); /* a UTF-16 unit makes at most 3 bytes */
+    wchar_t wide[1024];
+    if (in == INVALID_HANDLE_VALUE || !GetConsoleMode(in, &mode)) return fgets(line, (int)size, stdin);
+    if (most > 1023) most = 1023;
+    if (most == 0 || !ReadConsoleW(in, wide, most, &got, NULL) || got == 0) return NULL;
+    int n = WideCharToMultiByte(CP_UTF8, 0, wide, (int)got, line, (int)size - 1, NULL, NULL);
+    if (n <= 0) return NULL;
+    line[n] = '\0';
+    return line;
+}
 
 #else
 /* -------------------------------------------------------- Linux, POSIX -- */
@@ -197,6 +213,9 @@ static inline int sockets_start(void) {
     return signal(SIGPIPE, SIG_IGN) == SIG_ERR ? -1 : 0;
 }
 static inline void sockets_stop(void) {}
+
+/* Reads one line of standard input, like fgets (the terminal sends UTF-8). */
+static inline char *read_line(char *line, size_t size) { return fgets(line, (int)size, stdin); }
 #endif
 
 #endif /* TNLM_PLATFORM_H */

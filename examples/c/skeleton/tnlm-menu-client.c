@@ -426,7 +426,7 @@ static int ask(const char *prompt, char *line, size_t size) {
     fputs(prompt, stdout);
     fflush(stdout);
     mutex_unlock(&print_lock);
-    if (!fgets(line, (int)size, stdin)) return -1;
+    if (!read_line(line, size)) return -1;
     line[strcspn(line, "\r\n")] = '\0';
     return 0;
 }

@@ -681,7 +681,7 @@ static void join_departed(void) {
 THREAD_FUNCTION(console_thread, arg) {
     (void)arg;
     char line[256];
-    while (fgets(line, sizeof line, stdin)) {
+    while (read_line(line, sizeof line)) {
         line[strcspn(line, "\r\n")] = '\0';
         if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0) {
             mutex_lock(&g.lock);
