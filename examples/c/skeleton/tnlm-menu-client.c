@@ -130,7 +130,9 @@ static void print_message(const struct item *f) {
     unsigned port = (unsigned)in_uint(&r, 2);
     const char *text = in_string(&r, &len);
     mutex_lock(&print_lock);
-    printf(strchr(ip, ':') ? "\n[message from client %lu ([%s]:%u)] " : "\n[message from client %lu (%s:%u)] ", from, ip, port);
+    const char *format = strchr(ip, ':') ? "\n[message from client %lu ([%s]:%u)] " /* IPv6 */
+                                         : "\n[message from client %lu (%s:%u)] ";
+    printf(format, from, ip, port);
     print_text(stdout, text, len);
     printf("\n");
     fflush(stdout);
@@ -164,11 +166,13 @@ THREAD_FUNCTION(receiver_thread, arg) {
         break;
         if (f.type == TNLM_TYPE_MESSAGE && f.klass == TNLM_CLASS_INDICATION) {
             /* Acknowledge first: the sender hears `delivered` only after this. */
-            if (send_empty(TNLM_TYPE_ACK, TNLM_CLASS_RESPONSE, f.id) != 0) fprintf(stderr, "error: cannot send the ack\n");
+            if (send_empty(TNLM_TYPE_ACK, TNLM_CLASS_RESPONSE, f.id) != 0)
+                fprintf(stderr, "error: cannot send the ack\n");
             print_message(&f);
             free(f.payload);
         } else if (f.type == TNLM_TYPE_PING && f.klass == TNLM_CLASS_INDICATION) {
-            if (send_empty(TNLM_TYPE_PING, TNLM_CLASS_RESPONSE, f.id) != 0) fprintf(stderr, "error: cannot send the pong\n");
+            if (send_empty(TNLM_TYPE_PING, TNLM_CLASS_RESPONSE, f.id) != 0)
+                fprintf(stderr, "error: cannot send the pong\n");
             free(f.payload);
         } else if (f.klass == TNLM_CLASS_INDICATION || (f.type == TNLM_TYPE_ERROR && f.id == 0)) {
             print_notice(&f);

@@ -220,7 +220,8 @@ static void settle_departed(struct client *c) {
     struct pending **pp = &g.pending;
     while (*pp) {
         if ((*pp)->target == c->id && (*pp)->acked) settle(pp, TNLM_STATUS_DELIVERED, "ok");
-        else if ((*pp)->target == c->id) settle(pp, TNLM_STATUS_TARGET_GONE, "the target disconnected before acknowledging");
+        else if ((*pp)->target == c->id)
+            settle(pp, TNLM_STATUS_TARGET_GONE, "the target disconnected before acknowledging");
         else if ((*pp)->sender == c->id) {
             struct pending *p = *pp;
             *pp = p->next;
@@ -447,7 +448,8 @@ static void leave(struct client *c, int how) {
     cond_signal(&c->wake);
     mutex_unlock(&c->lock);
     if (how == LEAVE_CUT) shutdown(c->sock, SHUT_RDWR); /* a blocked send() returns at once */
-    if (c->has_writer && thread_join(c->writer) != 0) fprintf(stderr, "cannot join client %lu's writer\n", (unsigned long)c->id);
+    if (c->has_writer && thread_join(c->writer) != 0)
+        fprintf(stderr, "cannot join client %lu's writer\n", (unsigned long)c->id);
     if (how == LEAVE_FATAL) {
         /* Our error frame is sent. Close our side and read what the client
          * still sends for a while: closing with unread data would send an RST,
@@ -497,8 +499,8 @@ THREAD_FUNCTION(client_thread, arg) {
             got = 0;
             if (got <= 0) { /* 0: the client closed its side; < 0: the connection failed */
                 if (got == 0 && have > 0) {
-                    send_error(c, TNLM_ERROR_TRUNCATED, have >= TNLM_HEADER_LEN ? get_u32(buf + TNLM_OFF_REQUEST_ID) : 0,
-                               "the connection ended in the middle of a frame");
+                    uint32_t id = have >= TNLM_HEADER_LEN ? get_u32(buf + TNLM_OFF_REQUEST_ID) : 0;
+                    send_error(c, TNLM_ERROR_TRUNCATED, id, "the connection ended in the middle of a frame");
                     how = LEAVE_FATAL;
                 }
                 break;
@@ -597,7 +599,8 @@ static void new_client(socket_t sock, const struct sockaddr_storage *addr) {
     } else c->port = ntohs(((const struct sockaddr_in *)addr)->sin_port);
     const void *ip = c->addr.ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)&c->addr)->sin_addr
                                                   : (const void *)&((const struct sockaddr_in6 *)&c->addr)->sin6_addr;
-    if (!inet_ntop(c->addr.ss_family, (void *)ip, c->addr_text, sizeof c->addr_text)) snprintf(c->addr_text, sizeof c->addr_text, "?");
+    if (!inet_ntop(c->addr.ss_family, (void *)ip, c->addr_text, sizeof c->addr_text))
+        snprintf(c->addr_text, sizeof c->addr_text, "?");
     format_time(c->since, sizeof c->since, 0);
     mutex_init(&c->lock);
     cond_init(&c->wake);
@@ -723,7 +726,8 @@ static socket_t open_listener(void) {
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
     int err = getaddrinfo(cfg.bind, cfg.port, &hints, &found);
     if (err != 0) {
-        fprintf(stderr, "error: bad address %s port %s: %s\n", cfg.bind ? cfg.bind : "0.0.0.0", cfg.port, gai_strerror(err));
+        const char *host = cfg.bind ? cfg.bind : "0.0.0.0";
+        fprintf(stderr, "error: bad address %s port %s: %s\n", host, cfg.port, gai_strerror(err));
         return INVALID_SOCKET;
     }
     socket_t sock = INVALID_SOCKET;
