@@ -462,3 +462,66 @@ fn the_guides_name_functions_the_c_has() {
         assert!(checked >= 20, "{guide}: only {checked} functions named in section 2.1");
     }
 }
+
+// ---- The C server's limits and timers ---------------------------------------------
+
+/// Frames from the server on a raw connection, until it closes (with a deadline).
+fn frames_until_closed(stream: &mut std::net::TcpStream) -> Vec<tnlm_core::Message> {
+    use tnlm_core::message::FROM_SERVER;
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut decoder = tnlm_core::Decoder::new(tnlm_core::DEFAULT_MAX_PAYLOAD).accepting(FROM_SERVER);
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames.push(frame.message);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return frames,
+            Ok(n) => decoder.feed(&chunk[..n]),
+            Err(err) => panic!("reading from the C server: {err}; frames so far: {frames:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_c_server_pings_a_silent_client_then_drops_it() {
+    use tnlm_core::{ErrorCode, Message};
+    let Some(binary) = built("tnlm-server.c") else { return };
+    let (server, addr) = c_server(&binary, &["--heartbeat", "0.2"]);
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    let frames = frames_until_closed(&mut silent);
+    assert!(matches!(frames.first(), Some(Message::Hello(_))), "{frames:?}");
+    let pings = frames.iter().filter(|message| matches!(message, Message::ServerPing(_))).count();
+    assert!(pings >= 1, "{frames:?}");
+    assert!(matches!(frames.last(), Some(Message::Error(body)) if body.code == ErrorCode::Timeout), "{frames:?}");
+    drop(server);
+}
+
+#[test]
+fn the_c_server_refuses_clients_beyond_max_clients() {
+    use tnlm_core::{ErrorCode, Message};
+    let Some(binary) = built("tnlm-server.c") else { return };
+    let (server, addr) = c_server(&binary, &["--max-clients", "1"]);
+    let mut listener = Client::spawn(&["--connect", &addr, "--json", "listen", "--timeout", "30"]);
+    listener.wait_json("hello");
+    let mut refused = std::net::TcpStream::connect(&addr).unwrap();
+    let frames = frames_until_closed(&mut refused);
+    assert!(
+        matches!(frames.as_slice(), [Message::Error(body)] if body.code == ErrorCode::TooManyClients),
+        "instead of the hello, expected one too_many_clients error: {frames:?}"
+    );
+    drop((listener, server));
+}
+
+#[test]
+fn the_c_server_explains_its_command_line() {
+    let Some(binary) = built("tnlm-server.c") else { return };
+    let help = Command::new(&binary).arg("--help").output().unwrap();
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--port N"), "{help:?}");
+    for bad in [&["--port", "70000"][..], &["--heartbeat", "soon"], &["--frobnicate"], &["--max-clients", "0"]] {
+        let out = Command::new(&binary).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{bad:?}: {out:?}");
+    }
+}

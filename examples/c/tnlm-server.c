@@ -1,7 +1,7 @@
 /* tnlm-server.c: the lab's server in C, on the raw socket API.
  *
  *   tnlm-server [--port N] [--bind ADDR] [--name NAME] [--heartbeat SECS]
- *               [--ack-timeout SECS] [--frame-timeout SECS]
+ *               [--ack-timeout SECS] [--frame-timeout SECS] [--max-clients N]
  *
  * It speaks TNLM version 1 (docs/PROTOCOL.md) and follows the lab report's
  * server steps:
@@ -31,7 +31,6 @@
 /* ---- Settings ------------------------------------------------------------ */
 
 #define QUEUE_LIMIT (1024 * 1024) /* bytes of messages that may wait for one client */
-#define MAX_CLIENTS 1000          /* more get a too_many_clients error */
 #define TICK_MS 50                /* how often a client thread looks at its timers */
 #define WRITE_TIMEOUT_MS 10000    /* a send() blocked this long drops the client */
 #define LINGER_MS 2000            /* after a fatal error: read and discard this long */
@@ -44,6 +43,7 @@ static struct settings {
     unsigned heartbeat_ms; /* 0: no heartbeat */
     unsigned ack_timeout_ms;
     unsigned frame_timeout_ms;
+    unsigned max_clients; /* more get a too_many_clients error */
     uint32_t max_payload;
 } cfg;
 
@@ -704,7 +704,7 @@ static void new_client(socket_t sock, const struct sockaddr_storage *addr) {
         fprintf(stderr, "SO_SNDTIMEO: error %d\n", socket_error());
 
     mutex_lock(&g.lock);
-    if (g.count >= MAX_CLIENTS) {
+    if (g.count >= cfg.max_clients) {
         mutex_unlock(&g.lock);
         free_client(c);
         refuse(sock, "the server has as many clients as it takes");
@@ -883,7 +883,7 @@ static int print_listening(socket_t sock) {
 static int usage(FILE *to) {
     fprintf(to,
             "usage: tnlm-server [--port N] [--bind ADDR] [--name NAME] [--heartbeat SECS]\n"
-            "                   [--ack-timeout SECS] [--frame-timeout SECS]\n"
+            "                   [--ack-timeout SECS] [--frame-timeout SECS] [--max-clients N]\n"
             "\n"
             "The TNLM lab server in C (docs/PROTOCOL.md). Type `quit` to stop it: every\n"
             "client is told, every thread joined; `list` shows the connected clients.\n"
@@ -893,7 +893,8 @@ static int usage(FILE *to) {
             "  --name NAME          the name answered to N requests (default: the host name)\n"
             "  --heartbeat SECS     ping a client silent this long, drop it after 3x (default 30; 0 = off)\n"
             "  --ack-timeout SECS   a message not acknowledged this long is not_acknowledged (default 5)\n"
-            "  --frame-timeout SECS a half-sent frame not finished this long is a timeout (default 10)\n");
+            "  --frame-timeout SECS a half-sent frame not finished this long is a timeout (default 10)\n"
+            "  --max-clients N      clients beyond N get a too_many_clients error (default 10000)\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -910,6 +911,7 @@ static int parse_args(int argc, char **argv) {
     cfg.heartbeat_ms = 30000;
     cfg.ack_timeout_ms = 5000;
     cfg.frame_timeout_ms = 10000;
+    cfg.max_clients = 10000;
     cfg.max_payload = TNLM_DEFAULT_MAX_PAYLOAD;
     if (gethostname(cfg.name, sizeof cfg.name) != 0) snprintf(cfg.name, sizeof cfg.name, "tnlm-c-server");
     cfg.name[sizeof cfg.name - 1] = '\0';
@@ -944,6 +946,13 @@ static int parse_args(int argc, char **argv) {
             cfg.ack_timeout_ms = (unsigned)ms;
         } else if (strcmp(opt, "--frame-timeout") == 0 && (ms = parse_secs(value, 0)) > 0) {
             cfg.frame_timeout_ms = (unsigned)ms;
+        } else if (strcmp(opt, "--max-clients") == 0) {
+            unsigned long n = strtoul(value, &end, 10);
+            if (end == value || *end || n < 1 || n > 1000000) {
+                fprintf(stderr, "error: --max-clients wants 1 to 1000000, not %s\n", value);
+                return 2;
+            }
+            cfg.max_clients = (unsigned)n;
         } else {
             fprintf(stderr, "error: bad option or value: %s %s\n", opt, value);
             return usage(stderr);
