@@ -95,7 +95,13 @@ fn skeleton(name: &str, reference: &str) -> Result<String, String> {
                 if let Some(text) = trimmed.strip_prefix("/* STUDENT-TODO-BEGIN:") {
                     let text =
                         text.strip_suffix("*/").ok_or(format!("{name}:{number}: the BEGIN line must end with */"))?;
-                    out += &format!("{indent}/* TODO {} */\n", text.trim());
+                    // The report's words, then (in parentheses) the same in English, on a line of its own.
+                    match text.trim().split_once(" (") {
+                        Some((report, english)) => {
+                            out += &format!("{indent}/* TODO {report}\n{indent} *      ({english} */\n")
+                        }
+                        None => out += &format!("{indent}/* TODO {} */\n", text.trim()),
+                    }
                     state = State::Reference(number);
                 } else if trimmed.contains("STUDENT-TODO") {
                     return Err(format!("{name}:{number}: a marker outside a BEGIN ... END block"));

@@ -157,7 +157,7 @@ THREAD_FUNCTION(receiver_thread, arg) {
     (void)arg;
     for (;;) {
         struct item f;
-        /* STUDENT-TODO-BEGIN: 1. 创建一个接收数据的子线程，循环调用 receive() (read one whole frame: recv() until its 16 header bytes and its payload are in) */
+        /* STUDENT-TODO-BEGIN: 客户端 d.1 创建一个接收数据的子线程，循环调用 receive() (read one whole frame: recv() until its 16 header bytes and its payload are in) */
         if (read_frame(conn.sock, conn.max_payload, &f) != 0) break;
         /* STUDENT-TODO-SKELETON
         memset(&f, 0, sizeof f);
@@ -177,7 +177,7 @@ THREAD_FUNCTION(receiver_thread, arg) {
             print_notice(&f);
             free(f.payload);
         } else { /* a response: hand it to the main thread */
-            /* STUDENT-TODO-BEGIN: 1. 如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程 (put the response into the queue and wake the main thread) */
+            /* STUDENT-TODO-BEGIN: 客户端 d.1 如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程 (put the response into the queue and wake the main thread) */
             struct item *copy = (struct item *)malloc(sizeof *copy);
             if (!copy) {
                 free(f.payload);
@@ -219,7 +219,7 @@ static int connect_to(const char *host, const char *port) {
     }
     socket_t sock = INVALID_SOCKET;
     for (a = found; a && sock == INVALID_SOCKET; a = a->ai_next) {
-        /* STUDENT-TODO-BEGIN: a. 调用 socket()，向操作系统申请 socket 句柄；1. 调用 connect()，等待返回结果并打印 (get a socket, then connect() it) */
+        /* STUDENT-TODO-BEGIN: 客户端 a. 调用 socket()，向操作系统申请 socket 句柄；d.1 调用 connect()，等待返回结果并打印 (get a socket, then connect() it) */
         sock = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
         if (sock == INVALID_SOCKET) {
             printf("socket() failed: error %d\n", socket_error());
@@ -280,7 +280,7 @@ static int connect_to(const char *host, const char *port) {
  * only then close the socket (closing it under a thread still using it
  * would be a bug: the number may already name another socket). */
 static void disconnect(void) {
-    /* STUDENT-TODO-BEGIN: 2. 调用 close()，并设置连接状态为未连接。通知并等待子线程关闭 (shut the socket down, wait for the receiving thread, close the socket) */
+    /* STUDENT-TODO-BEGIN: 客户端 d.2 调用 close()，并设置连接状态为未连接。通知并等待子线程关闭 (shut the socket down, wait for the receiving thread, close the socket) */
     if (shutdown(conn.sock, SHUT_RDWR) != 0 && !conn.ended) printf("shutdown() failed: error %d\n", socket_error());
     if (thread_join(conn.receiver) != 0) printf("cannot join the receiving thread\n");
     if (close_socket(conn.sock) != 0) printf("closing the socket failed: error %d\n", socket_error());
@@ -302,7 +302,7 @@ static void disconnect(void) {
  * thread to hand over its answer. Returns the answer (free it with
  * free_item) or NULL, having said why. */
 static struct item *request(struct out *o, uint32_t id) {
-    /* STUDENT-TODO-BEGIN: 3. 组装请求数据包，调用 send() 将数据发送给服务器，接着等待接收数据的子线程返回结果 (send the request, then wait on the queue for the answer with its id) */
+    /* STUDENT-TODO-BEGIN: 客户端 d.3–6 组装请求数据包，调用 send() 将数据发送给服务器，接着等待接收数据的子线程返回结果 (send the request, then wait on the queue for the answer with its id) */
     if (send_frame(o) != 0) {
         printf("cannot send to the server: error %d\n", socket_error());
         return NULL;

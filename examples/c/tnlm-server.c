@@ -273,7 +273,7 @@ THREAD_FUNCTION(writer_thread, arg) {
 /* ---- Answering requests ------------------------------------------------------ */
 
 static void answer_time(struct client *c, uint32_t id) {
-    /* STUDENT-TODO-BEGIN: c.1 请求类型为获取时间：调用 time() 获取本地时间，然后将时间数据组装进响应数据包，调用 send() 发给客户端 (T: put the local time into a response) */
+    /* STUDENT-TODO-BEGIN: 服务端 c.1 请求类型为获取时间：调用 time() 获取本地时间，然后将时间数据组装进响应数据包，调用 send() 发给客户端 (T: put the local time into a response) */
     char now[40];
     format_time(now, sizeof now, 1);
     struct out o;
@@ -288,7 +288,7 @@ static void answer_time(struct client *c, uint32_t id) {
 }
 
 static void answer_name(struct client *c, uint32_t id) {
-    /* STUDENT-TODO-BEGIN: c.2 请求类型为获取名字：将服务器的名字组装进响应数据包，调用 send() 发给客户端 (N: put the server's name into a response) */
+    /* STUDENT-TODO-BEGIN: 服务端 c.2 请求类型为获取名字：将服务器的名字组装进响应数据包，调用 send() 发给客户端 (N: put the server's name into a response) */
     struct out o;
     memset(&o, 0, sizeof o);
     out_frame(&o, TNLM_TYPE_NAME, TNLM_CLASS_RESPONSE, id);
@@ -306,7 +306,7 @@ static void answer_list(struct client *c, uint32_t id) {
     out_frame(&o, TNLM_TYPE_LIST, TNLM_CLASS_RESPONSE, id);
     uint64_t count = 0;
     out_uint(&o, count, 8); /* written again below, once known */
-    /* STUDENT-TODO-BEGIN: c.3 请求类型为获取客户端列表：读取客户端列表数据，将编号、IP 地址、端口等数据组装进响应数据包，调用 send() 发给客户端 (L: every client's id, address, port and connection time, under the list's lock) */
+    /* STUDENT-TODO-BEGIN: 服务端 c.3 请求类型为获取客户端列表：读取客户端列表数据，将编号、IP 地址、端口等数据组装进响应数据包，调用 send() 发给客户端 (L: every client's id, address, port and connection time, under the list's lock) */
     mutex_lock(&g.lock);
     for (struct client *k = g.clients; k; k = k->next) {
         size_t before = o.len;
@@ -334,7 +334,7 @@ static void answer_list(struct client *c, uint32_t id) {
 static void forward(struct client *c, uint32_t request_id, uint32_t to, const char *text, size_t len) {
     char reason[128];
     mutex_lock(&g.lock);
-    /* STUDENT-TODO-BEGIN: c.4 请求类型为发送消息：根据编号读取客户端列表数据，如果编号不存在，将错误代码和出错描述信息组装进响应数据包发回源客户端；如果编号存在并且状态是已连接，则将要转发的消息组装进指示数据包，发给接收客户端 (M: look the target up; unknown: no_such_client; else queue an M indication for it) */
+    /* STUDENT-TODO-BEGIN: 服务端 c.4 请求类型为发送消息：根据编号读取客户端列表数据，如果编号不存在，将错误代码和出错描述信息组装进响应数据包发回源客户端；如果编号存在并且状态是已连接，则将要转发的消息组装进指示数据包，发给接收客户端 (M: look the target up; unknown: no_such_client; else queue an M indication for it) */
     struct client *target = g.stopping ? NULL : find_client(to);
     if (!target) {
         snprintf(reason, sizeof reason, "no client with id %lu is connected", (unsigned long)to);
@@ -575,7 +575,7 @@ THREAD_FUNCTION(client_thread, arg) {
         if (ready < 0) break;
         if (ready > 0) {
             int got;
-            /* STUDENT-TODO-BEGIN: c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作 (recv() what has arrived, after the `have` bytes already in buf: a frame may come in pieces, or several at once) */
+            /* STUDENT-TODO-BEGIN: 服务端 c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作 (recv() what has arrived, after the `have` bytes already in buf: a frame may come in pieces, or several at once) */
             got = (int)recv(c->sock, (char *)buf + have, (int)(cap - have), 0);
             /* STUDENT-TODO-SKELETON
             got = 0;
@@ -729,7 +729,7 @@ static void new_client(socket_t sock, const struct sockaddr_storage *addr) {
     mutex_unlock(&g.lock);
     fprintf(stderr, "client %lu connected from %s port %u\n", (unsigned long)c->id, c->addr_text, (unsigned)c->port);
 
-    /* STUDENT-TODO-BEGIN: c. 然后创建一个子线程后继续调用 accept()（刚获得的句柄要传递给子线程，子线程内部要使用该句柄发送和接收数据） (start the client's thread, handing it the client and its socket) */
+    /* STUDENT-TODO-BEGIN: 服务端 c. 然后创建一个子线程后继续调用 accept()（刚获得的句柄要传递给子线程，子线程内部要使用该句柄发送和接收数据） (start the client's thread, handing it the client and its socket) */
     if (thread_start(&c->thread, client_thread, c) == 0) return;
     /* STUDENT-TODO-SKELETON
     (void)client_thread;
@@ -797,7 +797,7 @@ static void stop_server(void) {
     mutex_lock(&g.lock);
     g.stopping = 1;
     g.stop_time = now_ms();
-    /* STUDENT-TODO-BEGIN: d. 主线程还负责检测退出指令，检测到后即通知并等待各子线程退出 (tell every client, then wait for every client thread) */
+    /* STUDENT-TODO-BEGIN: 服务端 d. 主线程还负责检测退出指令，检测到后即通知并等待各子线程退出 (tell every client, then wait for every client thread) */
     while (g.pending) settle(&g.pending, TNLM_STATUS_TARGET_GONE, "the server is shutting down");
     const char *reason = "server is shutting down";
     for (struct client *c = g.clients; c; c = c->next) {
@@ -828,7 +828,7 @@ static socket_t open_listener(void) {
         return INVALID_SOCKET;
     }
     socket_t sock = INVALID_SOCKET;
-    /* STUDENT-TODO-BEGIN: a. 运行初始化，调用 socket()，向操作系统申请 socket 句柄 (ask the operating system for a socket) */
+    /* STUDENT-TODO-BEGIN: 服务端 a. 运行初始化，调用 socket()，向操作系统申请 socket 句柄 (ask the operating system for a socket) */
     sock = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
     if (sock == INVALID_SOCKET) {
         fprintf(stderr, "error: socket() failed: error %d\n", socket_error());
@@ -845,7 +845,7 @@ static socket_t open_listener(void) {
     if (found->ai_family == AF_INET6 && /* [::] takes IPv4 clients too */
         setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&no, sizeof no) != 0)
         fprintf(stderr, "IPV6_V6ONLY: error %d\n", socket_error());
-    /* STUDENT-TODO-BEGIN: b. 调用 bind()，绑定监听端口，接着调用 listen()，设置连接等待队列长度 (bind the port, then listen with a backlog) */
+    /* STUDENT-TODO-BEGIN: 服务端 b. 调用 bind()，绑定监听端口，接着调用 listen()，设置连接等待队列长度 (bind the port, then listen with a backlog) */
     if (bind(sock, found->ai_addr, (socklen_t)found->ai_addrlen) != 0) {
         fprintf(stderr, "error: bind() to port %s failed: error %d (is the port in use?)\n", cfg.port, socket_error());
         close_socket(sock);
@@ -1003,7 +1003,7 @@ int main(int argc, char **argv) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         socket_t sock;
-        /* STUDENT-TODO-BEGIN: c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄 (accept the connection: a new socket for this client) */
+        /* STUDENT-TODO-BEGIN: 服务端 c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄 (accept the connection: a new socket for this client) */
         sock = accept(listener, (struct sockaddr *)&addr, &len);
         /* STUDENT-TODO-SKELETON
         (void)len;

@@ -161,7 +161,8 @@ THREAD_FUNCTION(receiver_thread, arg) {
     (void)arg;
     for (;;) {
         struct item f;
-        /* TODO 1. 创建一个接收数据的子线程，循环调用 receive() (read one whole frame: recv() until its 16 header bytes and its payload are in) */
+        /* TODO 客户端 d.1 创建一个接收数据的子线程，循环调用 receive()
+         *      (read one whole frame: recv() until its 16 header bytes and its payload are in) */
         memset(&f, 0, sizeof f);
         break;
         if (f.type == TNLM_TYPE_MESSAGE && f.klass == TNLM_CLASS_INDICATION) {
@@ -178,7 +179,8 @@ THREAD_FUNCTION(receiver_thread, arg) {
             print_notice(&f);
             free(f.payload);
         } else { /* a response: hand it to the main thread */
-            /* TODO 1. 如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程 (put the response into the queue and wake the main thread) */
+            /* TODO 客户端 d.1 如果收到了一个完整的响应数据包，就通过线程间通信（如消息队列）发送给主线程
+             *      (put the response into the queue and wake the main thread) */
             free(f.payload);
         }
     }
@@ -205,7 +207,8 @@ static int connect_to(const char *host, const char *port) {
     }
     socket_t sock = INVALID_SOCKET;
     for (a = found; a && sock == INVALID_SOCKET; a = a->ai_next) {
-        /* TODO a. 调用 socket()，向操作系统申请 socket 句柄；1. 调用 connect()，等待返回结果并打印 (get a socket, then connect() it) */
+        /* TODO 客户端 a. 调用 socket()，向操作系统申请 socket 句柄；d.1 调用 connect()，等待返回结果并打印
+         *      (get a socket, then connect() it) */
     }
     freeaddrinfo(found);
     if (sock == INVALID_SOCKET) {
@@ -257,7 +260,8 @@ static int connect_to(const char *host, const char *port) {
  * only then close the socket (closing it under a thread still using it
  * would be a bug: the number may already name another socket). */
 static void disconnect(void) {
-    /* TODO 2. 调用 close()，并设置连接状态为未连接。通知并等待子线程关闭 (shut the socket down, wait for the receiving thread, close the socket) */
+    /* TODO 客户端 d.2 调用 close()，并设置连接状态为未连接。通知并等待子线程关闭
+     *      (shut the socket down, wait for the receiving thread, close the socket) */
     conn.connected = 0;
     while (conn.head) { /* answers nobody waited for */
         struct item *f = conn.head;
@@ -275,7 +279,8 @@ static void disconnect(void) {
  * thread to hand over its answer. Returns the answer (free it with
  * free_item) or NULL, having said why. */
 static struct item *request(struct out *o, uint32_t id) {
-    /* TODO 3. 组装请求数据包，调用 send() 将数据发送给服务器，接着等待接收数据的子线程返回结果 (send the request, then wait on the queue for the answer with its id) */
+    /* TODO 客户端 d.3–6 组装请求数据包，调用 send() 将数据发送给服务器，接着等待接收数据的子线程返回结果
+     *      (send the request, then wait on the queue for the answer with its id) */
     (void)o;
     (void)id;
     return NULL;

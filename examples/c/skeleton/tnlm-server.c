@@ -277,13 +277,15 @@ THREAD_FUNCTION(writer_thread, arg) {
 /* ---- Answering requests ------------------------------------------------------ */
 
 static void answer_time(struct client *c, uint32_t id) {
-    /* TODO c.1 请求类型为获取时间：调用 time() 获取本地时间，然后将时间数据组装进响应数据包，调用 send() 发给客户端 (T: put the local time into a response) */
+    /* TODO 服务端 c.1 请求类型为获取时间：调用 time() 获取本地时间，然后将时间数据组装进响应数据包，调用 send() 发给客户端
+     *      (T: put the local time into a response) */
     (void)c;
     (void)id;
 }
 
 static void answer_name(struct client *c, uint32_t id) {
-    /* TODO c.2 请求类型为获取名字：将服务器的名字组装进响应数据包，调用 send() 发给客户端 (N: put the server's name into a response) */
+    /* TODO 服务端 c.2 请求类型为获取名字：将服务器的名字组装进响应数据包，调用 send() 发给客户端
+     *      (N: put the server's name into a response) */
     (void)c;
     (void)id;
 }
@@ -294,7 +296,8 @@ static void answer_list(struct client *c, uint32_t id) {
     out_frame(&o, TNLM_TYPE_LIST, TNLM_CLASS_RESPONSE, id);
     uint64_t count = 0;
     out_uint(&o, count, 8); /* written again below, once known */
-    /* TODO c.3 请求类型为获取客户端列表：读取客户端列表数据，将编号、IP 地址、端口等数据组装进响应数据包，调用 send() 发给客户端 (L: every client's id, address, port and connection time, under the list's lock) */
+    /* TODO 服务端 c.3 请求类型为获取客户端列表：读取客户端列表数据，将编号、IP 地址、端口等数据组装进响应数据包，调用 send() 发给客户端
+     *      (L: every client's id, address, port and connection time, under the list's lock) */
     (void)g.clients;
     if (!o.failed) /* the count, u64 little-endian, right after the header */
         for (int i = 0; i < 8; i++) o.bytes[TNLM_HEADER_LEN + i] = (unsigned char)(count >> (8 * i));
@@ -306,7 +309,8 @@ static void answer_list(struct client *c, uint32_t id) {
 static void forward(struct client *c, uint32_t request_id, uint32_t to, const char *text, size_t len) {
     char reason[128];
     mutex_lock(&g.lock);
-    /* TODO c.4 请求类型为发送消息：根据编号读取客户端列表数据，如果编号不存在，将错误代码和出错描述信息组装进响应数据包发回源客户端；如果编号存在并且状态是已连接，则将要转发的消息组装进指示数据包，发给接收客户端 (M: look the target up; unknown: no_such_client; else queue an M indication for it) */
+    /* TODO 服务端 c.4 请求类型为发送消息：根据编号读取客户端列表数据，如果编号不存在，将错误代码和出错描述信息组装进响应数据包发回源客户端；如果编号存在并且状态是已连接，则将要转发的消息组装进指示数据包，发给接收客户端
+     *      (M: look the target up; unknown: no_such_client; else queue an M indication for it) */
     (void)c;
     (void)request_id;
     (void)to;
@@ -495,7 +499,8 @@ THREAD_FUNCTION(client_thread, arg) {
         if (ready < 0) break;
         if (ready > 0) {
             int got;
-            /* TODO c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作 (recv() what has arrived, after the `have` bytes already in buf: a frame may come in pieces, or several at once) */
+            /* TODO 服务端 c. 循环调用 receive()，如果收到了一个完整的请求数据包，根据请求类型做相应的动作
+             *      (recv() what has arrived, after the `have` bytes already in buf: a frame may come in pieces, or several at once) */
             got = 0;
             if (got <= 0) { /* 0: the client closed its side; < 0: the connection failed */
                 if (got == 0 && have > 0) {
@@ -646,7 +651,8 @@ static void new_client(socket_t sock, const struct sockaddr_storage *addr) {
     mutex_unlock(&g.lock);
     fprintf(stderr, "client %lu connected from %s port %u\n", (unsigned long)c->id, c->addr_text, (unsigned)c->port);
 
-    /* TODO c. 然后创建一个子线程后继续调用 accept()（刚获得的句柄要传递给子线程，子线程内部要使用该句柄发送和接收数据） (start the client's thread, handing it the client and its socket) */
+    /* TODO 服务端 c. 然后创建一个子线程后继续调用 accept()（刚获得的句柄要传递给子线程，子线程内部要使用该句柄发送和接收数据）
+     *      (start the client's thread, handing it the client and its socket) */
     (void)client_thread;
     /* No thread: undo, and tell the client. */
     mutex_lock(&g.lock);
@@ -711,7 +717,8 @@ static void stop_server(void) {
     mutex_lock(&g.lock);
     g.stopping = 1;
     g.stop_time = now_ms();
-    /* TODO d. 主线程还负责检测退出指令，检测到后即通知并等待各子线程退出 (tell every client, then wait for every client thread) */
+    /* TODO 服务端 d. 主线程还负责检测退出指令，检测到后即通知并等待各子线程退出
+     *      (tell every client, then wait for every client thread) */
     mutex_unlock(&g.lock);
     join_departed();
 }
@@ -731,7 +738,8 @@ static socket_t open_listener(void) {
         return INVALID_SOCKET;
     }
     socket_t sock = INVALID_SOCKET;
-    /* TODO a. 运行初始化，调用 socket()，向操作系统申请 socket 句柄 (ask the operating system for a socket) */
+    /* TODO 服务端 a. 运行初始化，调用 socket()，向操作系统申请 socket 句柄
+     *      (ask the operating system for a socket) */
     int yes = 1, no = 0;
 #ifndef _WIN32 /* restart at once on the same port (on Windows this would let others share it) */
     if (setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, (const char *)&yes, sizeof yes) != 0)
@@ -741,7 +749,8 @@ static socket_t open_listener(void) {
     if (found->ai_family == AF_INET6 && /* [::] takes IPv4 clients too */
         setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&no, sizeof no) != 0)
         fprintf(stderr, "IPV6_V6ONLY: error %d\n", socket_error());
-    /* TODO b. 调用 bind()，绑定监听端口，接着调用 listen()，设置连接等待队列长度 (bind the port, then listen with a backlog) */
+    /* TODO 服务端 b. 调用 bind()，绑定监听端口，接着调用 listen()，设置连接等待队列长度
+     *      (bind the port, then listen with a backlog) */
     freeaddrinfo(found);
     return sock;
 }
@@ -886,7 +895,8 @@ int main(int argc, char **argv) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         socket_t sock;
-        /* TODO c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄 (accept the connection: a new socket for this client) */
+        /* TODO 服务端 c. 主线程循环调用 accept()，直到返回一个有效的 socket 句柄
+         *      (accept the connection: a new socket for this client) */
         (void)len;
         sock = INVALID_SOCKET;
         if (sock == INVALID_SOCKET) {
