@@ -7,7 +7,8 @@
 #      both -Wall -Wextra -Werror; the same with x86_64-w64-mingw32-gcc/g++;
 #      examples/c-client as C++ too; and through CMakeLists.txt (the Visual Studio project) with cmake;
 #   2. the Windows build of the C server under Wine: `tnlm-client conform
-#      --timers` against it;
+#      --timers` against it, then tnlm-client's menu (scripted) and
+#      `tnlm-client listen` exchanging a message through it;
 #   3. the Windows build of the menu client under Wine, driven through its
 #      stdin, against the Linux tnlm-server.
 #
@@ -101,6 +102,24 @@ timeout "$DEADLINE" target/debug/tnlm-client -c "$addr" conform --timers >"$work
   fail "conform against the C server under Wine"
 }
 tail -1 "$work/conform.txt"
+
+step "tnlm-client's menu, scripted, against the Windows C server under Wine"
+c_addr=$addr
+mkfifo "$work/listen.out"
+target/debug/tnlm-client -c "$c_addr" --json listen --count 1 </dev/null >"$work/listen.out" 2>"$work/listen.err" &
+pids+=($!)
+exec {listen_out}<"$work/listen.out"
+IFS= read -r -t "$DEADLINE" hello <&"$listen_out" || fail "the listener got no hello from the C server"
+[[ $hello =~ \"id\":([0-9]+) ]] || fail "no id in the listener's hello: $hello"
+printf '1\n127.0.0.1\n%s\n3\n4\n5\n6\n%s\n%s\n7\n' "${c_addr##*:}" "${BASH_REMATCH[1]}" "to Wine, 你好" |
+  timeout "$DEADLINE" target/debug/tnlm-client >"$work/rust-menu.txt" 2>"$work/rust-menu.err" ||
+  fail "tnlm-client's menu failed: $(cat "$work/rust-menu.txt")"
+for pattern in 'you are client [0-9]+$' 'server time: [0-9]{4}-' 'server name: ' '\(you\)$' "message delivered to client ${BASH_REMATCH[1]}\$" 'bye$'; do
+  grep -Eq "$pattern" "$work/rust-menu.txt" || fail "no line matching /$pattern/ in the menu's output: $(cat "$work/rust-menu.txt")"
+done
+IFS= read -r -t "$DEADLINE" message <&"$listen_out" || fail "the listener got no message"
+[[ $message == *'"text":"to Wine, 你好"'* ]] || fail "the listener got $message"
+echo "ok: connect, time, name, list, send (delivered), exit"
 
 step "the Windows menu client under Wine against tnlm-server"
 mkfifo "$work/rust-server.out"
