@@ -117,7 +117,7 @@ static void print_text(const char *s, size_t len) {
 /* ---- Frames ------------------------------------------------------------- */
 
 struct frame {
-    unsigned char type, class;
+    unsigned char type, klass; /* not `class`: a C++ keyword */
     uint32_t id, length;
     unsigned char *payload; /* points into the connection's buffer */
 };
@@ -157,7 +157,7 @@ static int read_frame(struct conn *c, struct frame *f) {
         return -1;
     }
     f->type = h[TNLM_OFF_TYPE];
-    f->class = h[TNLM_OFF_CLASS];
+    f->klass = h[TNLM_OFF_CLASS];
     f->id = get_u32(h + TNLM_OFF_REQUEST_ID);
     f->length = get_u32(h + TNLM_OFF_LENGTH);
     f->payload = h + TNLM_HEADER_LEN;
@@ -177,13 +177,13 @@ static int read_frame(struct conn *c, struct frame *f) {
 }
 
 /* Sends one frame: header, then `len` payload bytes. */
-static int write_frame(struct conn *c, char type, int class, uint32_t id, const unsigned char *payload,
+static int write_frame(struct conn *c, char type, int klass, uint32_t id, const unsigned char *payload,
                        size_t len) {
     unsigned char h[TNLM_HEADER_LEN] = {0};
     memcpy(h + TNLM_OFF_MAGIC, TNLM_MAGIC, 4);
     h[TNLM_OFF_VERSION] = TNLM_VERSION;
     h[TNLM_OFF_TYPE] = (unsigned char)type;
-    h[TNLM_OFF_CLASS] = (unsigned char)class;
+    h[TNLM_OFF_CLASS] = (unsigned char)klass;
     put_u32(h + TNLM_OFF_REQUEST_ID, id);
     put_u32(h + TNLM_OFF_LENGTH, (uint32_t)len);
     if (send_all(c->sock, h, sizeof h) != 0 || send_all(c->sock, payload, len) != 0) {
@@ -208,7 +208,8 @@ static socket_t connect_to(const char *target) {
     memcpy(host, start, (size_t)(end - start));
     host[end - start] = '\0';
 
-    struct addrinfo hints = {0}, *found, *a;
+    struct addrinfo hints, *found, *a;
+    memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     if (getaddrinfo(host, colon + 1, &hints, &found) != 0) return INVALID_SOCKET;
     socket_t sock = INVALID_SOCKET;
@@ -248,7 +249,7 @@ static int read_hello(struct conn *c, uint32_t *my_id) {
         fprintf(stderr, "error: malformed hello\n");
         return -1;
     }
-    unsigned char *bigger = realloc(c->buf, TNLM_HEADER_LEN + (size_t)max_payload);
+    unsigned char *bigger = (unsigned char *)realloc(c->buf, TNLM_HEADER_LEN + (size_t)max_payload);
     if (!bigger) {
         fprintf(stderr, "error: no memory for frames of %lu bytes\n", (unsigned long)max_payload);
         return -1;
@@ -360,9 +361,9 @@ static int print_response(const struct frame *f, uint32_t my_id) {
 static int await_answer(struct conn *c, uint32_t id, uint32_t my_id) {
     struct frame f;
     while (read_frame(c, &f) == 0) {
-        if (f.type == TNLM_TYPE_PING && f.class == TNLM_CLASS_INDICATION) {
+        if (f.type == TNLM_TYPE_PING && f.klass == TNLM_CLASS_INDICATION) {
             if (write_frame(c, TNLM_TYPE_PING, TNLM_CLASS_RESPONSE, f.id, NULL, 0) != 0) return 1;
-        } else if (f.type == TNLM_TYPE_MESSAGE && f.class == TNLM_CLASS_INDICATION) {
+        } else if (f.type == TNLM_TYPE_MESSAGE && f.klass == TNLM_CLASS_INDICATION) {
             struct reader r = {f.payload, f.length, 0, 1};
             char ip[64];
             size_t len;
@@ -401,7 +402,7 @@ static unsigned char *build_request(int argc, char **argv, char *type, size_t *l
     else if (argc == 5 && strcmp(command, "send") == 0) *type = TNLM_TYPE_MESSAGE;
     else return NULL;
     size_t text_len = *type == TNLM_TYPE_MESSAGE ? strlen(argv[4]) : 0;
-    unsigned char *payload = malloc(TNLM_SEND_REQUEST_TEXT + 8 + text_len);
+    unsigned char *payload = (unsigned char *)malloc(TNLM_SEND_REQUEST_TEXT + 8 + text_len);
     if (!payload || *type != TNLM_TYPE_MESSAGE) return payload;
     char *end;
     unsigned long to = strtoul(argv[3], &end, 10);
@@ -423,10 +424,10 @@ static unsigned char *build_request(int argc, char **argv, char *type, size_t *l
  * UTF-8, the encoding TNLM uses, as on Linux. */
 static char **utf8_arguments(int *argc) {
     wchar_t **wide = CommandLineToArgvW(GetCommandLineW(), argc);
-    char **argv = calloc((size_t)*argc + 1, sizeof *argv);
+    char **argv = (char **)calloc((size_t)*argc + 1, sizeof *argv);
     for (int i = 0; wide && argv && i < *argc; i++) {
         int size = WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, NULL, 0, NULL, NULL);
-        argv[i] = malloc((size_t)size);
+        argv[i] = (char *)malloc((size_t)size);
         if (argv[i]) WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, argv[i], size, NULL, NULL);
         else return NULL;
     }
@@ -450,7 +451,7 @@ int main(int argc, char **argv) {
     if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return 1;
 #endif
     /* The hello fits in TNLM_MIN_MAX_PAYLOAD; read_hello then grows the buffer. */
-    struct conn c = {connect_to(argv[1]), malloc(TNLM_HEADER_LEN + TNLM_MIN_MAX_PAYLOAD), TNLM_MIN_MAX_PAYLOAD};
+    struct conn c = {connect_to(argv[1]), (unsigned char *)malloc(TNLM_HEADER_LEN + TNLM_MIN_MAX_PAYLOAD), TNLM_MIN_MAX_PAYLOAD};
     if (c.sock == INVALID_SOCKET || !c.buf) {
         fprintf(stderr, "error: cannot connect to %s\n", argv[1]);
         return 1;
