@@ -182,8 +182,11 @@ pub enum Command {
     /// frames, answers to pings, and the limits announced in the hello. One line per
     /// case names the PROTOCOL.md section it checks, then "N passed, M failed"; with
     /// --json one {"type":"conform",...} object per case and a
-    /// {"type":"conform_summary",...}. Exit code 1 if any case failed. Takes about
-    /// the server's ack timeout (5 s by default), which must be below --timeout.
+    /// {"type":"conform_summary",...}, always printed. Exit code 1 if any case
+    /// failed, 3 if it could not test (the first connection refused, silent or not
+    /// TNLM). Each expected answer may take --timeout (the server's pings do not
+    /// extend it), each case at most 6 × --timeout. Takes about the server's ack
+    /// timeout (5 s by default), which must be below --timeout.
     ///
     /// Example: tnlm-client --connect 127.0.0.1:4579 conform
     Conform {

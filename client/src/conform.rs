@@ -9,9 +9,10 @@
 //! frame that breaks either fails the case it arrives in. Pings from the
 //! server are answered wherever they arrive.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tnlm_core::frame::offset;
 use tnlm_core::message::{
@@ -23,7 +24,7 @@ use tnlm_core::sockopt::SocketOptions;
 use tnlm_core::{Decoder, ErrorCode, Frame, Message, HEADER_LEN, MAX_NAME_LEN, MIN_MAX_PAYLOAD, VERSION};
 
 use crate::cli::{Cli, Target};
-use crate::error::ClientError;
+use crate::error::{secs, ClientError};
 use crate::output::{Output, Record};
 
 /// The largest `max_payload` a hello may announce for the checker to go on:
@@ -76,15 +77,29 @@ const CASES: &[Case] = &[
     Case { name: "truncated", section: "Checking a frame, and errors", run: truncated },
 ];
 
+/// How long one case may take, in `--timeout`s: a case expects a few
+/// answers, each within `--timeout`, and the server's pings extend none of
+/// them.
+const CASE_LIMIT_IN_TIMEOUTS: u32 = 6;
+
 /// Runs every case (with `timers`, also the timer cases) against `target`,
-/// prints one line per case and the summary; fails (exit code 1) if any
-/// case failed.
+/// prints one line per case and the summary (always, also when cases time
+/// out); fails with exit code 1 if any case failed, and with exit code 3
+/// ("could not test") at once when the first connection is refused, silent
+/// or not TNLM.
 pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> {
-    let checker = Checker { target: target.to_string(), timeout: cli.timeout() };
+    let timeout = cli.timeout();
+    let checker = Checker { target: target.to_string(), timeout, case_deadline: Cell::new(Instant::now()) };
     let output = Output { json: cli.json };
+    checker.start_case(timeout * CASE_LIMIT_IN_TIMEOUTS);
+    if let Err(problem) = checker.open() {
+        output.print(&Record::ConformSummary { passed: 0, failed: 0 });
+        return Err(ClientError::CannotTest(format!("{target} is not a TNLM server that can be tested: {problem}")));
+    }
     let cases: Vec<&Case> = CASES.iter().chain(TIMER_CASES.iter().filter(|_| timers)).collect();
     let mut failed = 0;
     for case in &cases {
+        checker.start_case(timeout * CASE_LIMIT_IN_TIMEOUTS);
         let result = (case.run)(&checker);
         failed += usize::from(result.is_err());
         let (passed, detail) = match result {
@@ -104,9 +119,16 @@ pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> 
 struct Checker {
     target: String,
     timeout: Duration,
+    /// When the case running now must end, whatever the server sends.
+    case_deadline: Cell<Instant>,
 }
 
 impl Checker {
+    /// A case starts: it may take at most `limit`.
+    fn start_case(&self, limit: Duration) {
+        self.case_deadline.set(Instant::now() + limit);
+    }
+
     /// A connection that has read its hello.
     fn open(&self) -> Result<Raw, String> {
         let mut raw = self.open_silent()?;
@@ -138,7 +160,8 @@ impl Checker {
         // in which its hello always fits (PROTOCOL.md, "Limits").
         let decoder = Decoder::new(MIN_MAX_PAYLOAD).accepting(FROM_SERVER);
         let hello = Hello { client_id: 0, server: String::new(), version: 0, max_payload: 0 };
-        Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true })
+        let (timeout, case_deadline) = (self.timeout, self.case_deadline.get());
+        Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true, timeout, case_deadline })
     }
 }
 
@@ -157,6 +180,10 @@ struct Raw {
     next_id: u32,
     /// Answer the server's pings in [`next`](Self::next) (and never show them).
     answer_pings: bool,
+    /// How long each expected answer may take.
+    timeout: Duration,
+    /// When the case this connection belongs to must end.
+    case_deadline: Instant,
 }
 
 impl Raw {
@@ -178,8 +205,13 @@ impl Raw {
     }
 
     /// The next frame or the end of the stream, answering the server's pings
-    /// on the way. A frame that does not decode is a failure.
+    /// on the way. A frame that does not decode is a failure, and so is
+    /// waiting longer than `--timeout` for it: pings answered meanwhile do
+    /// not extend the wait (a server that pings more often than that would
+    /// otherwise keep the checker waiting for ever), nor may it pass the
+    /// case's own limit.
     fn next(&mut self) -> Result<Next, String> {
+        let deadline = (Instant::now() + self.timeout).min(self.case_deadline);
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.decoder.next_frame() {
@@ -193,14 +225,17 @@ impl Raw {
                 Ok(None) => {}
                 Err(err) => return Err(format!("the server sent a bad frame: {err}")),
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("no answer in time (--timeout {})", secs(self.timeout)));
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(|err| err.to_string())?;
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Ok(Next::Closed),
                 Ok(n) => self.decoder.feed(&chunk[..n]),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Ok(Next::Closed),
-                Err(err) if tnlm_core::net::is_socket_timeout(&err) => {
-                    return Err("no answer in time (see --timeout)".into());
-                }
+                Err(err) if tnlm_core::net::is_socket_timeout(&err) => {}
                 Err(err) => return Err(format!("read failed: {err}")),
             }
         }

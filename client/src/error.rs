@@ -80,6 +80,21 @@ pub enum ClientError {
     /// (not delivered, error frame from the server, …).
     #[error("{0}")]
     Failed(String),
+    /// The conformance checker could not test at all: the first connection
+    /// was refused, silent, or not TNLM (exit code 3).
+    #[error("could not test: {0}")]
+    CannotTest(String),
+}
+
+impl ClientError {
+    /// The process exit code this error ends with: 3 when the conformance
+    /// checker could not test, 1 otherwise (2, usage, is clap's).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::CannotTest(_) => 3,
+            _ => 1,
+        }
+    }
 }
 
 /// An I/O error in a few lowercase words, without the `(os error N)` suffix:

@@ -38,7 +38,8 @@ pub use error::ClientError;
 
 /// Runs the client as the command line asks and returns the process exit code:
 /// 0 on success, 1 when the operation failed (a one-line `error: …` message
-/// has then been printed on stderr).
+/// has then been printed on stderr), 3 when the conformance checker could
+/// not test ([`ClientError::exit_code`]).
 ///
 /// Call [`Cli::check`] first: a subcommand without `--connect` is a usage error.
 pub fn run(cli: &Cli) -> ExitCode {
@@ -51,7 +52,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

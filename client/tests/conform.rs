@@ -142,3 +142,81 @@ fn relay_zeroing(mut from: TcpStream, mut to: TcpStream) {
     }
     let _ = to.shutdown(Shutdown::Both);
 }
+
+/// A listener on 127.0.0.1 whose every connection is handed to `serve` on a
+/// thread of its own (the fake servers below).
+fn fake_server(serve: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+/// Accepts and says nothing until the client leaves.
+fn silent(mut stream: TcpStream) {
+    let _ = stream.read(&mut [0u8; 1024]);
+}
+
+/// Answers anything with an HTTP error, as a web server would.
+fn http(mut stream: TcpStream) {
+    let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let _ = stream.read(&mut [0u8; 1024]);
+}
+
+/// Sends a hello, then a ping every 20 ms for as long as the client stays,
+/// and never answers anything.
+fn endless_pinger(mut stream: TcpStream) {
+    use tnlm_core::message::{Hello, ServerPing};
+    use tnlm_core::Frame;
+    let hello = Hello { client_id: 1, server: "pinger".into(), version: tnlm_core::VERSION, max_payload: 65_536 };
+    let mut bytes = Frame::indication(hello).to_bytes().unwrap();
+    for id in 1u32.. {
+        if stream.write_all(&bytes).is_err() {
+            return;
+        }
+        bytes = Frame::new(id, ServerPing).to_bytes().unwrap();
+        // Pacing a fake peer, not waiting for anything.
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Against what is not a TNLM server it says so at once, exit code 3, with
+/// the summary still printed.
+#[test]
+fn a_silent_or_foreign_server_cannot_be_tested_exit_code_3() {
+    for (what, serve) in [("silent", silent as fn(TcpStream)), ("http", http)] {
+        let addr = fake_server(serve);
+        let started = std::time::Instant::now();
+        let finished = run(&["-c", &addr.to_string(), "--timeout", "0.5", "conform"]);
+        finished.assert_code(3);
+        assert!(finished.stderr.contains("could not test"), "{what}: {finished:#?}");
+        assert!(finished.stdout.trim_end().ends_with("0 passed, 0 failed"), "{what}: {finished:#?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}: took {:?}", started.elapsed());
+    }
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    run(&["-c", &refused.to_string(), "--timeout", "0.5", "conform"]).assert_code(3);
+}
+
+/// A server that pings more often than `--timeout` can no longer keep the
+/// checker waiting: every case ends in bounded time and the summary comes.
+#[test]
+fn an_endless_pinger_cannot_keep_the_checker_waiting() {
+    let addr = fake_server(endless_pinger);
+    let started = std::time::Instant::now();
+    let finished = run(&["-c", &addr.to_string(), "--timeout", "0.3", "conform", "--json"]);
+    finished.assert_code(1);
+    let summary = finished.json_of("conform_summary");
+    assert_eq!(summary[0]["passed"].as_u64().unwrap() + summary[0]["failed"].as_u64().unwrap(), 26);
+    let failed = cases(&finished.json(), false);
+    assert!(failed.contains(&"time".to_string()), "{failed:?}");
+    // 26 cases, each bounded by 6 × 0.3 s (most end after one 0.3 s wait).
+    assert!(started.elapsed() < Duration::from_secs(26 * 2), "took {:?}", started.elapsed());
+}
