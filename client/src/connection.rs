@@ -3,8 +3,9 @@
 //! [`Connection::open`] connects (socket options applied before the handshake),
 //! starts a receiver thread named `tnlm-receiver` and waits for the server's
 //! hello. The receiver thread owns the read side: it reads up to 8 KiB at a
-//! time, feeds the streaming [`Decoder`] and passes every whole frame on as an
-//! [`Event`], ending with [`Event::Closed`] and the reason. The caller's thread
+//! time, feeds core's [`ClientSession`] (which decodes, answers pings,
+//! acknowledges messages and runs the heartbeat) and passes every whole frame
+//! on as an [`Event`], ending with [`Event::Closed`] and the reason. The caller's thread
 //! owns the write side: [`Connection::send`] and [`Connection::send_batch`]
 //! number the requests 1, 2, 3, … and [`wait_response`] matches the answers by
 //! request id, handing indications that arrive meanwhile to a callback.
