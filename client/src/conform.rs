@@ -9,7 +9,8 @@
 //! frame that breaks either fails the case it arrives in. Pings from the
 //! server are answered wherever they arrive.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ const TIMER_CASES: &[Case] = &[
 /// Every case, in the order they run.
 const CASES: &[Case] = &[
     Case { name: "hello", section: "Hello", run: hello },
+    Case { name: "hello before anything", section: "Hello", run: hello_first },
     Case { name: "time", section: "Time, name and list", run: time },
     Case { name: "name", section: "Time, name and list", run: name },
     Case { name: "list of several clients", section: "Time, name and list", run: list },
@@ -89,7 +91,12 @@ const CASE_LIMIT_IN_TIMEOUTS: u32 = 6;
 /// or not TNLM.
 pub fn run(cli: &Cli, target: &Target, timers: bool) -> Result<(), ClientError> {
     let timeout = cli.timeout();
-    let checker = Checker { target: target.to_string(), timeout, case_deadline: Cell::new(Instant::now()) };
+    let checker = Checker {
+        target: target.to_string(),
+        timeout,
+        case_deadline: Cell::new(Instant::now()),
+        ids_seen: RefCell::new(HashSet::new()),
+    };
     let output = Output { json: cli.json };
     checker.start_case(timeout * CASE_LIMIT_IN_TIMEOUTS);
     if let Err(problem) = checker.open() {
@@ -121,6 +128,8 @@ struct Checker {
     timeout: Duration,
     /// When the case running now must end, whatever the server sends.
     case_deadline: Cell<Instant>,
+    /// Every client id a hello of this run has given.
+    ids_seen: RefCell<HashSet<u32>>,
 }
 
 impl Checker {
@@ -140,6 +149,10 @@ impl Checker {
                     hello.max_payload
                 ))
             }
+            Message::Hello(hello) if !self.ids_seen.borrow_mut().insert(hello.client_id) => Err(format!(
+                "client id {} was given to an earlier connection of this run: ids are never reused",
+                hello.client_id
+            )),
             Message::Hello(hello) => {
                 raw.decoder.set_max_payload(hello.max_payload);
                 raw.hello = hello;
@@ -161,7 +174,7 @@ impl Checker {
         let decoder = Decoder::new(MIN_MAX_PAYLOAD).accepting(FROM_SERVER);
         let hello = Hello { client_id: 0, server: String::new(), version: 0, max_payload: 0 };
         let (timeout, case_deadline) = (self.timeout, self.case_deadline.get());
-        Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true, timeout, case_deadline })
+        Ok(Raw { stream, decoder, hello, next_id: 1, answer_pings: true, timeout, case_deadline, sent_to: Vec::new() })
     }
 }
 
@@ -184,6 +197,8 @@ struct Raw {
     timeout: Duration,
     /// When the case this connection belongs to must end.
     case_deadline: Instant,
+    /// The `M` requests sent: (request id, target), to check each response's `to`.
+    sent_to: Vec<(u32, u32)>,
 }
 
 impl Raw {
@@ -200,6 +215,10 @@ impl Raw {
     /// Sends `message` as a request with the next request id; returns the id.
     fn send(&mut self, message: impl Into<Message>) -> Result<u32, String> {
         let id = self.next_request_id();
+        let message = message.into();
+        if let Message::SendRequest(request) = &message {
+            self.sent_to.push((id, request.to));
+        }
         self.write(&encode(Frame::new(id, message)))?;
         Ok(id)
     }
@@ -265,8 +284,15 @@ impl Raw {
     }
 
     /// The status of the `M` response to request `id`.
+    /// Its `to` must be the target the request named (PROTOCOL.md, "Messages").
     fn delivery(&mut self, id: u32) -> Result<DeliveryStatus, String> {
+        let to = self.sent_to.iter().find(|(sent, _)| *sent == id).map(|(_, to)| *to);
         match self.response(id)? {
+            Message::Delivery(delivery) if to.is_some_and(|to| to != delivery.to) => Err(format!(
+                "the M response to request #{id} names client {} as its target; the request named {}",
+                delivery.to,
+                to.unwrap_or_default()
+            )),
             Message::Delivery(delivery) => Ok(delivery.status),
             other => Err(format!("expected an M response, got {}", describe(&other))),
         }
@@ -339,6 +365,21 @@ fn hello(checker: &Checker) -> Outcome {
         format!("the next client got id {} after {}: ids are never reused", second.hello.client_id, hello.client_id)
     })?;
     ensure(hello.server.len() <= MAX_NAME_LEN, || format!("a name of {} bytes", hello.server.len()))
+}
+
+/// A request written before the hello has been read is answered, but only
+/// after the hello: nothing comes before it.
+fn hello_first(checker: &Checker) -> Outcome {
+    let mut raw = checker.open_silent()?;
+    let id = raw.send(TimeRequest)?;
+    let first = raw.next_frame()?;
+    ensure(matches!(first.message, Message::Hello(_)), || {
+        format!("the first frame must be the hello, was {}", summary(&first))
+    })?;
+    match raw.response(id)? {
+        Message::TimeResponse(_) => Ok(()),
+        other => Err(format!("a T request sent before the hello was read got {}", describe(&other))),
+    }
 }
 
 fn time(checker: &Checker) -> Outcome {

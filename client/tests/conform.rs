@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{run, start_server_with, target, test_config};
 use serde_json::Value;
-use tnlm_core::{Decoder, Message};
+use tnlm_core::{Decoder, Frame, Message};
 
 /// tnlm-server with a 1 s ack timeout, so `not_acknowledged` is answered
 /// within 1 s instead of 5.
@@ -80,7 +80,7 @@ fn a_server_with_a_long_ack_timeout_fails_not_acknowledged_only() {
 #[test]
 fn a_server_that_answers_errors_with_id_0_fails_those_cases() {
     let server = quick_server();
-    let proxy = proxy_zeroing_error_ids(server.local_addr());
+    let proxy = proxy_editing(server.local_addr(), zero_error_ids);
     let finished = run(&["-c", &proxy.to_string(), "conform", "--json"]);
     finished.assert_code(1);
     let failed = cases(&finished.json(), false);
@@ -92,9 +92,16 @@ fn a_server_that_answers_errors_with_id_0_fails_those_cases() {
     assert_eq!(oversize["section"], "Checking a frame, and errors");
 }
 
+/// Sets the request id of an error frame to 0.
+fn zero_error_ids(frame: &mut Frame) {
+    if matches!(frame.message, Message::Error(_)) {
+        frame.request_id = 0;
+    }
+}
+
 /// Listens on 127.0.0.1; each connection is relayed to `server`, the
-/// server's frames decoded and re-encoded with error ids set to 0.
-fn proxy_zeroing_error_ids(server: SocketAddr) -> SocketAddr {
+/// server's frames decoded, changed by `edit` and re-encoded.
+fn proxy_editing(server: SocketAddr, edit: fn(&mut Frame)) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -105,7 +112,7 @@ fn proxy_zeroing_error_ids(server: SocketAddr) -> SocketAddr {
             client.set_nodelay(true).unwrap();
             upstream.set_nodelay(true).unwrap();
             relay_raw(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            thread::spawn(move || relay_zeroing(upstream, client));
+            thread::spawn(move || relay_editing(upstream, client, edit));
         }
     });
     addr
@@ -119,8 +126,8 @@ fn relay_raw(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-/// Server to client, frame by frame.
-fn relay_zeroing(mut from: TcpStream, mut to: TcpStream) {
+/// Server to client, frame by frame, each changed by `edit`.
+fn relay_editing(mut from: TcpStream, mut to: TcpStream, edit: fn(&mut Frame)) {
     let mut decoder = Decoder::new(16 << 20);
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -130,9 +137,7 @@ fn relay_zeroing(mut from: TcpStream, mut to: TcpStream) {
         };
         decoder.feed(&chunk[..n]);
         while let Ok(Some(mut frame)) = decoder.next_frame() {
-            if matches!(frame.message, Message::Error(_)) {
-                frame.request_id = 0;
-            }
+            edit(&mut frame);
             let mut bytes = Vec::new();
             frame.encode_into(&mut bytes, u32::MAX).unwrap();
             if to.write_all(&bytes).is_err() {
@@ -172,7 +177,6 @@ fn http(mut stream: TcpStream) {
 /// and never answers anything.
 fn endless_pinger(mut stream: TcpStream) {
     use tnlm_core::message::{Hello, ServerPing};
-    use tnlm_core::Frame;
     let hello = Hello { client_id: 1, server: "pinger".into(), version: tnlm_core::VERSION, max_payload: 65_536 };
     let mut bytes = Frame::indication(hello).to_bytes().unwrap();
     for id in 1u32.. {
@@ -214,9 +218,75 @@ fn an_endless_pinger_cannot_keep_the_checker_waiting() {
     let finished = run(&["-c", &addr.to_string(), "--timeout", "0.3", "conform", "--json"]);
     finished.assert_code(1);
     let summary = finished.json_of("conform_summary");
-    assert_eq!(summary[0]["passed"].as_u64().unwrap() + summary[0]["failed"].as_u64().unwrap(), 26);
+    assert_eq!(summary[0]["passed"].as_u64().unwrap() + summary[0]["failed"].as_u64().unwrap(), 27);
     let failed = cases(&finished.json(), false);
     assert!(failed.contains(&"time".to_string()), "{failed:?}");
-    // 26 cases, each bounded by 6 × 0.3 s (most end after one 0.3 s wait).
-    assert!(started.elapsed() < Duration::from_secs(26 * 2), "took {:?}", started.elapsed());
+    // 27 cases, each bounded by 6 × 0.3 s (most end after one 0.3 s wait).
+    assert!(started.elapsed() < Duration::from_secs(27 * 2), "took {:?}", started.elapsed());
+}
+
+/// A server whose `M` responses name the wrong target fails the cases that
+/// read a receipt, saying so.
+#[test]
+fn a_receipt_naming_the_wrong_target_fails() {
+    fn shift_to(frame: &mut Frame) {
+        if let Message::Delivery(delivery) = &mut frame.message {
+            delivery.to += 1;
+        }
+    }
+    let server = quick_server();
+    let proxy = proxy_editing(server.local_addr(), shift_to);
+    let finished = run(&["-c", &proxy.to_string(), "conform", "--json"]);
+    finished.assert_code(1);
+    let lines = finished.json();
+    let delivered = lines.iter().find(|v| v["case"] == "delivered").unwrap();
+    assert_eq!(delivered["passed"], false);
+    assert!(delivered["detail"].as_str().unwrap().contains("as its target; the request named"), "{delivered}");
+    assert!(cases(&lines, true).contains(&"time".to_string()), "the other cases still pass");
+}
+
+/// A server that gives every client the same id fails, naming the rule.
+#[test]
+fn a_server_that_reuses_client_ids_fails() {
+    fn same_id(frame: &mut Frame) {
+        if let Message::Hello(hello) = &mut frame.message {
+            hello.client_id = 7;
+        }
+    }
+    let server = quick_server();
+    let proxy = proxy_editing(server.local_addr(), same_id);
+    let finished = run(&["-c", &proxy.to_string(), "conform", "--json"]);
+    finished.assert_code(1);
+    let lines = finished.json();
+    let hello = lines.iter().find(|v| v["case"] == "hello").unwrap();
+    assert!(hello["detail"].as_str().unwrap().contains("ids are never reused"), "{hello}");
+}
+
+/// Answers a request that arrives within 200 ms of the connection before
+/// it sends its hello (then the hello, then nothing more).
+fn answers_before_hello(mut stream: TcpStream) {
+    use tnlm_core::message::{Hello, TimeResponse};
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut request = [0u8; 16];
+    if stream.read_exact(&mut request).is_ok() {
+        let id = u32::from_le_bytes([request[8], request[9], request[10], request[11]]);
+        let answer = Frame::new(id, TimeResponse { time: "2026-01-01T00:00:00.000+00:00".into() });
+        let _ = stream.write_all(&answer.to_bytes().unwrap());
+    }
+    let hello = Hello { client_id: 1, server: "eager".into(), version: tnlm_core::VERSION, max_payload: 65_536 };
+    let _ = stream.write_all(&Frame::indication(hello).to_bytes().unwrap());
+    stream.set_read_timeout(None).unwrap();
+    let _ = stream.read(&mut [0u8; 1024]);
+}
+
+/// A server that answers before its hello fails `hello before anything`.
+#[test]
+fn an_answer_before_the_hello_fails() {
+    let addr = fake_server(answers_before_hello);
+    let finished = run(&["-c", &addr.to_string(), "--timeout", "0.5", "conform", "--json"]);
+    finished.assert_code(1);
+    let lines = finished.json();
+    let first = lines.iter().find(|v| v["case"] == "hello before anything").unwrap();
+    assert_eq!(first["passed"], false);
+    assert!(first["detail"].as_str().unwrap().contains("the first frame must be the hello"), "{first}");
 }
