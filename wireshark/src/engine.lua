@@ -322,9 +322,12 @@ local function dissect_frame(tvb, root, pdu, raw)
   local t, c, id, length = value.type, value.class, value.request_id, value.length
   pdu.t, pdu.c, pdu.id = t, c, id
   local prefix = type_letter(t) .. " " .. (CLASS_NAMES[c] or ("class " .. c))
+  pdu.head = prefix
   if c ~= CLASS.indication or id ~= 0 then
-    prefix = prefix .. " #" .. num(id)
+    pdu.tag = "#" .. num(id)
+    prefix = prefix .. " " .. pdu.tag
   end
+  pdu.prefix = prefix
   header:append_text(": " .. prefix .. ", " .. num(length) .. " payload bytes")
   if value.reserved ~= 0 then
     items.reserved:add_proto_expert_info(EXPERT.reserved)
@@ -422,9 +425,34 @@ end
 
 -- The packet's number and whether it was dissected before, read from pinfo once per
 -- call of the dissector (each read is a Wireshark API call) and used by the tracking and the Info column.
-local packet = { number = -1, visited = false }
+local packet = { number = -1, visited = false, at = -1, src = "", dst = "", key = "" }
 
-local tcp_stream = Field.new("tcp.stream")
+-- The packet's endpoints ("address:port", IPv6 in brackets) and its connection's key
+-- (both endpoints, the smaller first), read from pinfo at most once per packet. No
+-- field extractor (Field.new) is used: in a pass without a tree it yields nothing, and
+-- its mere existence makes tshark build a tree for every packet.
+local function endpoint(address, port)
+  local a = tostring(address)
+  if string.find(a, ":", 1, true) then
+    a = "[" .. a .. "]"
+  end
+  return a .. ":" .. num(port)
+end
+
+local function read_endpoints(pinfo)
+  if packet.at == packet.number then
+    return
+  end
+  packet.at = packet.number
+  local src, dst = endpoint(pinfo.src, pinfo.src_port), endpoint(pinfo.dst, pinfo.dst_port)
+  packet.src, packet.dst = src, dst
+  if src < dst then
+    packet.key = src .. " " .. dst
+  else
+    packet.key = dst .. " " .. src
+  end
+end
+
 local CLIENT, SERVER = SENDER.client, SENDER.server
 
 -- Exchanges are records in a ByteArray, outside the Lua heap: every Lua object the
@@ -469,15 +497,22 @@ local state
 local function reset_state()
   cached.ex = nil
   state = {
-    -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
-    streams = {},
+    -- connections in the order they were first seen: { id, client_id, server,
+    -- server_ep, open = { [id * 2 + opener] = exchange } }
+    conns = {},
+    -- both endpoints -> the current connection between them (a hello on a connection
+    -- that had one already starts a new one: the same ports used again)
+    by_key = {},
+    -- frame number -> its connection's index in conns (4 bytes; 0: none)
+    frame_conn = new_store(4),
     n = 0,
     exchanges = new_store(RECORD),
     -- frame number -> its first exchange (4 bytes; 0: none); `more` holds the others
     at = new_store(4),
     more = {},
     trace = {},    -- exchange -> message trace (M requests and indications only)
-    -- target client id .. "\0" .. text -> FIFO of message traces waiting for their indication
+    -- server endpoint, target id, sender id and text, joined by "\0" -> FIFO of message
+    -- traces waiting for the indication that forwards them
     pending = {},
   }
 end
@@ -502,15 +537,33 @@ local function nanoseconds(seconds)
   return math.floor(seconds * 1e9 + 0.5)
 end
 
-local function stream_of(pinfo)
-  local f = tcp_stream()
-  local id = f and f.value or -1
-  local st = state.streams[id]
-  if st == nil then
-    st = { open = {}, id = id }
-    state.streams[id] = st
-  end
+local function new_conn(key)
+  local st = { open = {}, id = #state.conns + 1 }
+  state.conns[st.id] = st
+  state.by_key[key] = st
   return st
+end
+
+-- The connection this packet belongs to: on the first pass, by its endpoints; on
+-- later passes, as recorded then (so a reused pair of ports keeps its connections apart).
+local function conn_of(pinfo)
+  if packet.visited then
+    local fc = state.frame_conn
+    if packet.number < fc.cap then
+      local st = state.conns[get(fc.bytes, packet.number * 4, 4)]
+      if st ~= nil then
+        return st
+      end
+    end
+  end
+  read_endpoints(pinfo)
+  return state.by_key[packet.key] or new_conn(packet.key)
+end
+
+local function remember_conn(st)
+  local fc = state.frame_conn
+  store_grow(fc, packet.number + 1)
+  put(fc.bytes, packet.number * 4, 4, st.id)
 end
 
 -- Who sent this PDU (CLIENT or SERVER), or nil when neither its kind nor the
@@ -522,8 +575,8 @@ local function sender_of(st, kind, c, pinfo)
     return SERVER
   end
   local s = ANSWER_SENDER[kind]
-  if s == nil and st.server_port ~= nil then
-    if pinfo.src_port == st.server_port then
+  if s == nil and st.server_ep ~= nil then
+    if packet.src == st.server_ep then
       s = SERVER
     else
       s = CLIENT
@@ -591,12 +644,20 @@ local function kind_of(ex)
 end
 
 -- Message traces: an M request waits for the M indication that forwards it.
+-- Message traces: an M request waits for the M indication that forwards it, matched
+-- by what both say on the wire: the server (its endpoint), the target, the sender's id
+-- (the request's connection's hello; the indication's `from`) and the text. So neither
+-- two servers in one capture nor a server forwarding same-text messages in another
+-- order than they came can cross two traces. Without the sender's hello, its id is "?".
+local UNKNOWN_SENDER = "?"
+
 local function trace_request(st, ex, pdu, pinfo)
   local v = pdu.v
-  local from = st.client_id or ("stream " .. num(st.id))
-  local trace = { key = from .. "." .. num(pdu.id), req = packet.number, req_t = pinfo.rel_ts }
+  local from = st.client_id or UNKNOWN_SENDER
+  local server = st.server_ep or "?"
+  local trace = { key = from .. "." .. num(pdu.id) .. "@" .. server, req = packet.number, req_t = pinfo.rel_ts }
   state.trace[ex] = trace
-  local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
+  local wait = server .. "\0" .. v[TRACE.to] .. "\0" .. from .. "\0" .. v["=" .. TRACE.text]
   local q = state.pending[wait]
   if q == nil then
     q = { first = 1, last = 0 }
@@ -610,7 +671,13 @@ local function trace_indication(st, ex, pdu, pinfo)
   if st.client_id == nil then
     return
   end
-  local q = state.pending[st.client_id .. "\0" .. pdu.v["=" .. TRACE.text]]
+  local v = pdu.v
+  local head = (st.server_ep or "?") .. "\0" .. st.client_id .. "\0"
+  local tail = "\0" .. v["=" .. TRACE.text]
+  local q = state.pending[head .. v[TRACE.from] .. tail]
+  if q == nil or q.first > q.last then
+    q = state.pending[head .. UNKNOWN_SENDER .. tail]
+  end
   if q == nil or q.first > q.last then
     return
   end
@@ -645,10 +712,13 @@ end
 -- First pass: learn the connection, open and close exchanges, follow messages.
 local function record(st, kind, pdu, pinfo)
   local sender = sender_of(st, kind, pdu.c, pinfo)
-  if sender ~= nil and st.server_port == nil then
-    st.server_port = (sender == SERVER) and pinfo.src_port or pinfo.dst_port
+  if sender ~= nil and st.server_ep == nil then
+    st.server_ep = (sender == SERVER) and packet.src or packet.dst
   end
   local v = pdu.v
+  if kind == TRACE.hello then
+    st.hello = true
+  end
   if kind == TRACE.hello and v ~= nil then
     st.client_id, st.server = v[TRACE.client_id], v["=" .. TRACE.server]
     st.client_num = tonumber(st.client_id)
@@ -789,33 +859,94 @@ end
 -- the same packet finds the column ending with what the earlier ones wrote; a packet
 -- dissected again (the GUI) starts from the column TCP wrote, so it sets it again.
 -- Only that case reads the column back (a dear call).
-local info_state = { number = -1, text = "" }
-local function set_info(pinfo, text)
+--
+-- Wireshark cuts the column at 4,096 bytes, and a cut column no longer ends with what
+-- was written: past INFO_LIMIT bytes the column becomes a summary of the packet's
+-- PDUs instead, the first and the last and their count ("T response #1 … #100, 100
+-- frames"), rewritten as more PDUs come.
+local INFO_LIMIT = 2000
+local info_state = { number = -1, text = "", n = 0, first = "", head = nil, summary = false }
+
+local function info_summary(pdu, text)
+  local last = text
+  if pdu ~= nil and pdu.prefix ~= nil then
+    last = pdu.prefix
+    if pdu.head == info_state.head and pdu.tag ~= nil then
+      last = pdu.tag
+    end
+  end
+  return info_state.first .. " \226\128\166 " .. last .. ", " .. info_state.n .. " frames"
+end
+
+local function set_info(pinfo, text, pdu)
   local number = packet.number
   if info_state.number == number then
     local col = pinfo.cols.info
     local shown, last = tostring(col), info_state.text
     if #shown >= #last and string.sub(shown, -#last) == last then
+      info_state.n = info_state.n + 1
+      if info_state.summary or #last + 2 + #text > INFO_LIMIT then
+        info_state.summary = true
+        info_state.text = info_summary(pdu, text)
+        pinfo.cols.info = info_state.text
+        return
+      end
       col:append(", " .. text)
       info_state.text = last .. ", " .. text
       return
     end
   end
   pinfo.cols.info = text
-  info_state.number, info_state.text = number, text
+  info_state.number, info_state.text, info_state.n, info_state.summary = number, text, 1, false
+  info_state.first, info_state.head = text, nil
+  if pdu ~= nil and pdu.prefix ~= nil then
+    info_state.first, info_state.head = pdu.prefix, pdu.head
+  end
 end
 
--- Where the next magic starts in the bytes s from offset `from` on (offsets from 0),
--- or nil. With `partial`, a magic cut off by the end of the data counts too (the
--- rest may come in the next segment).
-local function find_magic(s, from, partial)
-  local len = #s
-  if from >= len then
-    return nil
+-- Whether the bytes s from offset on (from 0) can start a TNLM header: the magic, this
+-- version, a known type letter and class, a zero reserved byte and a length within the
+-- maximum payload, as far as the bytes go (a header cut off by the end of s is judged
+-- on what is there). Only such a header ends a resynchronisation: "TNLM" in a text is
+-- not a frame.
+local function plausible(s, offset)
+  local avail = #s - offset
+  local m = #K.magic
+  if avail < m then
+    return string.sub(s, offset + 1) == string.sub(K.magic, 1, avail)
   end
-  local at = string.find(s, K.magic, from + 1, true)
-  if at ~= nil then
-    return at - 1
+  if string.sub(s, offset + 1, offset + m) ~= K.magic then
+    return false
+  end
+  local function value(h)
+    if avail < h.offset + h.size then
+      return nil
+    end
+    return le_uint(s, offset + h.offset, h.size)
+  end
+  local version, t, c, reserved, length = value(H.version), value(H.type), value(H.class), value(H.reserved),
+    value(H.length)
+  return (version == nil or version == K.version) and (t == nil or TYPE_NAMES[t] ~= nil)
+    and (c == nil or CLASS_NAMES[c] ~= nil) and (reserved == nil or reserved == 0)
+    and (length == nil or length <= max_payload())
+end
+
+-- Where the next plausible header starts in the bytes s from offset `from` on (offsets
+-- from 0), or nil. With `partial`, a header cut off by the end of the data counts too
+-- (the rest may come in the next segment); without, only a whole header counts.
+local function find_header(s, from, partial)
+  local len = #s
+  local at = from
+  while at < len do
+    local hit = string.find(s, K.magic, at + 1, true)
+    if hit == nil then
+      break
+    end
+    hit = hit - 1
+    if (partial or len - hit >= HLEN) and plausible(s, hit) then
+      return hit
+    end
+    at = hit + 1
   end
   if partial then
     for k = #K.magic - 1, 1, -1 do
@@ -828,9 +959,14 @@ local function find_magic(s, from, partial)
 end
 
 local function track(root, pdu, pinfo)
-  local st = stream_of(pinfo)
+  local st = conn_of(pinfo)
   local kind = pdu.t * 4 + pdu.c
   if not packet.visited then
+    if kind == TRACE.hello and st.hello then
+      -- A second hello between the same endpoints: the ports were used again.
+      st = new_conn(packet.key)
+    end
+    remember_conn(st)
     record(st, kind, pdu, pinfo)
   end
   local ex = show(root, st, kind, pdu, pinfo)
@@ -854,7 +990,7 @@ local function dissect_one(tvb, pinfo, tree, raw)
     end
   end
   root:append_text(", " .. info)
-  set_info(pinfo, info)
+  set_info(pinfo, info, pdu)
 end
 
 -- Dissects one PDU: tvb, and its bytes raw.
@@ -864,11 +1000,11 @@ local function dissect_pdu(tvb, pinfo, tree, raw)
   if avail >= #magic and string.sub(raw, 1, #magic) ~= magic then
     -- Bytes before the next magic (garbage, or the tail of a frame whose start
     -- was not captured): shown as data, then the frame after them.
-    local at = find_magic(raw, 1, false)
+    local at = find_header(raw, 1, false)
     if at ~= nil then
       local root = tree:add(tnlm, tvb(0, at))
       root:add(F.data, tvb(0, at)):add_proto_expert_info(EXPERT.bad_magic,
-        "Bad magic: " .. at .. " bytes skipped up to the next TNLM magic")
+        "Bad magic: " .. at .. " bytes skipped up to the next TNLM header")
       local info = "bad magic, " .. at .. " bytes skipped"
       root:append_text(", " .. info)
       set_info(pinfo, info)
@@ -916,7 +1052,7 @@ local function pdu_length(s, offset)
   if magic_at(s, offset) then
     return avail
   end
-  local at = find_magic(s, offset + 1, true)
+  local at = find_header(s, offset + 1, true)
   if at == nil then
     return avail
   end
@@ -1003,25 +1139,47 @@ function tnlm.dissector(tvb, pinfo, tree)
   return len
 end
 
+-- The heuristic's record: connection key -> the frame of its first segment with data.
+local heuristic_first = {}
+
 function tnlm.init()
   reset_state()
   read_max_payload()
-  info_state.number, info_state.text = -1, ""
+  info_state.number, info_state.text, info_state.n, info_state.summary = -1, "", 0, false
+  heuristic_first = {}
+  packet.at = -1
   tapped.number = -1
 end
 
--- Heuristic for other ports: the stream must start with the magic and our version.
+-- Heuristic for other ports: it claims a connection only at its start. TCP offers it
+-- the segments of every connection no dissector has claimed; it takes one whose first
+-- segment with data (the first it is offered between these endpoints) starts with a
+-- plausible header, or as much of one as the segment holds (a first segment of 3 bytes
+-- "TNL" too: the dissector then asks TCP for the next one), or, later on, a server's
+-- hello, which is always the first frame of a connection (the same ports used again).
+-- A foreign connection whose middle happens to start with the magic is not claimed.
 local function heuristic(tvb, pinfo, tree)
+  packet.number, packet.visited = pinfo.number, pinfo.visited
   local avail = tvb:len()
-  if avail < H.magic.size then
+  if avail == 0 then
     return false
   end
-  local head = tvb:raw(0, math.min(avail, H.version.offset + 1))
-  if string.sub(head, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+  local head = tvb:raw(0, math.min(avail, HLEN))
+  read_endpoints(pinfo)
+  local first = heuristic_first[packet.key]
+  if first == nil and not packet.visited then
+    first = packet.number
+    heuristic_first[packet.key] = first
+  end
+  if not plausible(head, 0) then
     return false
   end
-  if avail > H.version.offset and string.byte(head, H.version.offset + 1) ~= K.version then
-    return false
+  if first ~= packet.number then
+    -- Not the connection's first segment: only a hello starts a new one.
+    if #head < HLEN or le_uint(head, H.type.offset, H.type.size) * 4 + le_uint(head, H.class.offset,
+      H.class.size) ~= TRACE.hello then
+      return false
+    end
   end
   pinfo.conversation = tnlm
   tnlm.dissector(tvb, pinfo, tree)
@@ -1094,7 +1252,7 @@ local function new_counts()
   end
   function s.text()
     local unanswered = {}
-    for _, st in pairs(state.streams) do
+    for _, st in ipairs(state.conns) do
       for _, ex in pairs(st.open) do
         local kind = kind_of(ex)
         unanswered[kind] = (unanswered[kind] or 0) + 1

@@ -491,7 +491,7 @@ fn render_exchanges(out: &mut String) {
     out.push_str("-- The message trace: an M request, the M indication forwarding it, the A ack, the M response.\n");
     let _ = writeln!(
         out,
-        "local TRACE = {{\n  hello = {}, client_id = {}, server = {},\n  request = {}, to = {}, text = {},\n  indication = {}, ack = {},\n}}\n",
+        "local TRACE = {{\n  hello = {}, client_id = {}, server = {},\n  request = {}, to = {}, text = {},\n  indication = {}, from = {}, ack = {},\n}}\n",
         kind(hello.0, hello.1),
         field_of(hello.0, hello.1, "client_id"),
         field_of(hello.0, hello.1, "server"),
@@ -499,6 +499,7 @@ fn render_exchanges(out: &mut String) {
         field_of(request.0, request.1, "to"),
         field_of(request.0, request.1, "text"),
         kind(indication.0, indication.1),
+        field_of(indication.0, indication.1, "from"),
         kind(ack.0, ack.1),
     );
     let _ = field_of(indication.0, indication.1, "text");

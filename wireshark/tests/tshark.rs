@@ -563,7 +563,9 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
         "tnlm.trace.response_in",
         "frame.time_relative",
         "_ws.col.Info",
+        "tcp.dstport",
     ];
+    let mut key = String::new();
     for extra in [&[][..], &["-2"]] {
         let rows = support::fields_with(extra, &file, "tnlm.trace.key", &names).unwrap();
         let at =
@@ -572,6 +574,8 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
             (at("M request"), at("M indication"), at("A response"), at("M response"));
         assert_eq!(rows.len(), 4, "{extra:?}: {rows:?}");
         let frames: Vec<&String> = [request, indication, ack, response].iter().map(|r| &r[0][0]).collect();
+        // The key: the sender's id, its request id and the server the request went to.
+        key = format!("1.1@127.0.0.1:{}", request[11][0]);
         for r in [request, response] {
             assert_eq!(r[2], ["1"], "the sender is client 1");
         }
@@ -581,7 +585,7 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
         }
         for r in &rows {
             assert_eq!(r[3], [support::SERVER_NAME]);
-            assert_eq!(r[4], ["1.1"], "sender 1, request #1");
+            assert_eq!(r[4], [key.clone()], "sender 1, request #1, at the server");
             // Every frame links the others; in one pass only those already seen.
             let upto = if extra.is_empty() { frames.iter().position(|f| **f == r[0][0]).unwrap() } else { 3 };
             for (col, frame) in (5..=8).zip(&frames).take(upto + 1) {
@@ -589,15 +593,20 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
             }
         }
         assert!(indication[10][0].starts_with("M indication #1 from 1: "), "{}", indication[10][0]);
-        let filtered = support::fields_with(extra, &file, "tnlm.trace.key == \"1.1\"", &["frame.number"]).unwrap();
+        let filtered = support::fields_with(extra, &file, &format!("tnlm.trace.key == \"{key}\""), &["frame.number"]).unwrap();
         assert_eq!(filtered.len(), 4);
     }
     // The end-to-end time is the M response's time after the M request.
     let lua = support::lua_arg();
     let (verbose, _) =
         tshark(&["-2", "-X", &lua, "-r", &file.display().to_string(), "-V", "-Y", "tnlm.type == 'A'"]).unwrap();
-    for line in ["[Message trace: 1.1]", "[Trace key: 1.1]", "[Delivery ID: 1]", "[Connection's client ID: 2]"] {
-        assert!(verbose.contains(line), "no {line:?} in\n{verbose}");
+    for line in [
+        format!("[Message trace: {key}]"),
+        format!("[Trace key: {key}]"),
+        "[Delivery ID: 1]".to_string(),
+        "[Connection's client ID: 2]".to_string(),
+    ] {
+        assert!(verbose.contains(&line), "no {line:?} in\n{verbose}");
     }
 }
 
