@@ -786,24 +786,21 @@ fn two_servers_with_the_same_message_keep_their_traces_apart() {
     // Server A (4579) and server B (4580) each have clients 1 and 2, and both client 1s
     // send "hi" to their client 2; B forwards its message first.
     let segments = [
-        (0, 4579, true, hello_frame(1)), // 1  A: client 1
-        (1, 4579, true, hello_frame(2)), // 2  A: client 2
-        (2, 4580, true, hello_frame(1)), // 3  B: client 1
-        (3, 4580, true, hello_frame(2)), // 4  B: client 2
-        (0, 4579, false, send(1, 2, "hi")), // 5  A: M request
-        (2, 4580, false, send(1, 2, "hi")), // 6  B: M request
-        (3, 4580, true, forwarded(1, 1, "hi")), // 7  B: indication
-        (1, 4579, true, forwarded(1, 1, "hi")), // 8  A: indication
+        (0, 4579, true, hello_frame(1)),               // 1  A: client 1
+        (1, 4579, true, hello_frame(2)),               // 2  A: client 2
+        (2, 4580, true, hello_frame(1)),               // 3  B: client 1
+        (3, 4580, true, hello_frame(2)),               // 4  B: client 2
+        (0, 4579, false, send(1, 2, "hi")),            // 5  A: M request
+        (2, 4580, false, send(1, 2, "hi")),            // 6  B: M request
+        (3, 4580, true, forwarded(1, 1, "hi")),        // 7  B: indication
+        (1, 4579, true, forwarded(1, 1, "hi")),        // 8  A: indication
         (3, 4580, false, encode(&Frame::new(1, Ack))), // 9  B: ack
         (1, 4579, false, encode(&Frame::new(1, Ack))), // 10 A: ack
-        (2, 4580, true, delivered(1, 2)), // 11 B: response
-        (0, 4579, true, delivered(1, 2)), // 12 A: response
+        (2, 4580, true, delivered(1, 2)),              // 11 B: response
+        (0, 4579, true, delivered(1, 2)),              // 12 A: response
     ];
     let (a, b) = ("1.1@127.0.0.1:4579", "1.1@127.0.0.1:4580");
-    assert_eq!(
-        same_on_every_pass(&ws, &segments, "tnlm.trace.key"),
-        ["", "", "", "", a, b, b, a, b, a, b, a]
-    );
+    assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.trace.key"), ["", "", "", "", a, b, b, a, b, a, b, a]);
     let indication = same_on_every_pass(&ws, &segments, "tnlm.trace.indication_in");
     assert_eq!(indication[4..], ["8", "7", "7", "8", "7", "8", "7", "8"]);
     let request = same_on_every_pass(&ws, &segments, "tnlm.trace.request_in");
@@ -816,17 +813,17 @@ fn same_text_messages_forwarded_in_another_order_keep_their_senders() {
     let ws = Wireshark::new();
     // Clients 1 and 2 both send "same" to client 3; the server forwards 2's first.
     let segments = [
-        (0, 4579, true, hello_frame(1)),                // 1
-        (1, 4579, true, hello_frame(2)),                // 2
-        (2, 4579, true, hello_frame(3)),                // 3
-        (0, 4579, false, send(4, 3, "same")),           // 4 from client 1
-        (1, 4579, false, send(9, 3, "same")),           // 5 from client 2
-        (2, 4579, true, forwarded(1, 2, "same")),       // 6 from 2
-        (2, 4579, true, forwarded(2, 1, "same")),       // 7 from 1
-        (2, 4579, false, encode(&Frame::new(1, Ack))),  // 8 acks 6
-        (2, 4579, false, encode(&Frame::new(2, Ack))),  // 9 acks 7
-        (1, 4579, true, delivered(9, 3)),               // 10
-        (0, 4579, true, delivered(4, 3)),               // 11
+        (0, 4579, true, hello_frame(1)),               // 1
+        (1, 4579, true, hello_frame(2)),               // 2
+        (2, 4579, true, hello_frame(3)),               // 3
+        (0, 4579, false, send(4, 3, "same")),          // 4 from client 1
+        (1, 4579, false, send(9, 3, "same")),          // 5 from client 2
+        (2, 4579, true, forwarded(1, 2, "same")),      // 6 from 2
+        (2, 4579, true, forwarded(2, 1, "same")),      // 7 from 1
+        (2, 4579, false, encode(&Frame::new(1, Ack))), // 8 acks 6
+        (2, 4579, false, encode(&Frame::new(2, Ack))), // 9 acks 7
+        (1, 4579, true, delivered(9, 3)),              // 10
+        (0, 4579, true, delivered(4, 3)),              // 11
     ];
     let (one, two) = ("1.4@127.0.0.1:4579", "2.9@127.0.0.1:4579");
     assert_eq!(
@@ -844,11 +841,11 @@ fn the_same_ports_used_again_are_a_new_connection() {
     let ws = Wireshark::new();
     let time = |id| encode(&Frame::new(id, TimeResponse { time: "now".into() }));
     let segments = [
-        (0, 4579, true, hello_frame(1)),                         // 1
-        (0, 4579, false, encode(&Frame::new(1, TimeRequest))),   // 2: never answered
-        (0, 4579, true, hello_frame(5)),                         // 3: same ports, new connection
-        (0, 4579, false, encode(&Frame::new(1, TimeRequest))),   // 4
-        (0, 4579, true, time(1)),                                // 5: answers 4
+        (0, 4579, true, hello_frame(1)),                       // 1
+        (0, 4579, false, encode(&Frame::new(1, TimeRequest))), // 2: never answered
+        (0, 4579, true, hello_frame(5)),                       // 3: same ports, new connection
+        (0, 4579, false, encode(&Frame::new(1, TimeRequest))), // 4
+        (0, 4579, true, time(1)),                              // 5: answers 4
     ];
     assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.conn.client_id"), ["1", "1", "5", "5", "5"]);
     assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.request_in"), ["", "", "", "", "4"]);

@@ -593,7 +593,8 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
             }
         }
         assert!(indication[10][0].starts_with("M indication #1 from 1: "), "{}", indication[10][0]);
-        let filtered = support::fields_with(extra, &file, &format!("tnlm.trace.key == \"{key}\""), &["frame.number"]).unwrap();
+        let filtered =
+            support::fields_with(extra, &file, &format!("tnlm.trace.key == \"{key}\""), &["frame.number"]).unwrap();
         assert_eq!(filtered.len(), 4);
     }
     // The end-to-end time is the M response's time after the M request.
@@ -714,4 +715,179 @@ fn coloring_rules_are_valid_filters_that_match_what_they_name() {
     assert_eq!(matches("message.pcapng", &filter("TNLM failed delivery")), 0);
     assert_eq!(matches("message.pcapng", &filter("TNLM indication")), 5, "2 hellos, the message, 2 shutdowns");
     assert_eq!(matches("message.pcapng", &filter("TNLM unanswered")), 0);
+}
+
+/// What the raw bytes of a capture say, read without the dissector: tshark with TNLM
+/// disabled gives each TCP segment's payload, which is reassembled per connection and
+/// direction here, split into frames by their headers, and paired by core's exchange
+/// table. Frames are credited to the packet whose segment completes them, as Wireshark's
+/// reassembly shows them.
+struct RawReading {
+    links: Links,
+    /// Frame number -> the client id of its connection (from the connection's hello),
+    /// for frames with a TNLM PDU that follow the hello.
+    client_id: BTreeMap<u64, String>,
+    /// The number of request/response pairs.
+    pairs: usize,
+}
+
+fn raw_reading(file: &Path) -> RawReading {
+    use tnlm_core::schema::{ERROR_ANSWERS, EXCHANGES};
+    let lua = support::lua_arg();
+    let f = file.display().to_string();
+    let names = ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "frame.time_relative", "tcp.payload"];
+    let mut args = vec!["-X", &lua, "--disable-protocol", "tnlm", "--disable-heuristic", "tnlm_tcp", "-r", &f];
+    args.extend(["-Y", "tcp.len > 0", "-T", "fields"]);
+    for n in names {
+        args.extend(["-e", n]);
+    }
+    let (out, problems) = tshark(&args).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    // Per connection and direction: bytes waiting for the rest of their frame.
+    let mut buffers: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    // Per frame: the (connection, source port, time, type, class, id, payload) of each PDU it completes.
+    type Pdu = (String, String, f64, u8, u8, u32, Vec<u8>);
+    let mut pdus: Vec<(u64, Pdu)> = Vec::new();
+    for line in out.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let frame = parse_u64(cols[0]);
+        let time: f64 = cols[4].parse().unwrap();
+        let payload: Vec<u8> =
+            (0..cols[5].len() / 2).map(|i| u8::from_str_radix(&cols[5][2 * i..2 * i + 2], 16).unwrap()).collect();
+        let buf = buffers.entry((cols[1].to_string(), cols[2].to_string())).or_default();
+        buf.extend(payload);
+        loop {
+            // Resynchronise on the magic (a capture may start in the middle of a frame).
+            let start = buf.windows(4).position(|w| w == b"TNLM").unwrap_or(buf.len().saturating_sub(3));
+            buf.drain(..start);
+            if buf.len() < tnlm_core::HEADER_LEN {
+                break;
+            }
+            let length = u32::from_le_bytes(buf[12..16].try_into().unwrap()) as usize;
+            if buf[4] != tnlm_core::VERSION || length > 65536 {
+                buf.drain(..4);
+                continue;
+            }
+            if buf.len() < tnlm_core::HEADER_LEN + length {
+                break;
+            }
+            let id = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+            let body = buf[tnlm_core::HEADER_LEN..tnlm_core::HEADER_LEN + length].to_vec();
+            pdus.push((frame, (cols[1].to_string(), cols[2].to_string(), time, buf[5], buf[6], id, body)));
+            buf.drain(..tnlm_core::HEADER_LEN + length);
+        }
+    }
+    // The server's port per connection: where indications come from and requests go to.
+    let mut server: BTreeMap<String, String> = BTreeMap::new();
+    let ports: BTreeMap<(String, String), String> = out
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|c| ((c[1].to_string(), c[2].to_string()), c[3].to_string()))
+        .collect();
+    for (_, (conn, src, _, _, class, _, _)) in &pdus {
+        match *class {
+            2 => server.insert(conn.clone(), src.clone()),
+            0 => server.insert(conn.clone(), ports[&(conn.clone(), src.clone())].clone()),
+            _ => None,
+        };
+    }
+    let mut reading = RawReading { links: Links::default(), client_id: BTreeMap::new(), pairs: 0 };
+    let mut open: BTreeMap<OpenKey, Opened> = BTreeMap::new();
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for (frame, (conn, src, time, t, c, id, body)) in &pdus {
+        let (Some(t), Some(class)) = (tnlm_core::TypeCode::from_byte(*t), Class::from_byte(*c)) else { continue };
+        if (t, class) == (tnlm_core::TypeCode::Hello, Class::Indication) && body.len() >= 4 {
+            ids.insert(conn.clone(), u32::from_le_bytes(body[..4].try_into().unwrap()).to_string());
+        }
+        if let Some(client) = ids.get(conn) {
+            reading.client_id.insert(*frame, client.clone());
+        }
+        let from_server = server.get(conn) == Some(src);
+        let id = id.to_string();
+        match class {
+            Class::Request => {
+                open.insert((conn.clone(), false, id), (*frame, *time, t, class));
+            }
+            Class::Indication if id != "0" => {
+                open.insert((conn.clone(), true, id), (*frame, *time, t, class));
+            }
+            Class::Response => {
+                let key = (conn.clone(), !from_server, id);
+                let Some(&(ask, ask_time, at, ac)) = open.get(&key) else { continue };
+                let answers = EXCHANGES.iter().any(|e| e.ask == (at, ac) && e.answer == (t, class))
+                    || ((t, class) == ERROR_ANSWERS && ac == Class::Request);
+                if answers {
+                    open.remove(&key);
+                    reading.pairs += 1;
+                    reading.links.request_in.entry(*frame).or_default().push(ask);
+                    reading.links.response_in.entry(ask).or_default().push(*frame);
+                    reading.links.times.entry(*frame).or_default().push(time - ask_time);
+                }
+            }
+            Class::Indication => {}
+        }
+    }
+    reading.links.unanswered = open.values().map(|v| v.0).collect();
+    reading
+}
+
+/// The dissector's links and connection client ids in a run of tshark with `extra`
+/// options and display filter `filter` ("": none; every packet is printed).
+fn shown_with_filter(file: &Path, extra: &[&str], filter: &str) -> (Links, BTreeMap<u64, String>) {
+    let names = ["frame.number", "tnlm.request_in", "tnlm.response_in", "tnlm.response_time", "_ws.lua.error"];
+    let rows = support::fields_with(extra, file, filter, &[&names[..], &["tnlm.conn.client_id"]].concat()).unwrap();
+    let mut links = Links::default();
+    let mut ids = BTreeMap::new();
+    for r in &rows {
+        assert!(r[4].is_empty(), "Lua error: {:?}", r[4]);
+        let frame = parse_u64(&r[0][0]);
+        if !r[1].is_empty() {
+            links.request_in.insert(frame, r[1].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[2].is_empty() {
+            links.response_in.insert(frame, r[2].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[3].is_empty() {
+            links.times.insert(frame, r[3].iter().map(|s| s.parse().unwrap()).collect());
+        }
+        if let Some(id) = r[5].first() {
+            ids.insert(frame, id.clone());
+        }
+    }
+    (links, ids)
+}
+
+#[test]
+fn every_pass_with_or_without_a_filter_links_as_the_raw_bytes_say() {
+    if tshark_missing() {
+        return;
+    }
+    let labs = workspace().join("examples").join("captures").join("labs");
+    let mut files = vec![labs.join("many-clients.pcapng"), labs.join("closing.pcapng"), labs.join("backlog.pcapng")];
+    files.extend(sample_captures());
+    let mut pairs = 0;
+    for file in &files {
+        let want = raw_reading(file);
+        pairs += want.pairs;
+        for (extra, filter) in [(&[][..], ""), (&["-2"][..], ""), (&["-2"][..], "tnlm"), (&[][..], "tnlm")] {
+            let what = format!("{} {extra:?} -Y {filter:?}", file.display());
+            let (got, ids) = shown_with_filter(file, extra, filter);
+            assert_eq!(got.request_in, want.links.request_in, "{what}: Request in");
+            if extra.contains(&"-2") {
+                assert_eq!(got.response_in, want.links.response_in, "{what}: Response in");
+            }
+            for (frame, times) in &want.links.times {
+                let shown = &got.times[frame];
+                for (a, b) in shown.iter().zip(times) {
+                    assert!((a - b).abs() < 2e-9, "{what}: frame {frame}: {a} s, the bytes say {b} s");
+                }
+            }
+            for (frame, id) in &want.client_id {
+                assert_eq!(ids.get(frame), Some(id), "{what}: frame {frame}'s connection's client id");
+            }
+        }
+    }
+    let many = raw_reading(&labs.join("many-clients.pcapng"));
+    assert!(many.pairs >= 1000, "many-clients.pcapng: {} pairs", many.pairs);
+    assert!(pairs >= 1100, "{pairs} pairs");
 }
