@@ -4,9 +4,10 @@
 # cached in $TNLM_TRIXIE_ROOT, default /var/tmp/tnlm-trixie).
 #
 # It checks that the fields register with a clean stderr, and that every sample capture in
-# examples/captures/, and a capture of every message kind (coalesced, split, malformed) made
-# by the text2pcap test, dissect to exactly the same fields, Info column, request/response
-# links, message traces, unanswered warnings (one pass and -2) and -z tnlm,stat output as
+# examples/captures/ (with labs/many-clients and the hand-made hard/ ones), and a capture
+# of every message kind (coalesced, split, malformed) made by the text2pcap test, dissect
+# to exactly the same fields, Info column, request/response links, message traces,
+# unanswered warnings (one pass, -2 with and without a filter) and -z tnlm,stat output as
 # with the host's tshark (Debian 12: Wireshark 4.0, Lua 5.2).
 #
 # The Debian mirror is taken from this machine's apt sources.
@@ -43,7 +44,7 @@ fi
 
 work="$root/tmp/tnlm"
 rm -rf "$work" && mkdir -p "$work"
-cp wireshark/tnlm.lua examples/captures/*.pcapng "$work/"
+cp wireshark/tnlm.lua examples/captures/*.pcapng examples/captures/labs/many-clients.pcapng examples/captures/hard/*.pcapng "$work/"
 # Also every message kind, coalesced, split and malformed (built by the text2pcap test).
 TNLM_KEEP_PCAP_DIR="$work" cargo test --locked -q -p tnlm-wireshark --test tshark text2pcap >/dev/null
 lua="lua_script:/tmp/tnlm/tnlm.lua"
@@ -80,10 +81,13 @@ compare() {
     echo "ok   $name ($what): $(echo "$new" | grep -c .) lines, same as $(tshark --version | head -1 | cut -d' ' -f1-3)"
   fi
 }
-for capture in examples/captures/*.pcapng "$work/samples.pcapng"; do
+for capture in examples/captures/*.pcapng examples/captures/labs/many-clients.pcapng \
+  examples/captures/hard/*.pcapng "$work/samples.pcapng"; do
   name=$(basename "$capture")
   compare "$name" "one pass" -Y tnlm -T fields -E occurrence=a "${fields[@]}"
   compare "$name" "two passes" -2 -Y tnlm -T fields -E occurrence=a "${fields[@]}"
+  # Two passes without a display filter: the first pass builds no tree.
+  compare "$name" "two passes, no filter" -2 -T fields -E occurrence=a "${fields[@]}"
   compare "$name" unanswered -2 -Y tnlm.expert.no_response -T fields -e frame.number
   compare "$name" statistics -q -z tnlm,stat
 done

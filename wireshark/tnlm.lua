@@ -779,7 +779,7 @@ end
 
 -- The packet's number and whether it was dissected before, read from pinfo once per
 -- call of the dissector (each read is a Wireshark API call) and used by the tracking and the Info column.
-local packet = { number = -1, visited = false, at = -1, src = "", dst = "", key = "" }
+local packet = { number = -1, visited = false, at = -1, src = "", dst = "", key = "", heuristic = false }
 
 -- The packet's endpoints ("address:port", IPv6 in brackets) and its connection's key
 -- (both endpoints, the smaller first), read from pinfo at most once per packet. No
@@ -1471,7 +1471,7 @@ function tnlm.dissector(tvb, pinfo, tree)
     local avail = len - offset
     local need = pdu_length(data, offset)
     if avail < need then
-      if pinfo.can_desegment > 0 then
+      if pinfo.can_desegment > 0 or packet.heuristic then
         pinfo.desegment_offset = offset
         if avail < HLEN then
           need = DESEGMENT_ONE_MORE_SEGMENT
@@ -1536,7 +1536,15 @@ local function heuristic(tvb, pinfo, tree)
     end
   end
   pinfo.conversation = tnlm
-  tnlm.dissector(tvb, pinfo, tree)
+  -- Wireshark 4.0 to 4.4 hand a heuristic can_desegment 0, yet TCP takes the
+  -- desegment request all the same: without it, a first segment shorter than its frame
+  -- (3 bytes of a hello) would be lost.
+  packet.heuristic = true
+  local ok, err = pcall(tnlm.dissector, tvb, pinfo, tree)
+  packet.heuristic = false
+  if not ok then
+    error(err)
+  end
   return true
 end
 tnlm:register_heuristic("tcp", heuristic)

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod pcap;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -865,6 +866,11 @@ fn every_pass_with_or_without_a_filter_links_as_the_raw_bytes_say() {
     let labs = workspace().join("examples").join("captures").join("labs");
     let mut files = vec![labs.join("many-clients.pcapng"), labs.join("closing.pcapng"), labs.join("backlog.pcapng")];
     files.extend(sample_captures());
+    // The hand-made hard cases, but for out-of-order segments (read in capture order,
+    // the raw bytes are out of order too).
+    for name in ["two-servers", "same-text-reordered", "stray-magic", "heuristic-start", "port-reuse"] {
+        files.push(workspace().join("examples").join("captures").join("hard").join(format!("{name}.pcapng")));
+    }
     let mut pairs = 0;
     for file in &files {
         let want = raw_reading(file);
@@ -890,4 +896,331 @@ fn every_pass_with_or_without_a_filter_links_as_the_raw_bytes_say() {
     let many = raw_reading(&labs.join("many-clients.pcapng"));
     assert!(many.pairs >= 1000, "many-clients.pcapng: {} pairs", many.pairs);
     assert!(pairs >= 1100, "{pairs} pairs");
+}
+
+mod hard {
+    //! Hand-made captures of the hard cases (`examples/captures/hard/`, rewritten by
+    //! `TNLM_BLESS=1`): what a live capture on loopback rarely shows.
+    use super::pcap::{Conn, Pcap};
+    use super::*;
+    use tnlm_core::message::{Ack, Delivery, DeliveryStatus, Forwarded, Hello, SendRequest, TimeResponse};
+
+    pub fn hello(id: u32) -> Vec<u8> {
+        encode(&Frame::indication(Hello { client_id: id, server: "hard".into(), version: 1, max_payload: 65536 }))
+    }
+    pub fn send(id: u32, to: u32, text: &str) -> Vec<u8> {
+        encode(&Frame::new(id, SendRequest { to, text: text.into() }))
+    }
+    pub fn forwarded(id: u32, from: u32, port: u16, text: &str) -> Vec<u8> {
+        encode(&Frame::new(id, Forwarded { from, from_ip: [127, 0, 0, 1].into(), from_port: port, text: text.into() }))
+    }
+    pub fn delivered(id: u32, to: u32) -> Vec<u8> {
+        encode(&Frame::new(id, Delivery { to, status: DeliveryStatus::Delivered, reason: "acknowledged".into() }))
+    }
+    pub fn ack(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, Ack))
+    }
+    pub fn time_request(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, TimeRequest))
+    }
+    pub fn time_response(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, TimeResponse { time: "2026-12-07T12:00:00.000+00:00".into() }))
+    }
+
+    /// Servers A (4579) and B (4580, found by the heuristic) with clients 1 and 2 each;
+    /// both client 1s send "hi" to their client 2, and B forwards first.
+    fn two_servers() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c =
+            [Conn::local(41001, 4579), Conn::local(41002, 4579), Conn::local(41003, 4580), Conn::local(41004, 4580)];
+        for (i, conn) in c.iter_mut().enumerate() {
+            p.open(conn);
+            p.send(conn, true, &hello(i as u32 % 2 + 1));
+        }
+        p.send(&mut c[0], false, &send(1, 2, "hi"));
+        p.send(&mut c[2], false, &send(1, 2, "hi"));
+        p.send(&mut c[3], true, &forwarded(1, 1, 41003, "hi"));
+        p.send(&mut c[1], true, &forwarded(1, 1, 41001, "hi"));
+        p.send(&mut c[3], false, &ack(1));
+        p.send(&mut c[1], false, &ack(1));
+        p.send(&mut c[2], true, &delivered(1, 2));
+        p.send(&mut c[0], true, &delivered(1, 2));
+        p
+    }
+
+    /// One server; clients 1 and 2 send "same" to client 3, forwarded 2's first.
+    fn same_text_reordered() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = [Conn::local(42001, 4579), Conn::local(42002, 4579), Conn::local(42003, 4579)];
+        for (i, conn) in c.iter_mut().enumerate() {
+            p.open(conn);
+            p.send(conn, true, &hello(i as u32 + 1));
+        }
+        p.send(&mut c[0], false, &send(4, 3, "same"));
+        p.send(&mut c[1], false, &send(9, 3, "same"));
+        p.send(&mut c[2], true, &forwarded(1, 2, 42002, "same"));
+        p.send(&mut c[2], true, &forwarded(2, 1, 42001, "same"));
+        p.send(&mut c[2], false, &ack(1));
+        p.send(&mut c[2], false, &ack(2));
+        p.send(&mut c[1], true, &delivered(9, 3));
+        p.send(&mut c[0], true, &delivered(4, 3));
+        p
+    }
+
+    /// A capture that starts inside an M request whose text holds "TNLM" and what
+    /// follows a header's magic; then a T request and its answer.
+    fn stray_magic() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(43001, 4579);
+        let m = send(7, 2, "see: TNLM\u{1}T\u{1} is text, not a header");
+        let mut first = m[m.len() - 32..].to_vec();
+        first.extend(time_request(8));
+        p.send(&mut c, false, &first);
+        p.send(&mut c, true, &delivered(7, 2)[5..]);
+        p.send(&mut c, true, &time_response(8));
+        p
+    }
+
+    /// A hello, then a T request in three segments sent out of order (the last first,
+    /// then the first, then an overlapping middle), and its answer.
+    fn out_of_order() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(44001, 4579);
+        p.open(&mut c);
+        p.send(&mut c, true, &hello(1));
+        let mut two = time_request(1);
+        two.extend(time_request(2));
+        p.send_pieces(&mut c, false, &two, &[(20, 32), (0, 10), (6, 24)]);
+        let mut answers = time_response(1);
+        answers.extend(time_response(2));
+        p.send(&mut c, true, &answers);
+        p
+    }
+
+    /// On ports with no dissector (the heuristic's): a connection whose first segment
+    /// carries 3 bytes of the hello, and a foreign one whose second segment starts with
+    /// a whole TNLM header.
+    fn heuristic_start() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(45001, 47000);
+        p.open(&mut c);
+        let h = hello(3);
+        p.send(&mut c, true, &h[..3]);
+        p.send(&mut c, true, &h[3..]);
+        p.send(&mut c, false, &time_request(1));
+        p.send(&mut c, true, &time_response(1));
+        let mut f = Conn::local(45002, 47001);
+        p.open(&mut f);
+        p.send(&mut f, false, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        p.send(&mut f, false, &time_request(1));
+        p.send(&mut f, true, b"HTTP/1.1 200 OK\r\n\r\n");
+        p
+    }
+
+    /// The same ports used by two connections one after the other (client ids 1 and 5),
+    /// each asking T #1.
+    fn port_reuse() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(46001, 4579);
+        p.open(&mut c);
+        p.send(&mut c, true, &hello(1));
+        p.send(&mut c, false, &time_request(1));
+        p.close(&mut c);
+        let mut again = c.again();
+        p.open(&mut again);
+        p.send(&mut again, true, &hello(5));
+        p.send(&mut again, false, &time_request(1));
+        p.send(&mut again, true, &time_response(1));
+        p
+    }
+
+    pub fn all() -> Vec<(&'static str, Pcap)> {
+        vec![
+            ("two-servers", two_servers()),
+            ("same-text-reordered", same_text_reordered()),
+            ("stray-magic", stray_magic()),
+            ("out-of-order", out_of_order()),
+            ("heuristic-start", heuristic_start()),
+            ("port-reuse", port_reuse()),
+        ]
+    }
+
+    /// Writes every hard capture as pcapng into `dir` (and, with `TNLM_BLESS`, into
+    /// `examples/captures/hard/`); returns name -> path.
+    pub fn write(dir: &Path) -> BTreeMap<&'static str, PathBuf> {
+        let bless = std::env::var_os("TNLM_BLESS").is_some();
+        let committed = workspace().join("examples").join("captures").join("hard");
+        let mut out = BTreeMap::new();
+        for (name, pcap) in all() {
+            let raw = dir.join(format!("{name}.pcap"));
+            std::fs::write(&raw, pcap.bytes()).unwrap();
+            let file = dir.join(format!("{name}.pcapng"));
+            let (r, f) = (raw.display().to_string(), file.display().to_string());
+            tshark(&["-r", &r, "-F", "pcapng", "-w", &f]).unwrap();
+            if bless {
+                std::fs::create_dir_all(&committed).unwrap();
+                std::fs::copy(&file, committed.join(format!("{name}.pcapng"))).unwrap();
+            }
+            out.insert(name, file);
+        }
+        out
+    }
+}
+
+/// Field values of every TNLM packet in tshark `extra` runs, one string per packet
+/// (occurrences joined by commas), keyed by frame number.
+fn per_frame(file: &Path, extra: &[&str], filter: &str, field: &str) -> BTreeMap<u64, String> {
+    let rows = support::fields_with(extra, file, filter, &["frame.number", field, "_ws.lua.error"]).unwrap();
+    rows.iter()
+        .inspect(|r| assert!(r[2].is_empty(), "Lua error: {:?}", r[2]))
+        .filter(|r| !r[1].is_empty())
+        .map(|r| (parse_u64(&r[0][0]), r[1].join(",")))
+        .collect()
+}
+
+/// Every way of running tshark that must give the same links: one pass, two passes
+/// without and with a display filter.
+const PASSES: [(&[&str], &str); 4] = [(&[], ""), (&[], "tnlm"), (&["-2"], ""), (&["-2"], "tnlm")];
+
+#[test]
+fn hard_captures_trace_and_link_right_in_every_pass() {
+    if tshark_missing() {
+        return;
+    }
+    let dir = temp_dir("hard");
+    let files = hard::write(&dir);
+    let committed = workspace().join("examples").join("captures").join("hard");
+    for (name, made) in &files {
+        let kept = committed.join(format!("{name}.pcapng"));
+        assert!(
+            kept.exists(),
+            "{} is missing: run TNLM_BLESS=1 cargo test -p tnlm-wireshark --test tshark hard",
+            kept.display()
+        );
+        let file = kept.as_path();
+        let _ = made;
+        let trace = |extra: &[&str], filter: &str, field: &str| per_frame(file, extra, filter, field);
+        match *name {
+            "two-servers" | "same-text-reordered" => {
+                // frame -> (key, request frame, indication frame), from the wire.
+                let rows = support::fields(
+                    file,
+                    "tnlm.type == 'M' || tnlm.type == 'A'",
+                    &[
+                        "frame.number",
+                        "tcp.srcport",
+                        "tcp.dstport",
+                        "tnlm.class",
+                        "tnlm.request_id",
+                        "tnlm.msg.from",
+                        "tnlm.msg.to",
+                    ],
+                )
+                .unwrap();
+                assert_eq!(rows.len(), 8, "{name}");
+                for (extra, filter) in PASSES {
+                    let keys = trace(extra, filter, "tnlm.trace.key");
+                    let ind = trace(extra, filter, "tnlm.trace.indication_in");
+                    let req = trace(extra, filter, "tnlm.trace.request_in");
+                    let what = format!("{name} {extra:?} -Y {filter:?}");
+                    // Requests: rows 0 and 1; indications 2 and 3 (forwarded in the other
+                    // order); acks 4, 5; responses 6, 7 (the second request's first).
+                    let frame = |i: usize| parse_u64(&rows[i][0][0]);
+                    let server_port = |i: usize| rows[i][2][0].clone();
+                    let sender =
+                        |i: usize| if *name == "two-servers" { "1".to_string() } else { ["1", "2"][i].to_string() };
+                    for (request, indication, ack, response) in [(0, 3, 5, 7), (1, 2, 4, 6)] {
+                        let key =
+                            format!("{}.{}@127.0.0.1:{}", sender(request), rows[request][4][0], server_port(request));
+                        assert_eq!(rows[indication][5][0], sender(request), "{what}: the wire's own pairing");
+                        for i in [request, indication, ack, response] {
+                            assert_eq!(keys.get(&frame(i)), Some(&key), "{what}: frame {}", frame(i));
+                            if !extra.is_empty() || i >= indication {
+                                assert_eq!(
+                                    ind.get(&frame(i)),
+                                    Some(&frame(indication).to_string()),
+                                    "{what}: frame {}",
+                                    frame(i)
+                                );
+                            }
+                            assert_eq!(
+                                req.get(&frame(i)),
+                                Some(&frame(request).to_string()),
+                                "{what}: frame {}",
+                                frame(i)
+                            );
+                        }
+                    }
+                    let distinct: BTreeSet<&String> = keys.values().collect();
+                    assert_eq!(distinct.len(), 2, "{what}: {keys:?}");
+                }
+            }
+            "stray-magic" => {
+                for (extra, filter) in PASSES {
+                    let info = trace(extra, filter, "_ws.col.Info");
+                    let ids = trace(extra, filter, "tnlm.request_id");
+                    assert_eq!(ids.values().collect::<Vec<_>>(), ["8", "8"], "{extra:?}: {info:?}");
+                    assert!(info.values().all(|i| !i.contains("malformed")), "{info:?}");
+                    assert_eq!(trace(extra, filter, "tnlm.request_in").values().collect::<Vec<_>>(), ["1"]);
+                }
+            }
+            "out-of-order" => {
+                let ooo = ["-o", "tcp.reassemble_out_of_order:TRUE"];
+                for (extra, filter) in PASSES {
+                    let args: Vec<&str> = extra.iter().chain(&ooo).copied().collect();
+                    let ids = trace(&args, filter, "tnlm.request_id");
+                    let all: Vec<&str> = ids.values().flat_map(|v| v.split(',')).collect();
+                    assert_eq!(all, ["0", "1", "2", "1", "2"], "{args:?}: {ids:?}");
+                    assert!(trace(&args, filter, "tnlm.expert.bad_magic").is_empty());
+                    let links = trace(&args, filter, "tnlm.request_in");
+                    assert_eq!(links.len(), 1, "{links:?}");
+                }
+            }
+            "heuristic-start" => {
+                for (extra, filter) in PASSES {
+                    // Frames 1-7: the TNLM connection; 8-13: the foreign one.
+                    let tnlm = trace(extra, filter, "tnlm.type");
+                    assert!(tnlm.keys().all(|f| *f <= 7), "{extra:?}: the foreign connection was claimed: {tnlm:?}");
+                    let ids = trace(extra, filter, "tnlm.conn.client_id");
+                    assert_eq!(ids.len(), 3, "{extra:?}: the hello and the exchange: {ids:?}");
+                    assert!(ids.values().all(|i| i == "3"));
+                    assert_eq!(trace(extra, filter, "tnlm.request_in").len(), 1);
+                }
+            }
+            "port-reuse" => {
+                for (extra, filter) in PASSES {
+                    let ids = trace(extra, filter, "tnlm.conn.client_id");
+                    let ids: Vec<&str> = ids.values().map(String::as_str).collect();
+                    assert_eq!(ids, ["1", "1", "5", "5", "5"], "{extra:?}");
+                    let links = trace(extra, filter, "tnlm.request_in");
+                    assert_eq!(links.len(), 1, "{extra:?}: {links:?}");
+                    let asked = links.values().next().unwrap();
+                    let second = trace(extra, filter, "tnlm.request_id");
+                    assert!(second.keys().any(|f| f.to_string() == *asked), "{second:?}");
+                    assert!(
+                        parse_u64(asked) > *second.keys().next().unwrap() + 3,
+                        "the answer links into the new connection"
+                    );
+                }
+            }
+            other => panic!("no check for {other}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_long_info_column_is_summarised_in_every_pass() {
+    if tshark_missing() {
+        return;
+    }
+    let file = workspace().join("examples").join("captures").join("burst-100.pcapng");
+    for (extra, filter) in PASSES {
+        let info = per_frame(&file, extra, filter, "_ws.col.Info");
+        let responses: Vec<&String> = info.values().filter(|i| i.starts_with("T response")).collect();
+        assert_eq!(responses, ["T response #1 \u{2026} #100, 100 frames"], "{extra:?} -Y {filter:?}");
+        let requests: Vec<&String> = info.values().filter(|i| i.starts_with("T request")).collect();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].matches("T request #").count(), 100, "a list that fits stays a list");
+    }
 }
