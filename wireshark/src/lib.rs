@@ -15,6 +15,8 @@
 //! Presentation choices that are not protocol facts live here: field labels (derived from
 //! the field names), the Info column summary of each payload, and expert info texts.
 
+pub mod install;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

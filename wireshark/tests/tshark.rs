@@ -1224,3 +1224,60 @@ fn a_long_info_column_is_summarised_in_every_pass() {
         assert_eq!(requests[0].matches("T request #").count(), 100, "a list that fits stays a list");
     }
 }
+
+#[test]
+fn the_installed_profile_colours_tnlm_frames_before_tcp() {
+    if tshark_missing() {
+        return;
+    }
+    let dir = temp_dir("install");
+    let (plugins, config) = (dir.join("plugins"), dir.join("config"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tnlm-wireshark"))
+        .arg("install")
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let (lua, colors) = (plugins.join("tnlm.lua"), config.join("profiles").join("TNLM").join("colorfilters"));
+    assert!(said.contains(&lua.display().to_string()) && said.contains(&colors.display().to_string()), "{said}");
+    assert_eq!(std::fs::read_to_string(&lua).unwrap(), tnlm_wireshark::generate());
+    // The installed profile keeps Wireshark's default rules, after TNLM's.
+    let rules = std::fs::read_to_string(&colors).unwrap();
+    let names: Vec<&str> = rules.lines().filter(|l| l.starts_with('@')).map(|l| l.split('@').nth(1).unwrap()).collect();
+    let tcp = names.iter().position(|n| *n == "TCP");
+    let last_tnlm = names.iter().rposition(|n| n.starts_with("TNLM ")).unwrap();
+    assert!(tcp.is_none_or(|tcp| tcp > last_tnlm), "{names:?}");
+    let colour = |profile: Option<&str>, file: &str| -> BTreeMap<u64, String> {
+        let capture = workspace().join("examples").join("captures").join(file);
+        let mut cmd = Command::new("tshark");
+        cmd.env("WIRESHARK_CONFIG_DIR", &config);
+        if let Some(p) = profile {
+            cmd.args(["-C", p]);
+        }
+        cmd.args(["--color", "-2", "-X"]).arg(format!("lua_script:{}", lua.display())).arg("-r").arg(&capture);
+        cmd.args(["-Y", "tnlm", "-T", "fields", "-e", "frame.number", "-e", "frame.coloring_rule.name"]);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once('\t').unwrap())
+            .map(|(f, n)| (parse_u64(f), n.to_string()))
+            .collect()
+    };
+    let message = colour(Some("TNLM"), "message.pcapng");
+    assert_eq!(message.values().filter(|n| *n == "TNLM indication").count(), 5, "{message:?}");
+    let malformed = colour(Some("TNLM"), "malformed.pcapng");
+    assert_eq!(malformed.values().filter(|n| *n == "TNLM error").count(), 2, "{malformed:?}");
+    let unknown = colour(Some("TNLM"), "message-unknown-id.pcapng");
+    assert_eq!(unknown.values().filter(|n| *n == "TNLM failed delivery").count(), 1, "{unknown:?}");
+    if tcp.is_some() {
+        // Without the profile, Wireshark's "TCP" rule wins: why the profile exists.
+        let plain = colour(None, "message.pcapng");
+        assert!(plain.values().all(|n| !n.starts_with("TNLM")), "{plain:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
