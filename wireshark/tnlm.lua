@@ -492,6 +492,16 @@ end
 
 -- The little-endian unsigned integer of `size` bytes at byte `offset` of the string s.
 local function le_uint(s, offset, size)
+  -- The common sizes with one string.byte call (each call costs more than the sums).
+  if size == 4 then
+    local a, b, c, d = string.byte(s, offset + 1, offset + 4)
+    return a + b * 256 + c * 65536 + d * 16777216
+  elseif size == 1 then
+    return string.byte(s, offset + 1)
+  elseif size == 2 then
+    local a, b = string.byte(s, offset + 1, offset + 2)
+    return a + b * 256
+  end
   local value = 0
   for i = offset + size, offset + 1, -1 do
     value = value * 256 + string.byte(s, i)
@@ -793,63 +803,54 @@ local function endpoint(address, port)
   return a .. ":" .. num(port)
 end
 
+-- Turning an Address into text is dear (about 5 us), so the text is remembered per
+-- pair of ports with the Address objects it was made from; a packet whose addresses
+-- compare equal to those (a cheap call) reuses it. Cleared by tnlm.init.
+local endpoint_cache = {}
+
 local function read_endpoints(pinfo)
   if packet.at == packet.number then
     return
   end
   packet.at = packet.number
-  local src, dst = endpoint(pinfo.src, pinfo.src_port), endpoint(pinfo.dst, pinfo.dst_port)
-  packet.src, packet.dst = src, dst
-  if src < dst then
-    packet.key = src .. " " .. dst
-  else
-    packet.key = dst .. " " .. src
+  local sp, dp = pinfo.src_port, pinfo.dst_port
+  local sa, da = pinfo.src, pinfo.dst
+  local ports = sp * 65536 + dp
+  local seen = endpoint_cache[ports]
+  if seen == nil then
+    seen = {}
+    endpoint_cache[ports] = seen
   end
+  for i = 1, #seen do
+    local e = seen[i]
+    if e.sa == sa and e.da == da then
+      packet.src, packet.dst, packet.key = e.src, e.dst, e.key
+      return
+    end
+  end
+  local src, dst = endpoint(sa, sp), endpoint(da, dp)
+  local key
+  if src < dst then
+    key = src .. " " .. dst
+  else
+    key = dst .. " " .. src
+  end
+  seen[#seen + 1] = { sa = sa, da = da, src = src, dst = dst, key = key }
+  packet.src, packet.dst, packet.key = src, dst, key
 end
 
 local CLIENT, SERVER = SENDER.client, SENDER.server
 
--- Exchanges are records in a ByteArray, outside the Lua heap: every Lua object the
--- dissector keeps alive makes each of Wireshark's Lua garbage collections slower, and a
--- table per exchange (or big arrays of numbers) made dissection about 1.7x slower.
--- A record: the ask's kind * KEYS + its key (id * 2 + opener), 6 bytes; the ask's frame
--- number, 4; the answer's, 4 (0: none yet); a time in nanoseconds, 7 (the ask's time
--- while open, the response time once answered). All little-endian.
+-- Exchanges are kept in four arrays of numbers indexed by the exchange's number (a
+-- table per exchange would give each of Lua's garbage collections one object per
+-- exchange to visit): the ask's kind * KEYS + its key (id * 2 + opener); the ask's frame
+-- number; the answer's (absent: none yet); a time in nanoseconds (the ask's time while
+-- open, the response time once answered). Arrays of numbers also beat records in a
+-- ByteArray, whose every byte written was a Wireshark API call.
 local KEYS = 8589934592
-local FIELDS = { kind = { 0, 6 }, ask = { 6, 4 }, answer = { 10, 4 }, time = { 14, 7 } }
-local RECORD = 21
-
--- A growable ByteArray of fixed-size little-endian numbers.
-local function new_store(size)
-  return { bytes = ByteArray.new(), cap = 0, size = size }
-end
-
-local function store_grow(store, count)
-  if count > store.cap then
-    local cap = math.max(1024, store.cap * 2, count)
-    store.bytes:set_size(cap * store.size)
-    store.cap = cap
-  end
-end
-
-local function put(bytes, at, width, value)
-  for i = 0, width - 1 do
-    local b = value % 256
-    bytes:set_index(at + i, b)
-    value = (value - b) / 256
-  end
-end
-
-local function get(bytes, at, width)
-  return le_uint(bytes:raw(at, width), 0, width)
-end
-
--- The last exchange record read: one ByteArray:raw call reads all its fields.
-local cached = { ex = nil, record = nil }
 
 local state
 local function reset_state()
-  cached.ex = nil
   state = {
     -- connections in the order they were first seen: { id, client_id, server,
     -- server_ep, open = { [id * 2 + opener] = exchange } }
@@ -857,12 +858,12 @@ local function reset_state()
     -- both endpoints -> the current connection between them (a hello on a connection
     -- that had one already starts a new one: the same ports used again)
     by_key = {},
-    -- frame number -> its connection's index in conns (4 bytes; 0: none)
-    frame_conn = new_store(4),
+    -- frame number -> its connection's index in conns
+    frame_conn = {},
     n = 0,
-    exchanges = new_store(RECORD),
-    -- frame number -> its first exchange (4 bytes; 0: none); `more` holds the others
-    at = new_store(4),
+    ex = { kind = {}, ask = {}, answer = {}, time = {} },
+    -- frame number -> its first exchange; `more` holds the others
+    at = {},
     more = {},
     trace = {},    -- exchange -> message trace (M requests and indications only)
     -- server endpoint, target id, sender id and text, joined by "\0" -> FIFO of message
@@ -872,19 +873,13 @@ local function reset_state()
 end
 reset_state()
 
--- A field of exchange ex (see FIELDS).
+-- A field of exchange ex: kind, ask, answer or time (0 when not set).
 local function ex_get(ex, name)
-  if cached.ex ~= ex then
-    cached.ex, cached.record = ex, state.exchanges.bytes:raw((ex - 1) * RECORD, RECORD)
-  end
-  local f = FIELDS[name]
-  return le_uint(cached.record, f[1], f[2])
+  return state.ex[name][ex] or 0
 end
 
 local function ex_set(ex, name, value)
-  local f = FIELDS[name]
-  put(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2], value)
-  cached.ex = nil
+  state.ex[name][ex] = value
 end
 
 local function nanoseconds(seconds)
@@ -903,11 +898,9 @@ end
 local function conn_of(pinfo)
   if packet.visited then
     local fc = state.frame_conn
-    if packet.number < fc.cap then
-      local st = state.conns[get(fc.bytes, packet.number * 4, 4)]
-      if st ~= nil then
-        return st
-      end
+    local st = state.conns[fc[packet.number] or 0]
+    if st ~= nil then
+      return st
     end
   end
   read_endpoints(pinfo)
@@ -916,8 +909,7 @@ end
 
 local function remember_conn(st)
   local fc = state.frame_conn
-  store_grow(fc, packet.number + 1)
-  put(fc.bytes, packet.number * 4, 4, st.id)
+  fc[packet.number] = st.id
 end
 
 -- Who sent this PDU (CLIENT or SERVER), or nil when neither its kind nor the
@@ -941,10 +933,9 @@ end
 
 local function remember(number, ex)
   local at = state.at
-  store_grow(at, number + 1)
-  local first = get(at.bytes, number * 4, 4)
-  if first == 0 then
-    put(at.bytes, number * 4, 4, ex)
+  local first = at[number]
+  if first == nil then
+    at[number] = ex
   else
     local more = state.more[number]
     if more == nil then
@@ -969,12 +960,8 @@ end
 
 -- The exchange recorded for this frame whose ask (or answer) is this PDU, or nil.
 local function lookup(number, id, opener, as_answer)
-  local at = state.at
-  if number >= at.cap then
-    return nil
-  end
-  local first = get(at.bytes, number * 4, 4)
-  if first == 0 then
+  local first = state.at[number]
+  if first == nil then
     return nil
   end
   local field = as_answer and "answer" or "ask"
@@ -1053,10 +1040,9 @@ end
 local function open_exchange(st, kind, key, pinfo)
   local ex = state.n + 1
   state.n = ex
-  store_grow(state.exchanges, ex)
   ex_set(ex, "kind", kind * KEYS + key)
   ex_set(ex, "ask", packet.number)
-  -- "answer" stays 0: a ByteArray grows with zero bytes.
+  -- "answer" stays unset until the answer comes.
   ex_set(ex, "time", nanoseconds(pinfo.rel_ts))
   st.open[key] = ex
   remember(packet.number, ex)
@@ -1235,14 +1221,14 @@ end
 local function set_info(pinfo, text, pdu)
   local number = packet.number
   if info_state.number == number then
-    local col = pinfo.cols.info
+    local col = packet.cols.info
     local shown, last = tostring(col), info_state.text
     if #shown >= #last and string.sub(shown, -#last) == last then
       info_state.n = info_state.n + 1
       if info_state.summary or #last + 2 + #text > INFO_LIMIT then
         info_state.summary = true
         info_state.text = info_summary(pdu, text)
-        pinfo.cols.info = info_state.text
+        packet.cols.info = info_state.text
         return
       end
       col:append(", " .. text)
@@ -1250,7 +1236,7 @@ local function set_info(pinfo, text, pdu)
       return
     end
   end
-  pinfo.cols.info = text
+  packet.cols.info = text
   info_state.number, info_state.text, info_state.n, info_state.summary = number, text, 1, false
   info_state.first, info_state.head = text, nil
   if pdu ~= nil and pdu.prefix ~= nil then
@@ -1312,9 +1298,41 @@ local function find_header(s, from, partial)
   return nil
 end
 
+-- When Wireshark builds no tree for a pass (tshark's first pass of two without a
+-- read filter, the GUI filling its packet list), the root handed to a Lua dissector
+-- has no item, so no text. Items added to it would be thrown away, yet each call
+-- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
+-- the PDUs are still decoded for the Info column, the tracking and the statistics.
+local NO_TREE = {}
+local function no_tree()
+  return NO_TREE
+end
+for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
+  "add_proto_expert_info" }) do
+  NO_TREE[method] = no_tree
+end
+-- Without a tree, the TvbRanges made for items are not needed either: this stand-in
+-- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
+-- bytes themselves are read from the segment's string.
+local NO_TVB = {}
+local NO_RANGE = {
+  tvb = function()
+    return NO_TVB
+  end,
+}
+setmetatable(NO_TVB, {
+  __call = function()
+    return NO_RANGE
+  end,
+})
+
 local function track(root, pdu, pinfo)
-  local st = conn_of(pinfo)
   local kind = pdu.t * 4 + pdu.c
+  if root == NO_TREE and packet.visited and not stats_wanted then
+    -- Nothing to record, show or count.
+    return
+  end
+  local st = conn_of(pinfo)
   if not packet.visited then
     if kind == TRACE.hello and st.hello then
       -- A second hello between the same endpoints: the ports were used again.
@@ -1323,7 +1341,13 @@ local function track(root, pdu, pinfo)
     remember_conn(st)
     record(st, kind, pdu, pinfo)
   end
-  local ex = show(root, st, kind, pdu, pinfo)
+  local ex
+  if root ~= NO_TREE then
+    ex = show(root, st, kind, pdu, pinfo)
+  elseif stats_wanted and ANSWERS[kind] ~= nil then
+    -- Without a tree, only the statistics want the exchange this PDU answers.
+    ex = lookup(packet.number, pdu.id, nil, true)
+  end
   if stats_wanted then
     tap_pdu(pinfo, kind, pdu, ex)
   end
@@ -1424,33 +1448,149 @@ local function pdu_length(s, offset)
   return skip + length
 end
 
--- When Wireshark builds no tree for a pass (tshark's first pass of two without a
--- read filter, the GUI filling its packet list), the root handed to a Lua dissector
--- has no item, so no text. Items added to it would be thrown away, yet each call
--- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
--- the PDUs are still decoded for the Info column, the tracking and the statistics.
-local NO_TREE = {}
-local function no_tree()
-  return NO_TREE
+-- The fast path without a tree: one PDU whose bytes are raw, a whole, valid frame
+-- of a known message (anything else returns nil, and the full path, which explains
+-- what is wrong, runs instead). Decodes the header with plain string reads and the
+-- payload with the stand-in tree, fills pdu and returns the Info text.
+local HEADS = {}
+
+-- decode_fields without a tree: the same checks, the same values (with `display`;
+-- a list's entries are only checked, as only their count is shown without a tree).
+local function fast_fields(s, at, limit, fields, v, display)
+  for _, fd in ipairs(fields) do
+    local wire, left = fd.wire, limit - at
+    if wire == "uint" or wire == "status" or wire == "error" then
+      if left < fd.size then
+        return nil
+      end
+      if display then
+        local value = le_uint(s, at, fd.size)
+        if wire == "uint" then
+          v[fd.name] = num(value)
+        else
+          local name = ((wire == "status") and STATUS_NAMES or ERROR_NAMES)[value]
+          if name == nil then
+            name = "Unknown (" .. num(value) .. ")"
+          end
+          v[fd.name], v["#" .. wire], v["@" .. wire] = name, value, name
+        end
+      end
+      at = at + fd.size
+    elseif wire == "string" then
+      if left < 8 then
+        return nil
+      end
+      local len = le_uint(s, at, 4)
+      if le_uint(s, at + 4, 4) ~= 0 or len > left - 8 then
+        return nil
+      end
+      local raw = string.sub(s, at + 9, at + 8 + len)
+      if not valid_utf8(raw) then
+        return nil
+      end
+      if display then
+        v[fd.name], v[fd.raw] = display_text(raw), raw
+      end
+      at = at + 8 + len
+    elseif wire == "ip" then
+      if left < 4 then
+        return nil
+      end
+      local size = IP_FAMILY_SIZES[le_uint(s, at, 4)]
+      if size == nil or left < 4 + size then
+        return nil
+      end
+      if display then
+        local raw = string.sub(s, at + 5, at + 4 + size)
+        v[fd.name] = (size == 4) and ipv4_text(raw) or ipv6_text(raw)
+      end
+      at = at + 4 + size
+    elseif wire == "list" then
+      if left < 8 then
+        return nil
+      end
+      local count = le_uint(s, at, 4)
+      if le_uint(s, at + 4, 4) ~= 0 or count > (left - 8) / fd.min_size then
+        return nil
+      end
+      at = at + 8
+      for _ = 1, count do
+        at = fast_fields(s, at, limit, fd.fields, nil, false)
+        if at == nil then
+          return nil
+        end
+      end
+      if display then
+        if count == 1 then
+          v[fd.name] = "1 " .. string.lower(fd.label)
+        else
+          v[fd.name] = num(count) .. " " .. string.lower(fd.label) .. "s"
+        end
+      end
+    else
+      return nil
+    end
+  end
+  return at
 end
-for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
-  "add_proto_expert_info" }) do
-  NO_TREE[method] = no_tree
+
+local function fast_frame(raw, pdu)
+  if #raw < HLEN or string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+    return nil
+  end
+  if le_uint(raw, H.version.offset, H.version.size) ~= K.version
+    or le_uint(raw, H.reserved.offset, H.reserved.size) ~= 0 then
+    return nil
+  end
+  local length = le_uint(raw, H.length.offset, H.length.size)
+  local limit = HLEN + length
+  if length > max_payload_now or #raw < limit then
+    return nil
+  end
+  local t, c = le_uint(raw, H.type.offset, H.type.size), le_uint(raw, H.class.offset, H.class.size)
+  local message = MESSAGES[t] and MESSAGES[t][c]
+  if message == nil then
+    return nil
+  end
+  local v = {}
+  if length == 0 then
+    if #message.fields ~= 0 then
+      return nil
+    end
+  elseif fast_fields(raw, HLEN, limit, message.fields, v, true) ~= limit then
+    return nil
+  end
+  local id = le_uint(raw, H.request_id.offset, H.request_id.size)
+  local kind = t * 4 + c
+  local head = HEADS[kind]
+  if head == nil then
+    head = type_letter(t) .. " " .. CLASS_NAMES[c]
+    HEADS[kind] = head
+  end
+  pdu.t, pdu.c, pdu.id, pdu.v, pdu.head = t, c, id, v, head
+  local prefix = head
+  if c ~= CLASS.indication or id ~= 0 then
+    pdu.tag = "#" .. num(id)
+    prefix = head .. " " .. pdu.tag
+  end
+  pdu.prefix = prefix
+  if message.summary then
+    return prefix .. message.summary(v)
+  end
+  return prefix
 end
--- Without a tree, the TvbRanges made for items are not needed either: this stand-in
--- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
--- bytes themselves are read from the segment's string.
-local NO_TVB = {}
-local NO_RANGE = {
-  tvb = function()
-    return NO_TVB
-  end,
-}
-setmetatable(NO_TVB, {
-  __call = function()
-    return NO_RANGE
-  end,
-})
+
+-- One PDU without a tree; false when the full path must run.
+local function fast_one(pinfo, raw)
+  local pdu = {}
+  local ok, info = pcall(fast_frame, raw, pdu)
+  if not ok or info == nil then
+    return false
+  end
+  pcall(track, NO_TREE, pdu, pinfo)
+  set_info(pinfo, info, pdu)
+  return true
+end
 
 -- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
 -- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
@@ -1462,7 +1602,9 @@ function tnlm.dissector(tvb, pinfo, tree)
   if tree.text == nil then
     tree, pdu_tvb = NO_TREE, NO_TVB
   end
-  pinfo.cols.protocol = "TNLM"
+  local cols = pinfo.cols
+  packet.cols = cols
+  cols.protocol = "TNLM"
   -- The segment's bytes, read once: lengths and values are decoded from this string.
   local data = tvb:raw()
   local len = #data
@@ -1483,7 +1625,15 @@ function tnlm.dissector(tvb, pinfo, tree)
       end
       need = avail
     end
-    if offset == 0 and need == len then
+    if tree == NO_TREE then
+      local raw = data
+      if offset ~= 0 or need ~= len then
+        raw = string.sub(data, offset + 1, offset + need)
+      end
+      if not fast_one(pinfo, raw) then
+        dissect_pdu(NO_TVB, pinfo, tree, raw)
+      end
+    elseif offset == 0 and need == len then
       dissect_pdu(pdu_tvb, pinfo, tree, data)
     else
       dissect_pdu(pdu_tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
@@ -1501,6 +1651,7 @@ function tnlm.init()
   read_max_payload()
   info_state.number, info_state.text, info_state.n, info_state.summary = -1, "", 0, false
   heuristic_first = {}
+  endpoint_cache = {}
   packet.at = -1
   tapped.number = -1
 end

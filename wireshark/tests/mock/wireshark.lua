@@ -578,6 +578,7 @@ end
 -- pinfo.src / pinfo.dst: an Address, whose tostring is its text.
 local ADDRESS = { __class = "Address" }
 ADDRESS.__tostring = function(a) return a.text end
+ADDRESS.__eq = function(a, b) return a.text == b.text end
 local function new_address(text)
   return setmetatable({ text = text }, ADDRESS)
 end

@@ -137,6 +137,16 @@ impl Pcap {
         conn.next[side] = base + bytes.len() as u32;
     }
 
+    /// The number of packets so far.
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Whether there is no packet yet.
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
     /// The capture in libpcap format (Ethernet).
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
