@@ -1099,6 +1099,8 @@ end
 -- what is wrong, runs instead). Decodes the header with plain string reads and the
 -- payload with the stand-in tree, fills pdu and returns the Info text.
 local HEADS = {}
+local FAST_V = {}
+local FAST_PDU = {}
 
 -- decode_fields without a tree: the same checks, the same values (with `display`;
 -- a list's entries are only checked, as only their count is shown without a tree).
@@ -1198,7 +1200,14 @@ local function fast_frame(raw, pdu)
   if message == nil then
     return nil
   end
-  local v = {}
+  -- One values table per kind, reused: a kind's decoding sets every key it has, and
+  -- nothing keeps the table (a table per frame only fed the garbage collector).
+  local kind = t * 4 + c
+  local v = FAST_V[kind]
+  if v == nil then
+    v = {}
+    FAST_V[kind] = v
+  end
   if length == 0 then
     if #message.fields ~= 0 then
       return nil
@@ -1207,13 +1216,12 @@ local function fast_frame(raw, pdu)
     return nil
   end
   local id = le_uint(raw, H.request_id.offset, H.request_id.size)
-  local kind = t * 4 + c
   local head = HEADS[kind]
   if head == nil then
     head = type_letter(t) .. " " .. CLASS_NAMES[c]
     HEADS[kind] = head
   end
-  pdu.t, pdu.c, pdu.id, pdu.v, pdu.head = t, c, id, v, head
+  pdu.t, pdu.c, pdu.id, pdu.v, pdu.head, pdu.tag = t, c, id, v, head, nil
   local prefix = head
   if c ~= CLASS.indication or id ~= 0 then
     pdu.tag = "#" .. num(id)
@@ -1228,7 +1236,7 @@ end
 
 -- One PDU without a tree; false when the full path must run.
 local function fast_one(pinfo, raw)
-  local pdu = {}
+  local pdu = FAST_PDU
   local ok, info = pcall(fast_frame, raw, pdu)
   if not ok or info == nil then
     return false
