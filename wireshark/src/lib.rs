@@ -101,7 +101,7 @@ const GENERATED_FIELDS: &[(&str, &str, &str, &str, &str)] = &[
         "string",
         "base.UNICODE",
         "Trace key",
-        "The sender's client id, a dot, its request id (e.g. 1.3): the same on every frame of one message's trace",
+        "The sender's client id, a dot, its request id, @, the server's address and port (e.g. 1.3@127.0.0.1:4579): the same on every frame of one message's trace",
     ),
     ("trace.request_in", "framenum", "base.NONE, frametype.REQUEST", "M request in", "The sender's M request"),
     (
