@@ -1281,3 +1281,47 @@ fn the_installed_profile_colours_tnlm_frames_before_tcp() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every capture the tests know: the samples, the lab captures and the hard ones.
+fn every_capture() -> Vec<PathBuf> {
+    let mut files = sample_captures();
+    for sub in ["labs", "hard"] {
+        let dir = workspace().join("examples").join("captures").join(sub);
+        let mut more: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    files
+}
+
+#[test]
+fn the_info_column_is_the_same_with_and_without_a_tree() {
+    // Plain tshark builds no tree (the dissector's fast path); -T fields builds one.
+    if tshark_missing() {
+        return;
+    }
+    let lua = support::lua_arg();
+    for file in every_capture() {
+        let f = file.display().to_string();
+        for extra in [&[][..], &["-2"]] {
+            let mut args = extra.to_vec();
+            args.extend(["-X", &lua, "-r", &f, "-o", "gui.column.format:\"No.\",\"%m\",\"Info\",\"%i\""]);
+            let (plain, problems) = tshark(&args).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            let plain: BTreeMap<u64, String> = plain
+                .lines()
+                .map(|l| l.trim_start().split_once(' ').unwrap())
+                .map(|(n, info)| (parse_u64(n), info.to_string()))
+                .collect();
+            let tree = per_frame(&file, extra, "tnlm", "_ws.col.Info");
+            assert!(!tree.is_empty() || file.to_string_lossy().contains("cable"), "{f}: no TNLM frame");
+            for (frame, info) in &tree {
+                assert_eq!(plain.get(frame), Some(info), "{f} {extra:?}: frame {frame}");
+            }
+        }
+    }
+}
