@@ -136,7 +136,9 @@ shot() {
   if [ "$name" = wireshark-trace ]; then
     # The M indication's row has the "TNLM indication" background (16-bit
     # 50372,59110,65535 in tnlm.colorfilters: #C4E6FF).
-    if ! convert "$out/$name.png" -format %c histogram:info:- | grep -qi 'C4E6FF'; then
+    local colors
+    colors=$(convert "$out/$name.png" -format %c histogram:info:-)
+    if ! grep -qi 'C4E6FF' <<<"$colors"; then
       echo "error: $name: no row in the TNLM indication color: the profile's rules did not apply" >&2
       exit 1
     fi
