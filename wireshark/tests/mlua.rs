@@ -916,3 +916,50 @@ fn the_heuristic_claims_a_connection_only_at_its_start() {
     let packets = ws.stream(&[(false, b"TNX".to_vec())], &opts);
     assert!(!packets[0].handled);
 }
+
+#[test]
+fn without_a_tree_bad_frames_read_the_same_in_the_info_column() {
+    // The fast path without a tree hands anything unusual to the full path: the Info
+    // column must read the same as with a tree, frame by frame.
+    let ws = Wireshark::new();
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    let t = encode(&Frame::new(1, TimeRequest));
+    for (at, value) in [(4, 9u8), (5, b'Z'), (6, 7), (7, 1)] {
+        let mut b = t.clone();
+        b[at] = value;
+        bad.push(b);
+    }
+    let mut oversize = t.clone();
+    oversize[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+    bad.push(oversize);
+    let name = encode(&Frame::new(2, NameResponse { name: "abc".into() }));
+    bad.push(reframe(&name, &name[HEADER_LEN..name.len() - 1]));
+    let mut padded = name[HEADER_LEN..].to_vec();
+    padded.push(0);
+    bad.push(reframe(&name, &padded));
+    let mut utf8 = 1u64.to_le_bytes().to_vec();
+    utf8.push(0xC3);
+    bad.push(reframe(&name, &utf8));
+    bad.push(b"garbage before a frame".iter().copied().chain(t.clone()).collect());
+    let frames = samples();
+    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
+    let error = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Error(_))).unwrap();
+    for (frame, at) in [(delivery, HEADER_LEN + 4), (error, HEADER_LEN)] {
+        let mut b = encode(frame);
+        b[at..at + 2].copy_from_slice(&999u16.to_le_bytes());
+        bad.push(b);
+    }
+    let segments: Vec<(bool, Vec<u8>)> = bad.into_iter().map(|b| (false, b)).collect();
+    let with_tree = ws.stream(&segments, &[]);
+    let without = ws.stream(&segments, &[("tree", Value::Boolean(false))]);
+    for (a, b) in with_tree.iter().zip(&without) {
+        assert_clean(a);
+        assert_clean(b);
+        assert_eq!(a.info, b.info);
+    }
+    assert!(
+        with_tree.iter().any(|p| p.info.contains("Unknown (999)")),
+        "{:?}",
+        with_tree.iter().map(|p| &p.info).collect::<Vec<_>>()
+    );
+}
