@@ -73,8 +73,10 @@ shot() {
   mkdir -p "$cfg"
   printf 'gui.geometry_main_x: 0\ngui.geometry_main_y: 0\ngui.geometry_main_width: 1600\ngui.geometry_main_height: 1200\ngui.geometry_main_maximized: FALSE\n' >"$cfg/recent_common"
   printf 'gui.geometry_main_upper_pane: %s\n' "$details" >"$cfg/recent"
-  # The TNLM profile, as users install it (the dissector itself comes from -X below).
+  # The TNLM profile, as users install it (the dissector itself comes from -X below);
+  # the pane sizes are per profile.
   cargo run --locked -q -p tnlm-wireshark -- install --plugins "$work/plugins" --config "$cfg" >/dev/null
+  cp "$cfg/recent" "$cfg/profiles/TNLM/recent"
   local ready="$work/$name.ready"
   TNLM_READY_FILE="$ready" WIRESHARK_CONFIG_DIR="$cfg" wireshark -C TNLM -X "lua_script:$lua" -X "lua_script:$work/ready.lua" -r "$caps/$cap.pcapng" -Y "$filter" -g "$frame" \
     -o gui.layout_type:1 -o gui.layout_content_1:PDETAILS -o gui.layout_content_2:PLIST -o gui.layout_content_3:NONE \
