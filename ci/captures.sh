@@ -11,5 +11,8 @@ cargo run --locked -q -p tnlm-wireshark --example captures -- "$out"
 if [ "$out" = "examples/captures" ]; then
   # mid-stream.pcapng: a connection captured from the middle of a frame, built with text2pcap
   TNLM_BLESS=1 TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-wireshark --test tshark a_capture_that_starts_mid_stream
+  # hard/*.pcapng: hand-made hard cases (two servers, reordered messages, out-of-order
+  # segments, a 3-byte first segment, reused ports...), written by the tests' pcap writer
+  TNLM_BLESS=1 TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-wireshark --test tshark hard_captures
   TNLM_REQUIRE=tshark cargo test --locked -q -p tnlm-wireshark --test tshark example_captures
 fi

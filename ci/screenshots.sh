@@ -4,9 +4,10 @@
 #   docs/images/wireshark-trace.png      a message traced across two connections
 #   docs/images/wireshark-error.png      an error frame with its expert info
 #   docs/images/wireshark-stats.png      Statistics > TNLM
-# Runs Wireshark under Xvfb with a fresh configuration folder per picture (so no
-# profile changes the result) and fails if Wireshark shows a Lua error or the
-# dissector reports one.
+# Runs Wireshark under Xvfb with a fresh configuration folder per picture, into which
+# `tnlm-wireshark install` puts the TNLM profile (TNLM's coloring rules first), and
+# fails if Wireshark shows a Lua error or the dissector reports one, or if the picture
+# of a traced message lacks the TNLM indication color.
 #   bash ci/screenshots.sh [OUTDIR]     (default docs/images)
 # Needs: apt-get install wireshark xvfb xdotool imagemagick x11-utils
 set -euo pipefail
@@ -72,8 +73,12 @@ shot() {
   mkdir -p "$cfg"
   printf 'gui.geometry_main_x: 0\ngui.geometry_main_y: 0\ngui.geometry_main_width: 1600\ngui.geometry_main_height: 1200\ngui.geometry_main_maximized: FALSE\n' >"$cfg/recent_common"
   printf 'gui.geometry_main_upper_pane: %s\n' "$details" >"$cfg/recent"
+  # The TNLM profile, as users install it (the dissector itself comes from -X below);
+  # the pane sizes are per profile.
+  cargo run --locked -q -p tnlm-wireshark -- install --plugins "$work/plugins" --config "$cfg" >/dev/null
+  cp "$cfg/recent" "$cfg/profiles/TNLM/recent"
   local ready="$work/$name.ready"
-  TNLM_READY_FILE="$ready" WIRESHARK_CONFIG_DIR="$cfg" wireshark -X "lua_script:$lua" -X "lua_script:$work/ready.lua" -r "$caps/$cap.pcapng" -Y "$filter" -g "$frame" \
+  TNLM_READY_FILE="$ready" WIRESHARK_CONFIG_DIR="$cfg" wireshark -C TNLM -X "lua_script:$lua" -X "lua_script:$work/ready.lua" -r "$caps/$cap.pcapng" -Y "$filter" -g "$frame" \
     -o gui.layout_type:1 -o gui.layout_content_1:PDETAILS -o gui.layout_content_2:PLIST -o gui.layout_content_3:NONE \
     "$@" >"$work/$name.out" 2>"$work/$name.err" &
   local pid=$!
@@ -129,6 +134,16 @@ shot() {
   fi
   if [ "$name" != wireshark-stats ]; then
     import -window "$win" "$out/$name.png"
+  fi
+  if [ "$name" = wireshark-trace ]; then
+    # The M indication's row has the "TNLM indication" background (16-bit
+    # 50372,59110,65535 in tnlm.colorfilters: #C4E6FF).
+    local colors
+    colors=$(convert "$out/$name.png" -format %c histogram:info:-)
+    if ! grep -qi 'C4E6FF' <<<"$colors"; then
+      echo "error: $name: no row in the TNLM indication color: the profile's rules did not apply" >&2
+      exit 1
+    fi
   fi
   kill "$pid"
   echo "wrote $out/$name.png"

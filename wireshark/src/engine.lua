@@ -138,6 +138,16 @@ end
 
 -- The little-endian unsigned integer of `size` bytes at byte `offset` of the string s.
 local function le_uint(s, offset, size)
+  -- The common sizes with one string.byte call (each call costs more than the sums).
+  if size == 4 then
+    local a, b, c, d = string.byte(s, offset + 1, offset + 4)
+    return a + b * 256 + c * 65536 + d * 16777216
+  elseif size == 1 then
+    return string.byte(s, offset + 1)
+  elseif size == 2 then
+    local a, b = string.byte(s, offset + 1, offset + 2)
+    return a + b * 256
+  end
   local value = 0
   for i = offset + size, offset + 1, -1 do
     value = value * 256 + string.byte(s, i)
@@ -322,9 +332,12 @@ local function dissect_frame(tvb, root, pdu, raw)
   local t, c, id, length = value.type, value.class, value.request_id, value.length
   pdu.t, pdu.c, pdu.id = t, c, id
   local prefix = type_letter(t) .. " " .. (CLASS_NAMES[c] or ("class " .. c))
+  pdu.head = prefix
   if c ~= CLASS.indication or id ~= 0 then
-    prefix = prefix .. " #" .. num(id)
+    pdu.tag = "#" .. num(id)
+    prefix = prefix .. " " .. pdu.tag
   end
+  pdu.prefix = prefix
   header:append_text(": " .. prefix .. ", " .. num(length) .. " payload bytes")
   if value.reserved ~= 0 then
     items.reserved:add_proto_expert_info(EXPERT.reserved)
@@ -422,95 +435,127 @@ end
 
 -- The packet's number and whether it was dissected before, read from pinfo once per
 -- call of the dissector (each read is a Wireshark API call) and used by the tracking and the Info column.
-local packet = { number = -1, visited = false }
+local packet = { number = -1, visited = false, at = -1, src = "", dst = "", key = "", heuristic = false }
 
-local tcp_stream = Field.new("tcp.stream")
+-- The packet's endpoints ("address:port", IPv6 in brackets) and its connection's key
+-- (both endpoints, the smaller first), read from pinfo at most once per packet. No
+-- field extractor (Field.new) is used: in a pass without a tree it yields nothing, and
+-- its mere existence makes tshark build a tree for every packet.
+local function endpoint(address, port)
+  local a = tostring(address)
+  if string.find(a, ":", 1, true) then
+    a = "[" .. a .. "]"
+  end
+  return a .. ":" .. num(port)
+end
+
+-- Turning an Address into text is dear (about 5 us), so the text is remembered per
+-- pair of ports with the Address objects it was made from; a packet whose addresses
+-- compare equal to those (a cheap call) reuses it. Cleared by tnlm.init.
+local endpoint_cache = {}
+
+local function read_endpoints(pinfo)
+  if packet.at == packet.number then
+    return
+  end
+  packet.at = packet.number
+  local sp, dp = pinfo.src_port, pinfo.dst_port
+  local sa, da = pinfo.src, pinfo.dst
+  local ports = sp * 65536 + dp
+  local seen = endpoint_cache[ports]
+  if seen == nil then
+    seen = {}
+    endpoint_cache[ports] = seen
+  end
+  for i = 1, #seen do
+    local e = seen[i]
+    if e.sa == sa and e.da == da then
+      packet.src, packet.dst, packet.key = e.src, e.dst, e.key
+      return
+    end
+  end
+  local src, dst = endpoint(sa, sp), endpoint(da, dp)
+  local key
+  if src < dst then
+    key = src .. " " .. dst
+  else
+    key = dst .. " " .. src
+  end
+  seen[#seen + 1] = { sa = sa, da = da, src = src, dst = dst, key = key }
+  packet.src, packet.dst, packet.key = src, dst, key
+end
+
 local CLIENT, SERVER = SENDER.client, SENDER.server
 
--- Exchanges are records in a ByteArray, outside the Lua heap: every Lua object the
--- dissector keeps alive makes each of Wireshark's Lua garbage collections slower, and a
--- table per exchange (or big arrays of numbers) made dissection about 1.7x slower.
--- A record: the ask's kind * KEYS + its key (id * 2 + opener), 6 bytes; the ask's frame
--- number, 4; the answer's, 4 (0: none yet); a time in nanoseconds, 7 (the ask's time
--- while open, the response time once answered). All little-endian.
+-- Exchanges are kept in four arrays of numbers indexed by the exchange's number (a
+-- table per exchange would give each of Lua's garbage collections one object per
+-- exchange to visit): the ask's kind * KEYS + its key (id * 2 + opener); the ask's frame
+-- number; the answer's (absent: none yet); a time in nanoseconds (the ask's time while
+-- open, the response time once answered). Arrays of numbers also beat records in a
+-- ByteArray, whose every byte written was a Wireshark API call.
 local KEYS = 8589934592
-local FIELDS = { kind = { 0, 6 }, ask = { 6, 4 }, answer = { 10, 4 }, time = { 14, 7 } }
-local RECORD = 21
-
--- A growable ByteArray of fixed-size little-endian numbers.
-local function new_store(size)
-  return { bytes = ByteArray.new(), cap = 0, size = size }
-end
-
-local function store_grow(store, count)
-  if count > store.cap then
-    local cap = math.max(1024, store.cap * 2, count)
-    store.bytes:set_size(cap * store.size)
-    store.cap = cap
-  end
-end
-
-local function put(bytes, at, width, value)
-  for i = 0, width - 1 do
-    local b = value % 256
-    bytes:set_index(at + i, b)
-    value = (value - b) / 256
-  end
-end
-
-local function get(bytes, at, width)
-  return le_uint(bytes:raw(at, width), 0, width)
-end
-
--- The last exchange record read: one ByteArray:raw call reads all its fields.
-local cached = { ex = nil, record = nil }
 
 local state
 local function reset_state()
-  cached.ex = nil
   state = {
-    -- tcp.stream -> { client_id, server, server_port, open = { [id * 2 + opener] = exchange } }
-    streams = {},
+    -- connections in the order they were first seen: { id, client_id, server,
+    -- server_ep, open = { [id * 2 + opener] = exchange } }
+    conns = {},
+    -- both endpoints -> the current connection between them (a hello on a connection
+    -- that had one already starts a new one: the same ports used again)
+    by_key = {},
+    -- frame number -> its connection's index in conns
+    frame_conn = {},
     n = 0,
-    exchanges = new_store(RECORD),
-    -- frame number -> its first exchange (4 bytes; 0: none); `more` holds the others
-    at = new_store(4),
+    ex = { kind = {}, ask = {}, answer = {}, time = {} },
+    -- frame number -> its first exchange; `more` holds the others
+    at = {},
     more = {},
     trace = {},    -- exchange -> message trace (M requests and indications only)
-    -- target client id .. "\0" .. text -> FIFO of message traces waiting for their indication
+    -- server endpoint, target id, sender id and text, joined by "\0" -> FIFO of message
+    -- traces waiting for the indication that forwards them
     pending = {},
   }
 end
 reset_state()
 
--- A field of exchange ex (see FIELDS).
+-- A field of exchange ex: kind, ask, answer or time (0 when not set).
 local function ex_get(ex, name)
-  if cached.ex ~= ex then
-    cached.ex, cached.record = ex, state.exchanges.bytes:raw((ex - 1) * RECORD, RECORD)
-  end
-  local f = FIELDS[name]
-  return le_uint(cached.record, f[1], f[2])
+  return state.ex[name][ex] or 0
 end
 
 local function ex_set(ex, name, value)
-  local f = FIELDS[name]
-  put(state.exchanges.bytes, (ex - 1) * RECORD + f[1], f[2], value)
-  cached.ex = nil
+  state.ex[name][ex] = value
 end
 
 local function nanoseconds(seconds)
   return math.floor(seconds * 1e9 + 0.5)
 end
 
-local function stream_of(pinfo)
-  local f = tcp_stream()
-  local id = f and f.value or -1
-  local st = state.streams[id]
-  if st == nil then
-    st = { open = {}, id = id }
-    state.streams[id] = st
-  end
+local function new_conn(key)
+  local st = { open = {}, id = #state.conns + 1 }
+  state.conns[st.id] = st
+  state.by_key[key] = st
   return st
+end
+
+-- The connection this packet belongs to: on the first pass, by its endpoints; on
+-- later passes, as recorded then (so a reused pair of ports keeps its connections apart).
+local function conn_of(pinfo)
+  if packet.visited then
+    local fc = state.frame_conn
+    local st = state.conns[fc[packet.number] or 0]
+    if st ~= nil then
+      return st
+    end
+  end
+  read_endpoints(pinfo)
+  return state.by_key[packet.key] or new_conn(packet.key)
+end
+
+local function remember_conn(st)
+  local fc = state.frame_conn
+  fc[packet.number] = st.id
 end
 
 -- Who sent this PDU (CLIENT or SERVER), or nil when neither its kind nor the
@@ -522,8 +567,8 @@ local function sender_of(st, kind, c, pinfo)
     return SERVER
   end
   local s = ANSWER_SENDER[kind]
-  if s == nil and st.server_port ~= nil then
-    if pinfo.src_port == st.server_port then
+  if s == nil and st.server_ep ~= nil then
+    if packet.src == st.server_ep then
       s = SERVER
     else
       s = CLIENT
@@ -534,10 +579,9 @@ end
 
 local function remember(number, ex)
   local at = state.at
-  store_grow(at, number + 1)
-  local first = get(at.bytes, number * 4, 4)
-  if first == 0 then
-    put(at.bytes, number * 4, 4, ex)
+  local first = at[number]
+  if first == nil then
+    at[number] = ex
   else
     local more = state.more[number]
     if more == nil then
@@ -562,12 +606,8 @@ end
 
 -- The exchange recorded for this frame whose ask (or answer) is this PDU, or nil.
 local function lookup(number, id, opener, as_answer)
-  local at = state.at
-  if number >= at.cap then
-    return nil
-  end
-  local first = get(at.bytes, number * 4, 4)
-  if first == 0 then
+  local first = state.at[number]
+  if first == nil then
     return nil
   end
   local field = as_answer and "answer" or "ask"
@@ -591,12 +631,20 @@ local function kind_of(ex)
 end
 
 -- Message traces: an M request waits for the M indication that forwards it.
+-- Message traces: an M request waits for the M indication that forwards it, matched
+-- by what both say on the wire: the server (its endpoint), the target, the sender's id
+-- (the request's connection's hello; the indication's `from`) and the text. So neither
+-- two servers in one capture nor a server forwarding same-text messages in another
+-- order than they came can cross two traces. Without the sender's hello, its id is "?".
+local UNKNOWN_SENDER = "?"
+
 local function trace_request(st, ex, pdu, pinfo)
   local v = pdu.v
-  local from = st.client_id or ("stream " .. num(st.id))
-  local trace = { key = from .. "." .. num(pdu.id), req = packet.number, req_t = pinfo.rel_ts }
+  local from = st.client_id or UNKNOWN_SENDER
+  local server = st.server_ep or "?"
+  local trace = { key = from .. "." .. num(pdu.id) .. "@" .. server, req = packet.number, req_t = pinfo.rel_ts }
   state.trace[ex] = trace
-  local wait = v[TRACE.to] .. "\0" .. v["=" .. TRACE.text]
+  local wait = server .. "\0" .. v[TRACE.to] .. "\0" .. from .. "\0" .. v["=" .. TRACE.text]
   local q = state.pending[wait]
   if q == nil then
     q = { first = 1, last = 0 }
@@ -610,7 +658,13 @@ local function trace_indication(st, ex, pdu, pinfo)
   if st.client_id == nil then
     return
   end
-  local q = state.pending[st.client_id .. "\0" .. pdu.v["=" .. TRACE.text]]
+  local v = pdu.v
+  local head = (st.server_ep or "?") .. "\0" .. st.client_id .. "\0"
+  local tail = "\0" .. v["=" .. TRACE.text]
+  local q = state.pending[head .. v[TRACE.from] .. tail]
+  if q == nil or q.first > q.last then
+    q = state.pending[head .. UNKNOWN_SENDER .. tail]
+  end
   if q == nil or q.first > q.last then
     return
   end
@@ -632,10 +686,9 @@ end
 local function open_exchange(st, kind, key, pinfo)
   local ex = state.n + 1
   state.n = ex
-  store_grow(state.exchanges, ex)
   ex_set(ex, "kind", kind * KEYS + key)
   ex_set(ex, "ask", packet.number)
-  -- "answer" stays 0: a ByteArray grows with zero bytes.
+  -- "answer" stays unset until the answer comes.
   ex_set(ex, "time", nanoseconds(pinfo.rel_ts))
   st.open[key] = ex
   remember(packet.number, ex)
@@ -645,10 +698,13 @@ end
 -- First pass: learn the connection, open and close exchanges, follow messages.
 local function record(st, kind, pdu, pinfo)
   local sender = sender_of(st, kind, pdu.c, pinfo)
-  if sender ~= nil and st.server_port == nil then
-    st.server_port = (sender == SERVER) and pinfo.src_port or pinfo.dst_port
+  if sender ~= nil and st.server_ep == nil then
+    st.server_ep = (sender == SERVER) and packet.src or packet.dst
   end
   local v = pdu.v
+  if kind == TRACE.hello then
+    st.hello = true
+  end
   if kind == TRACE.hello and v ~= nil then
     st.client_id, st.server = v[TRACE.client_id], v["=" .. TRACE.server]
     st.client_num = tonumber(st.client_id)
@@ -789,33 +845,94 @@ end
 -- the same packet finds the column ending with what the earlier ones wrote; a packet
 -- dissected again (the GUI) starts from the column TCP wrote, so it sets it again.
 -- Only that case reads the column back (a dear call).
-local info_state = { number = -1, text = "" }
-local function set_info(pinfo, text)
+--
+-- Wireshark cuts the column at 4,096 bytes, and a cut column no longer ends with what
+-- was written: past INFO_LIMIT bytes the column becomes a summary of the packet's
+-- PDUs instead, the first and the last and their count ("T response #1 … #100, 100
+-- frames"), rewritten as more PDUs come.
+local INFO_LIMIT = 2000
+local info_state = { number = -1, text = "", n = 0, first = "", head = nil, summary = false }
+
+local function info_summary(pdu, text)
+  local last = text
+  if pdu ~= nil and pdu.prefix ~= nil then
+    last = pdu.prefix
+    if pdu.head == info_state.head and pdu.tag ~= nil then
+      last = pdu.tag
+    end
+  end
+  return info_state.first .. " \226\128\166 " .. last .. ", " .. info_state.n .. " frames"
+end
+
+local function set_info(pinfo, text, pdu)
   local number = packet.number
   if info_state.number == number then
-    local col = pinfo.cols.info
+    local col = packet.cols.info
     local shown, last = tostring(col), info_state.text
     if #shown >= #last and string.sub(shown, -#last) == last then
+      info_state.n = info_state.n + 1
+      if info_state.summary or #last + 2 + #text > INFO_LIMIT then
+        info_state.summary = true
+        info_state.text = info_summary(pdu, text)
+        packet.cols.info = info_state.text
+        return
+      end
       col:append(", " .. text)
       info_state.text = last .. ", " .. text
       return
     end
   end
-  pinfo.cols.info = text
-  info_state.number, info_state.text = number, text
+  packet.cols.info = text
+  info_state.number, info_state.text, info_state.n, info_state.summary = number, text, 1, false
+  info_state.first, info_state.head = text, nil
+  if pdu ~= nil and pdu.prefix ~= nil then
+    info_state.first, info_state.head = pdu.prefix, pdu.head
+  end
 end
 
--- Where the next magic starts in the bytes s from offset `from` on (offsets from 0),
--- or nil. With `partial`, a magic cut off by the end of the data counts too (the
--- rest may come in the next segment).
-local function find_magic(s, from, partial)
-  local len = #s
-  if from >= len then
-    return nil
+-- Whether the bytes s from offset on (from 0) can start a TNLM header: the magic, this
+-- version, a known type letter and class, a zero reserved byte and a length within the
+-- maximum payload, as far as the bytes go (a header cut off by the end of s is judged
+-- on what is there). Only such a header ends a resynchronisation: "TNLM" in a text is
+-- not a frame.
+local function plausible(s, offset)
+  local avail = #s - offset
+  local m = #K.magic
+  if avail < m then
+    return string.sub(s, offset + 1) == string.sub(K.magic, 1, avail)
   end
-  local at = string.find(s, K.magic, from + 1, true)
-  if at ~= nil then
-    return at - 1
+  if string.sub(s, offset + 1, offset + m) ~= K.magic then
+    return false
+  end
+  local function value(h)
+    if avail < h.offset + h.size then
+      return nil
+    end
+    return le_uint(s, offset + h.offset, h.size)
+  end
+  local version, t, c, reserved, length = value(H.version), value(H.type), value(H.class), value(H.reserved),
+    value(H.length)
+  return (version == nil or version == K.version) and (t == nil or TYPE_NAMES[t] ~= nil)
+    and (c == nil or CLASS_NAMES[c] ~= nil) and (reserved == nil or reserved == 0)
+    and (length == nil or length <= max_payload())
+end
+
+-- Where the next plausible header starts in the bytes s from offset `from` on (offsets
+-- from 0), or nil. With `partial`, a header cut off by the end of the data counts too
+-- (the rest may come in the next segment); without, only a whole header counts.
+local function find_header(s, from, partial)
+  local len = #s
+  local at = from
+  while at < len do
+    local hit = string.find(s, K.magic, at + 1, true)
+    if hit == nil then
+      break
+    end
+    hit = hit - 1
+    if (partial or len - hit >= HLEN) and plausible(s, hit) then
+      return hit
+    end
+    at = hit + 1
   end
   if partial then
     for k = #K.magic - 1, 1, -1 do
@@ -827,13 +944,56 @@ local function find_magic(s, from, partial)
   return nil
 end
 
+-- When Wireshark builds no tree for a pass (tshark's first pass of two without a
+-- read filter, the GUI filling its packet list), the root handed to a Lua dissector
+-- has no item, so no text. Items added to it would be thrown away, yet each call
+-- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
+-- the PDUs are still decoded for the Info column, the tracking and the statistics.
+local NO_TREE = {}
+local function no_tree()
+  return NO_TREE
+end
+for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
+  "add_proto_expert_info" }) do
+  NO_TREE[method] = no_tree
+end
+-- Without a tree, the TvbRanges made for items are not needed either: this stand-in
+-- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
+-- bytes themselves are read from the segment's string.
+local NO_TVB = {}
+local NO_RANGE = {
+  tvb = function()
+    return NO_TVB
+  end,
+}
+setmetatable(NO_TVB, {
+  __call = function()
+    return NO_RANGE
+  end,
+})
+
 local function track(root, pdu, pinfo)
-  local st = stream_of(pinfo)
   local kind = pdu.t * 4 + pdu.c
+  if root == NO_TREE and packet.visited and not stats_wanted then
+    -- Nothing to record, show or count.
+    return
+  end
+  local st = conn_of(pinfo)
   if not packet.visited then
+    if kind == TRACE.hello and st.hello then
+      -- A second hello between the same endpoints: the ports were used again.
+      st = new_conn(packet.key)
+    end
+    remember_conn(st)
     record(st, kind, pdu, pinfo)
   end
-  local ex = show(root, st, kind, pdu, pinfo)
+  local ex
+  if root ~= NO_TREE then
+    ex = show(root, st, kind, pdu, pinfo)
+  elseif stats_wanted and ANSWERS[kind] ~= nil then
+    -- Without a tree, only the statistics want the exchange this PDU answers.
+    ex = lookup(packet.number, pdu.id, nil, true)
+  end
   if stats_wanted then
     tap_pdu(pinfo, kind, pdu, ex)
   end
@@ -854,7 +1014,7 @@ local function dissect_one(tvb, pinfo, tree, raw)
     end
   end
   root:append_text(", " .. info)
-  set_info(pinfo, info)
+  set_info(pinfo, info, pdu)
 end
 
 -- Dissects one PDU: tvb, and its bytes raw.
@@ -864,11 +1024,11 @@ local function dissect_pdu(tvb, pinfo, tree, raw)
   if avail >= #magic and string.sub(raw, 1, #magic) ~= magic then
     -- Bytes before the next magic (garbage, or the tail of a frame whose start
     -- was not captured): shown as data, then the frame after them.
-    local at = find_magic(raw, 1, false)
+    local at = find_header(raw, 1, false)
     if at ~= nil then
       local root = tree:add(tnlm, tvb(0, at))
       root:add(F.data, tvb(0, at)):add_proto_expert_info(EXPERT.bad_magic,
-        "Bad magic: " .. at .. " bytes skipped up to the next TNLM magic")
+        "Bad magic: " .. at .. " bytes skipped up to the next TNLM header")
       local info = "bad magic, " .. at .. " bytes skipped"
       root:append_text(", " .. info)
       set_info(pinfo, info)
@@ -916,7 +1076,7 @@ local function pdu_length(s, offset)
   if magic_at(s, offset) then
     return avail
   end
-  local at = find_magic(s, offset + 1, true)
+  local at = find_header(s, offset + 1, true)
   if at == nil then
     return avail
   end
@@ -934,33 +1094,157 @@ local function pdu_length(s, offset)
   return skip + length
 end
 
--- When Wireshark builds no tree for a pass (tshark's first pass of two without a
--- read filter, the GUI filling its packet list), the root handed to a Lua dissector
--- has no item, so no text. Items added to it would be thrown away, yet each call
--- still costs a TreeItem; this stand-in takes the same calls and does nothing, so
--- the PDUs are still decoded for the Info column, the tracking and the statistics.
-local NO_TREE = {}
-local function no_tree()
-  return NO_TREE
+-- The fast path without a tree: one PDU whose bytes are raw, a whole, valid frame
+-- of a known message (anything else returns nil, and the full path, which explains
+-- what is wrong, runs instead). Decodes the header with plain string reads and the
+-- payload with the stand-in tree, fills pdu and returns the Info text.
+local HEADS = {}
+local FAST_V = {}
+local FAST_PDU = {}
+
+-- decode_fields without a tree: the same checks, the same values (with `display`;
+-- a list's entries are only checked, as only their count is shown without a tree).
+local function fast_fields(s, at, limit, fields, v, display)
+  for _, fd in ipairs(fields) do
+    local wire, left = fd.wire, limit - at
+    if wire == "uint" or wire == "status" or wire == "error" then
+      if left < fd.size then
+        return nil
+      end
+      if display then
+        local value = le_uint(s, at, fd.size)
+        if wire == "uint" then
+          v[fd.name] = num(value)
+        else
+          local name = ((wire == "status") and STATUS_NAMES or ERROR_NAMES)[value]
+          if name == nil then
+            name = "Unknown (" .. num(value) .. ")"
+          end
+          v[fd.name], v["#" .. wire], v["@" .. wire] = name, value, name
+        end
+      end
+      at = at + fd.size
+    elseif wire == "string" then
+      if left < 8 then
+        return nil
+      end
+      local len = le_uint(s, at, 4)
+      if le_uint(s, at + 4, 4) ~= 0 or len > left - 8 then
+        return nil
+      end
+      local raw = string.sub(s, at + 9, at + 8 + len)
+      if not valid_utf8(raw) then
+        return nil
+      end
+      if display then
+        v[fd.name], v[fd.raw] = display_text(raw), raw
+      end
+      at = at + 8 + len
+    elseif wire == "ip" then
+      if left < 4 then
+        return nil
+      end
+      local size = IP_FAMILY_SIZES[le_uint(s, at, 4)]
+      if size == nil or left < 4 + size then
+        return nil
+      end
+      if display then
+        local raw = string.sub(s, at + 5, at + 4 + size)
+        v[fd.name] = (size == 4) and ipv4_text(raw) or ipv6_text(raw)
+      end
+      at = at + 4 + size
+    elseif wire == "list" then
+      if left < 8 then
+        return nil
+      end
+      local count = le_uint(s, at, 4)
+      if le_uint(s, at + 4, 4) ~= 0 or count > (left - 8) / fd.min_size then
+        return nil
+      end
+      at = at + 8
+      for _ = 1, count do
+        at = fast_fields(s, at, limit, fd.fields, nil, false)
+        if at == nil then
+          return nil
+        end
+      end
+      if display then
+        if count == 1 then
+          v[fd.name] = "1 " .. string.lower(fd.label)
+        else
+          v[fd.name] = num(count) .. " " .. string.lower(fd.label) .. "s"
+        end
+      end
+    else
+      return nil
+    end
+  end
+  return at
 end
-for _, method in ipairs({ "add", "add_le", "append_text", "set_text", "set_len", "set_generated",
-  "add_proto_expert_info" }) do
-  NO_TREE[method] = no_tree
+
+local function fast_frame(raw, pdu)
+  if #raw < HLEN or string.sub(raw, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+    return nil
+  end
+  if le_uint(raw, H.version.offset, H.version.size) ~= K.version
+    or le_uint(raw, H.reserved.offset, H.reserved.size) ~= 0 then
+    return nil
+  end
+  local length = le_uint(raw, H.length.offset, H.length.size)
+  local limit = HLEN + length
+  if length > max_payload_now or #raw < limit then
+    return nil
+  end
+  local t, c = le_uint(raw, H.type.offset, H.type.size), le_uint(raw, H.class.offset, H.class.size)
+  local message = MESSAGES[t] and MESSAGES[t][c]
+  if message == nil then
+    return nil
+  end
+  -- One values table per kind, reused: a kind's decoding sets every key it has, and
+  -- nothing keeps the table (a table per frame only fed the garbage collector).
+  local kind = t * 4 + c
+  local v = FAST_V[kind]
+  if v == nil then
+    v = {}
+    FAST_V[kind] = v
+  end
+  if length == 0 then
+    if #message.fields ~= 0 then
+      return nil
+    end
+  elseif fast_fields(raw, HLEN, limit, message.fields, v, true) ~= limit then
+    return nil
+  end
+  local id = le_uint(raw, H.request_id.offset, H.request_id.size)
+  local head = HEADS[kind]
+  if head == nil then
+    head = type_letter(t) .. " " .. CLASS_NAMES[c]
+    HEADS[kind] = head
+  end
+  pdu.t, pdu.c, pdu.id, pdu.v, pdu.head, pdu.tag = t, c, id, v, head, nil
+  local prefix = head
+  if c ~= CLASS.indication or id ~= 0 then
+    pdu.tag = "#" .. num(id)
+    prefix = head .. " " .. pdu.tag
+  end
+  pdu.prefix = prefix
+  if message.summary then
+    return prefix .. message.summary(v)
+  end
+  return prefix
 end
--- Without a tree, the TvbRanges made for items are not needed either: this stand-in
--- for the Tvb gives a stand-in range (whose :tvb() is the stand-in Tvb again). The
--- bytes themselves are read from the segment's string.
-local NO_TVB = {}
-local NO_RANGE = {
-  tvb = function()
-    return NO_TVB
-  end,
-}
-setmetatable(NO_TVB, {
-  __call = function()
-    return NO_RANGE
-  end,
-})
+
+-- One PDU without a tree; false when the full path must run.
+local function fast_one(pinfo, raw)
+  local pdu = FAST_PDU
+  local ok, info = pcall(fast_frame, raw, pdu)
+  if not ok or info == nil then
+    return false
+  end
+  pcall(track, NO_TREE, pdu, pinfo)
+  set_info(pinfo, info, pdu)
+  return true
+end
 
 -- Splits the segment into PDUs, as Wireshark's tcp_dissect_pdus does, without its cost
 -- (a Lua call back for each length and PDU, and a new Tvb for each): a PDU that
@@ -972,7 +1256,9 @@ function tnlm.dissector(tvb, pinfo, tree)
   if tree.text == nil then
     tree, pdu_tvb = NO_TREE, NO_TVB
   end
-  pinfo.cols.protocol = "TNLM"
+  local cols = pinfo.cols
+  packet.cols = cols
+  cols.protocol = "TNLM"
   -- The segment's bytes, read once: lengths and values are decoded from this string.
   local data = tvb:raw()
   local len = #data
@@ -981,7 +1267,7 @@ function tnlm.dissector(tvb, pinfo, tree)
     local avail = len - offset
     local need = pdu_length(data, offset)
     if avail < need then
-      if pinfo.can_desegment > 0 then
+      if pinfo.can_desegment > 0 or packet.heuristic then
         pinfo.desegment_offset = offset
         if avail < HLEN then
           need = DESEGMENT_ONE_MORE_SEGMENT
@@ -993,7 +1279,15 @@ function tnlm.dissector(tvb, pinfo, tree)
       end
       need = avail
     end
-    if offset == 0 and need == len then
+    if tree == NO_TREE then
+      local raw = data
+      if offset ~= 0 or need ~= len then
+        raw = string.sub(data, offset + 1, offset + need)
+      end
+      if not fast_one(pinfo, raw) then
+        dissect_pdu(NO_TVB, pinfo, tree, raw)
+      end
+    elseif offset == 0 and need == len then
       dissect_pdu(pdu_tvb, pinfo, tree, data)
     else
       dissect_pdu(pdu_tvb(offset, need):tvb(), pinfo, tree, string.sub(data, offset + 1, offset + need))
@@ -1003,28 +1297,59 @@ function tnlm.dissector(tvb, pinfo, tree)
   return len
 end
 
+-- The heuristic's record: connection key -> the frame of its first segment with data.
+local heuristic_first = {}
+
 function tnlm.init()
   reset_state()
   read_max_payload()
-  info_state.number, info_state.text = -1, ""
+  info_state.number, info_state.text, info_state.n, info_state.summary = -1, "", 0, false
+  heuristic_first = {}
+  endpoint_cache = {}
+  packet.at = -1
   tapped.number = -1
 end
 
--- Heuristic for other ports: the stream must start with the magic and our version.
+-- Heuristic for other ports: it claims a connection only at its start. TCP offers it
+-- the segments of every connection no dissector has claimed; it takes one whose first
+-- segment with data (the first it is offered between these endpoints) starts with a
+-- plausible header, or as much of one as the segment holds (a first segment of 3 bytes
+-- "TNL" too: the dissector then asks TCP for the next one), or, later on, a server's
+-- hello, which is always the first frame of a connection (the same ports used again).
+-- A foreign connection whose middle happens to start with the magic is not claimed.
 local function heuristic(tvb, pinfo, tree)
+  packet.number, packet.visited = pinfo.number, pinfo.visited
   local avail = tvb:len()
-  if avail < H.magic.size then
+  if avail == 0 then
     return false
   end
-  local head = tvb:raw(0, math.min(avail, H.version.offset + 1))
-  if string.sub(head, H.magic.offset + 1, H.magic.offset + H.magic.size) ~= K.magic then
+  local head = tvb:raw(0, math.min(avail, HLEN))
+  read_endpoints(pinfo)
+  local first = heuristic_first[packet.key]
+  if first == nil and not packet.visited then
+    first = packet.number
+    heuristic_first[packet.key] = first
+  end
+  if not plausible(head, 0) then
     return false
   end
-  if avail > H.version.offset and string.byte(head, H.version.offset + 1) ~= K.version then
-    return false
+  if first ~= packet.number then
+    -- Not the connection's first segment: only a hello starts a new one.
+    if #head < HLEN or le_uint(head, H.type.offset, H.type.size) * 4 + le_uint(head, H.class.offset,
+      H.class.size) ~= TRACE.hello then
+      return false
+    end
   end
   pinfo.conversation = tnlm
-  tnlm.dissector(tvb, pinfo, tree)
+  -- Wireshark 4.0 to 4.4 hand a heuristic can_desegment 0, yet TCP takes the
+  -- desegment request all the same: without it, a first segment shorter than its frame
+  -- (3 bytes of a hello) would be lost.
+  packet.heuristic = true
+  local ok, err = pcall(tnlm.dissector, tvb, pinfo, tree)
+  packet.heuristic = false
+  if not ok then
+    error(err)
+  end
   return true
 end
 tnlm:register_heuristic("tcp", heuristic)
@@ -1094,7 +1419,7 @@ local function new_counts()
   end
   function s.text()
     local unanswered = {}
-    for _, st in pairs(state.streams) do
+    for _, st in ipairs(state.conns) do
       for _, ex in pairs(st.open) do
         local kind = kind_of(ex)
         unanswered[kind] = (unanswered[kind] or 0) + 1

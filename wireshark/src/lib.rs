@@ -15,6 +15,8 @@
 //! Presentation choices that are not protocol facts live here: field labels (derived from
 //! the field names), the Info column summary of each payload, and expert info texts.
 
+pub mod install;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -99,7 +101,7 @@ const GENERATED_FIELDS: &[(&str, &str, &str, &str, &str)] = &[
         "string",
         "base.UNICODE",
         "Trace key",
-        "The sender's client id, a dot, its request id (e.g. 1.3): the same on every frame of one message's trace",
+        "The sender's client id, a dot, its request id, @, the server's address and port (e.g. 1.3@127.0.0.1:4579): the same on every frame of one message's trace",
     ),
     ("trace.request_in", "framenum", "base.NONE, frametype.REQUEST", "M request in", "The sender's M request"),
     (
@@ -491,7 +493,7 @@ fn render_exchanges(out: &mut String) {
     out.push_str("-- The message trace: an M request, the M indication forwarding it, the A ack, the M response.\n");
     let _ = writeln!(
         out,
-        "local TRACE = {{\n  hello = {}, client_id = {}, server = {},\n  request = {}, to = {}, text = {},\n  indication = {}, ack = {},\n}}\n",
+        "local TRACE = {{\n  hello = {}, client_id = {}, server = {},\n  request = {}, to = {}, text = {},\n  indication = {}, from = {}, ack = {},\n}}\n",
         kind(hello.0, hello.1),
         field_of(hello.0, hello.1, "client_id"),
         field_of(hello.0, hello.1, "server"),
@@ -499,6 +501,7 @@ fn render_exchanges(out: &mut String) {
         field_of(request.0, request.1, "to"),
         field_of(request.0, request.1, "text"),
         kind(indication.0, indication.1),
+        field_of(indication.0, indication.1, "from"),
         kind(ack.0, ack.1),
     );
     let _ = field_of(indication.0, indication.1, "text");

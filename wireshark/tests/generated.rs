@@ -47,6 +47,13 @@ fn committed_coloring_rules_are_up_to_date() {
         tnlm_wireshark::COLORFILTERS_PATH,
         tnlm_wireshark::REGENERATE
     );
+    let profile = std::fs::read_to_string(crate_dir().join("profiles").join("TNLM").join("colorfilters"));
+    assert!(
+        profile.unwrap_or_default() == tnlm_wireshark::install::profile_colorfilters(None),
+        "{} is stale (or missing): regenerate it with `{}` and commit the result",
+        tnlm_wireshark::install::PROFILE_COLORFILTERS_PATH,
+        tnlm_wireshark::REGENERATE
+    );
     let fields: Vec<String> = tnlm_wireshark::fields().into_iter().map(|f| f.abbrev).collect();
     for line in committed.lines().filter(|l| l.starts_with('@')) {
         let filter = line.split('@').nth(2).unwrap();

@@ -106,10 +106,22 @@ impl Wireshark {
 
     /// Dissects segments of several connections: (tcp.stream, from the server, bytes).
     fn streams(&self, segments: &[(u32, bool, Vec<u8>)], opts: &[(&str, Value)]) -> Vec<Packet> {
+        let segments: Vec<(u32, u16, bool, Vec<u8>)> =
+            segments.iter().map(|(st, s, d)| (*st, 0, *s, d.clone())).collect();
+        self.servers(&segments, opts)
+    }
+
+    /// Dissects segments of several connections to several servers: (client's connection
+    /// number, server port (0: the `server_port` option, by default 4579), from the server,
+    /// bytes). The client's port is 50000 plus the connection number; every address is 127.0.0.1.
+    fn servers(&self, segments: &[(u32, u16, bool, Vec<u8>)], opts: &[(&str, Value)]) -> Vec<Packet> {
         let list = self.lua.create_table().unwrap();
-        for (n, (stream, from_server, data)) in segments.iter().enumerate() {
+        for (n, (stream, port, from_server, data)) in segments.iter().enumerate() {
             let seg = self.lua.create_table().unwrap();
             seg.set("stream", *stream).unwrap();
+            if *port != 0 {
+                seg.set("server_port", *port).unwrap();
+            }
             seg.set("from_server", *from_server).unwrap();
             seg.set("data", self.lua.create_string(data).unwrap()).unwrap();
             list.set(n + 1, seg).unwrap();
@@ -693,7 +705,8 @@ fn a_message_is_traced_across_connections() {
     let packets = ws.streams(&segments, &revisit);
     assert_eq!(per_packet(&packets, "tnlm.conn.client_id"), ["7", "8", "7", "8", "8", "7"]);
     assert_eq!(per_packet(&packets, "tnlm.conn.server"), ["srv"; 6]);
-    assert_eq!(per_packet(&packets, "tnlm.trace.key"), ["", "", "7.3", "7.3", "7.3", "7.3"]);
+    let key = "7.3@127.0.0.1:4579";
+    assert_eq!(per_packet(&packets, "tnlm.trace.key"), ["", "", key, key, key, key]);
     for (abbrev, frame) in [
         ("tnlm.trace.request_in", "3"),
         ("tnlm.trace.indication_in", "4"),
@@ -732,4 +745,221 @@ fn garbage_and_a_mid_stream_start_resynchronise_on_the_magic() {
     let packets = ws.stream(&split(&stream, &[6, 5]).into_iter().map(|(_, d)| (false, d)).collect::<Vec<_>>(), &[]);
     let ids: Vec<String> = packets.iter().flat_map(|p| p.values("tnlm.request_id")).collect();
     assert_eq!(ids, ["1"]);
+}
+
+fn hello_frame(id: u32) -> Vec<u8> {
+    use tnlm_core::message::Hello;
+    encode(&Frame::indication(Hello { client_id: id, server: "srv".into(), version: 1, max_payload: 65536 }))
+}
+
+fn forwarded(id: u32, from: u32, text: &str) -> Vec<u8> {
+    use tnlm_core::message::Forwarded;
+    encode(&Frame::new(id, Forwarded { from, from_ip: [127, 0, 0, 1].into(), from_port: 1, text: text.into() }))
+}
+
+fn delivered(id: u32, to: u32) -> Vec<u8> {
+    use tnlm_core::message::{Delivery, DeliveryStatus};
+    encode(&Frame::new(id, Delivery { to, status: DeliveryStatus::Delivered, reason: "ok".into() }))
+}
+
+fn send(id: u32, to: u32, text: &str) -> Vec<u8> {
+    encode(&Frame::new(id, SendRequest { to, text: text.into() }))
+}
+
+/// Every pass (first with and without a tree, second forward and reverse) gives `field`
+/// the same values per packet; returns them.
+fn same_on_every_pass(ws: &Wireshark, segments: &[(u32, u16, bool, Vec<u8>)], field: &str) -> Vec<String> {
+    let revisit = |order: &str| ("revisit", Value::String(ws.lua.create_string(order).unwrap()));
+    let reverse = ws.servers(segments, &[revisit("reverse")]);
+    for opts in [vec![revisit("forward")], vec![revisit("forward"), ("tree", Value::Boolean(false))]] {
+        let again = ws.servers(segments, &opts);
+        assert_eq!(per_packet(&again, field), per_packet(&reverse, field), "{field}");
+    }
+    reverse.iter().for_each(assert_clean);
+    per_packet(&reverse, field)
+}
+
+#[test]
+fn two_servers_with_the_same_message_keep_their_traces_apart() {
+    use tnlm_core::message::Ack;
+    let ws = Wireshark::new();
+    // Server A (4579) and server B (4580) each have clients 1 and 2, and both client 1s
+    // send "hi" to their client 2; B forwards its message first.
+    let segments = [
+        (0, 4579, true, hello_frame(1)),               // 1  A: client 1
+        (1, 4579, true, hello_frame(2)),               // 2  A: client 2
+        (2, 4580, true, hello_frame(1)),               // 3  B: client 1
+        (3, 4580, true, hello_frame(2)),               // 4  B: client 2
+        (0, 4579, false, send(1, 2, "hi")),            // 5  A: M request
+        (2, 4580, false, send(1, 2, "hi")),            // 6  B: M request
+        (3, 4580, true, forwarded(1, 1, "hi")),        // 7  B: indication
+        (1, 4579, true, forwarded(1, 1, "hi")),        // 8  A: indication
+        (3, 4580, false, encode(&Frame::new(1, Ack))), // 9  B: ack
+        (1, 4579, false, encode(&Frame::new(1, Ack))), // 10 A: ack
+        (2, 4580, true, delivered(1, 2)),              // 11 B: response
+        (0, 4579, true, delivered(1, 2)),              // 12 A: response
+    ];
+    let (a, b) = ("1.1@127.0.0.1:4579", "1.1@127.0.0.1:4580");
+    assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.trace.key"), ["", "", "", "", a, b, b, a, b, a, b, a]);
+    let indication = same_on_every_pass(&ws, &segments, "tnlm.trace.indication_in");
+    assert_eq!(indication[4..], ["8", "7", "7", "8", "7", "8", "7", "8"]);
+    let request = same_on_every_pass(&ws, &segments, "tnlm.trace.request_in");
+    assert_eq!(request[4..], ["5", "6", "6", "5", "6", "5", "6", "5"]);
+}
+
+#[test]
+fn same_text_messages_forwarded_in_another_order_keep_their_senders() {
+    use tnlm_core::message::Ack;
+    let ws = Wireshark::new();
+    // Clients 1 and 2 both send "same" to client 3; the server forwards 2's first.
+    let segments = [
+        (0, 4579, true, hello_frame(1)),               // 1
+        (1, 4579, true, hello_frame(2)),               // 2
+        (2, 4579, true, hello_frame(3)),               // 3
+        (0, 4579, false, send(4, 3, "same")),          // 4 from client 1
+        (1, 4579, false, send(9, 3, "same")),          // 5 from client 2
+        (2, 4579, true, forwarded(1, 2, "same")),      // 6 from 2
+        (2, 4579, true, forwarded(2, 1, "same")),      // 7 from 1
+        (2, 4579, false, encode(&Frame::new(1, Ack))), // 8 acks 6
+        (2, 4579, false, encode(&Frame::new(2, Ack))), // 9 acks 7
+        (1, 4579, true, delivered(9, 3)),              // 10
+        (0, 4579, true, delivered(4, 3)),              // 11
+    ];
+    let (one, two) = ("1.4@127.0.0.1:4579", "2.9@127.0.0.1:4579");
+    assert_eq!(
+        same_on_every_pass(&ws, &segments, "tnlm.trace.key"),
+        ["", "", "", one, two, two, one, two, one, two, one]
+    );
+    let indication = same_on_every_pass(&ws, &segments, "tnlm.trace.indication_in");
+    assert_eq!(indication[3..], ["7", "6", "6", "7", "6", "7", "6", "7"]);
+    let ack = same_on_every_pass(&ws, &segments, "tnlm.trace.ack_in");
+    assert_eq!(ack[3..], ["9", "8", "8", "9", "8", "9", "8", "9"]);
+}
+
+#[test]
+fn the_same_ports_used_again_are_a_new_connection() {
+    let ws = Wireshark::new();
+    let time = |id| encode(&Frame::new(id, TimeResponse { time: "now".into() }));
+    let segments = [
+        (0, 4579, true, hello_frame(1)),                       // 1
+        (0, 4579, false, encode(&Frame::new(1, TimeRequest))), // 2: never answered
+        (0, 4579, true, hello_frame(5)),                       // 3: same ports, new connection
+        (0, 4579, false, encode(&Frame::new(1, TimeRequest))), // 4
+        (0, 4579, true, time(1)),                              // 5: answers 4
+    ];
+    assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.conn.client_id"), ["1", "1", "5", "5", "5"]);
+    assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.request_in"), ["", "", "", "", "4"]);
+    assert_eq!(same_on_every_pass(&ws, &segments, "tnlm.response_in"), ["", "", "", "5", ""]);
+}
+
+#[test]
+fn a_long_info_column_is_summarised_not_reset() {
+    let ws = Wireshark::new();
+    let time = |id| encode(&Frame::new(id, TimeResponse { time: "2026-11-25T12:00:00.000+00:00".into() }));
+    let burst: Vec<u8> = (1..=100).flat_map(time).collect();
+    let packet = ws.one(&burst);
+    assert_clean(&packet);
+    assert_eq!(packet.info, "T response #1 \u{2026} #100, 100 frames");
+    assert_eq!(packet.roots().len(), 100);
+    // Split over segments, with reassembly: the packet that ends them says the same.
+    let packets = ws.stream(&split(&burst, &[1000, 4000]), &[]);
+    let last = packets.iter().find(|p| p.info.contains('\u{2026}')).unwrap();
+    assert!(last.info.starts_with("T response #") && last.info.ends_with(" frames"), "{}", last.info);
+    // Mixed kinds name the last in full; a short list stays a list.
+    let mut mixed = burst.clone();
+    mixed.extend(encode(&Frame::new(7, NameRequest)));
+    assert_eq!(ws.one(&mixed).info, "T response #1 \u{2026} N request #7, 101 frames");
+    let few: Vec<u8> = (1..=3).flat_map(time).collect();
+    assert_eq!(ws.one(&few).info.matches("T response #").count(), 3);
+    // On a second pass (the GUI), the same.
+    let forward = ("revisit", Value::String(ws.lua.create_string("forward").unwrap()));
+    let again = ws.stream(&[(true, burst)], &[forward]);
+    assert_eq!(again[0].info, "T response #1 \u{2026} #100, 100 frames");
+}
+
+#[test]
+fn resync_takes_only_a_plausible_header() {
+    let ws = Wireshark::new();
+    // A capture that starts inside an M request whose text holds "TNLM" (and even the
+    // version byte): only the next real frame decodes.
+    let m = send(1, 2, "look: TNLM\x01T\x01 is not a header");
+    let at = m.len() - 26;
+    let mut segment = m[at..].to_vec();
+    segment.extend(encode(&Frame::new(2, TimeRequest)));
+    for reassemble in [true, false] {
+        let p = ws.stream(&[(false, segment.clone())], &[("reassemble", Value::Boolean(reassemble))]).pop().unwrap();
+        assert_clean(&p);
+        assert_eq!(p.values("tnlm.request_id"), ["2"], "{p:#?}");
+        assert_eq!(p.info, "bad magic, 26 bytes, T request #2");
+    }
+}
+
+#[test]
+fn the_heuristic_claims_a_connection_only_at_its_start() {
+    let ws = Wireshark::new();
+    let opts = [("server_port", Value::Integer(5555))];
+    // A hello whose first segment carries 3 bytes.
+    let hello = hello_frame(4);
+    let segments = [(true, hello[..3].to_vec()), (true, hello[3..].to_vec())];
+    let packets = ws.stream(&segments, &opts);
+    assert!(packets.iter().all(|p| p.handled), "{packets:#?}");
+    assert_eq!(packets[1].values("tnlm.hello.client_id"), ["4"]);
+    // A foreign connection whose second segment starts with a whole TNLM request.
+    let segments = [(false, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (false, encode(&Frame::new(1, TimeRequest)))];
+    let packets = ws.stream(&segments, &opts);
+    assert!(packets.iter().all(|p| !p.handled), "{packets:#?}");
+    // ... but a server's hello later between the same ports is a new TNLM connection.
+    let segments = [(false, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (true, hello_frame(2))];
+    let packets = ws.stream(&segments, &opts);
+    assert_eq!(packets.iter().map(|p| p.handled).collect::<Vec<_>>(), [false, true]);
+    // A first segment of 3 bytes that are not the magic's start is not claimed.
+    let packets = ws.stream(&[(false, b"TNX".to_vec())], &opts);
+    assert!(!packets[0].handled);
+}
+
+#[test]
+fn without_a_tree_bad_frames_read_the_same_in_the_info_column() {
+    // The fast path without a tree hands anything unusual to the full path: the Info
+    // column must read the same as with a tree, frame by frame.
+    let ws = Wireshark::new();
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    let t = encode(&Frame::new(1, TimeRequest));
+    for (at, value) in [(4, 9u8), (5, b'Z'), (6, 7), (7, 1)] {
+        let mut b = t.clone();
+        b[at] = value;
+        bad.push(b);
+    }
+    let mut oversize = t.clone();
+    oversize[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+    bad.push(oversize);
+    let name = encode(&Frame::new(2, NameResponse { name: "abc".into() }));
+    bad.push(reframe(&name, &name[HEADER_LEN..name.len() - 1]));
+    let mut padded = name[HEADER_LEN..].to_vec();
+    padded.push(0);
+    bad.push(reframe(&name, &padded));
+    let mut utf8 = 1u64.to_le_bytes().to_vec();
+    utf8.push(0xC3);
+    bad.push(reframe(&name, &utf8));
+    bad.push(b"garbage before a frame".iter().copied().chain(t.clone()).collect());
+    let frames = samples();
+    let delivery = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Delivery(_))).unwrap();
+    let error = frames.iter().find(|f| matches!(f.message, tnlm_core::Message::Error(_))).unwrap();
+    for (frame, at) in [(delivery, HEADER_LEN + 4), (error, HEADER_LEN)] {
+        let mut b = encode(frame);
+        b[at..at + 2].copy_from_slice(&999u16.to_le_bytes());
+        bad.push(b);
+    }
+    let segments: Vec<(bool, Vec<u8>)> = bad.into_iter().map(|b| (false, b)).collect();
+    let with_tree = ws.stream(&segments, &[]);
+    let without = ws.stream(&segments, &[("tree", Value::Boolean(false))]);
+    for (a, b) in with_tree.iter().zip(&without) {
+        assert_clean(a);
+        assert_clean(b);
+        assert_eq!(a.info, b.info);
+    }
+    assert!(
+        with_tree.iter().any(|p| p.info.contains("Unknown (999)")),
+        "{:?}",
+        with_tree.iter().map(|p| &p.info).collect::<Vec<_>>()
+    );
 }

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod pcap;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -563,7 +564,9 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
         "tnlm.trace.response_in",
         "frame.time_relative",
         "_ws.col.Info",
+        "tcp.dstport",
     ];
+    let mut key = String::new();
     for extra in [&[][..], &["-2"]] {
         let rows = support::fields_with(extra, &file, "tnlm.trace.key", &names).unwrap();
         let at =
@@ -572,6 +575,8 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
             (at("M request"), at("M indication"), at("A response"), at("M response"));
         assert_eq!(rows.len(), 4, "{extra:?}: {rows:?}");
         let frames: Vec<&String> = [request, indication, ack, response].iter().map(|r| &r[0][0]).collect();
+        // The key: the sender's id, its request id and the server the request went to.
+        key = format!("1.1@127.0.0.1:{}", request[11][0]);
         for r in [request, response] {
             assert_eq!(r[2], ["1"], "the sender is client 1");
         }
@@ -581,7 +586,7 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
         }
         for r in &rows {
             assert_eq!(r[3], [support::SERVER_NAME]);
-            assert_eq!(r[4], ["1.1"], "sender 1, request #1");
+            assert_eq!(r[4], [key.clone()], "sender 1, request #1, at the server");
             // Every frame links the others; in one pass only those already seen.
             let upto = if extra.is_empty() { frames.iter().position(|f| **f == r[0][0]).unwrap() } else { 3 };
             for (col, frame) in (5..=8).zip(&frames).take(upto + 1) {
@@ -589,15 +594,21 @@ fn a_message_is_traced_across_connections_in_the_sample_capture() {
             }
         }
         assert!(indication[10][0].starts_with("M indication #1 from 1: "), "{}", indication[10][0]);
-        let filtered = support::fields_with(extra, &file, "tnlm.trace.key == \"1.1\"", &["frame.number"]).unwrap();
+        let filtered =
+            support::fields_with(extra, &file, &format!("tnlm.trace.key == \"{key}\""), &["frame.number"]).unwrap();
         assert_eq!(filtered.len(), 4);
     }
     // The end-to-end time is the M response's time after the M request.
     let lua = support::lua_arg();
     let (verbose, _) =
         tshark(&["-2", "-X", &lua, "-r", &file.display().to_string(), "-V", "-Y", "tnlm.type == 'A'"]).unwrap();
-    for line in ["[Message trace: 1.1]", "[Trace key: 1.1]", "[Delivery ID: 1]", "[Connection's client ID: 2]"] {
-        assert!(verbose.contains(line), "no {line:?} in\n{verbose}");
+    for line in [
+        format!("[Message trace: {key}]"),
+        format!("[Trace key: {key}]"),
+        "[Delivery ID: 1]".to_string(),
+        "[Connection's client ID: 2]".to_string(),
+    ] {
+        assert!(verbose.contains(&line), "no {line:?} in\n{verbose}");
     }
 }
 
@@ -705,4 +716,612 @@ fn coloring_rules_are_valid_filters_that_match_what_they_name() {
     assert_eq!(matches("message.pcapng", &filter("TNLM failed delivery")), 0);
     assert_eq!(matches("message.pcapng", &filter("TNLM indication")), 5, "2 hellos, the message, 2 shutdowns");
     assert_eq!(matches("message.pcapng", &filter("TNLM unanswered")), 0);
+}
+
+/// What the raw bytes of a capture say, read without the dissector: tshark with TNLM
+/// disabled gives each TCP segment's payload, which is reassembled per connection and
+/// direction here, split into frames by their headers, and paired by core's exchange
+/// table. Frames are credited to the packet whose segment completes them, as Wireshark's
+/// reassembly shows them.
+struct RawReading {
+    links: Links,
+    /// Frame number -> the client id of its connection (from the connection's hello),
+    /// for frames with a TNLM PDU that follow the hello.
+    client_id: BTreeMap<u64, String>,
+    /// The number of request/response pairs.
+    pairs: usize,
+}
+
+fn raw_reading(file: &Path) -> RawReading {
+    use tnlm_core::schema::{ERROR_ANSWERS, EXCHANGES};
+    let lua = support::lua_arg();
+    let f = file.display().to_string();
+    let names = ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "frame.time_relative", "tcp.payload"];
+    let mut args = vec!["-X", &lua, "--disable-protocol", "tnlm", "--disable-heuristic", "tnlm_tcp", "-r", &f];
+    args.extend(["-Y", "tcp.len > 0", "-T", "fields"]);
+    for n in names {
+        args.extend(["-e", n]);
+    }
+    let (out, problems) = tshark(&args).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    // Per connection and direction: bytes waiting for the rest of their frame.
+    let mut buffers: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    // Per frame: the (connection, source port, time, type, class, id, payload) of each PDU it completes.
+    type Pdu = (String, String, f64, u8, u8, u32, Vec<u8>);
+    let mut pdus: Vec<(u64, Pdu)> = Vec::new();
+    for line in out.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let frame = parse_u64(cols[0]);
+        let time: f64 = cols[4].parse().unwrap();
+        let payload: Vec<u8> =
+            (0..cols[5].len() / 2).map(|i| u8::from_str_radix(&cols[5][2 * i..2 * i + 2], 16).unwrap()).collect();
+        let buf = buffers.entry((cols[1].to_string(), cols[2].to_string())).or_default();
+        buf.extend(payload);
+        loop {
+            // Resynchronise on the magic (a capture may start in the middle of a frame).
+            let start = buf.windows(4).position(|w| w == b"TNLM").unwrap_or(buf.len().saturating_sub(3));
+            buf.drain(..start);
+            if buf.len() < tnlm_core::HEADER_LEN {
+                break;
+            }
+            let length = u32::from_le_bytes(buf[12..16].try_into().unwrap()) as usize;
+            if buf[4] != tnlm_core::VERSION || length > 65536 {
+                buf.drain(..4);
+                continue;
+            }
+            if buf.len() < tnlm_core::HEADER_LEN + length {
+                break;
+            }
+            let id = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+            let body = buf[tnlm_core::HEADER_LEN..tnlm_core::HEADER_LEN + length].to_vec();
+            pdus.push((frame, (cols[1].to_string(), cols[2].to_string(), time, buf[5], buf[6], id, body)));
+            buf.drain(..tnlm_core::HEADER_LEN + length);
+        }
+    }
+    // The server's port per connection: where indications come from and requests go to.
+    let mut server: BTreeMap<String, String> = BTreeMap::new();
+    let ports: BTreeMap<(String, String), String> = out
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|c| ((c[1].to_string(), c[2].to_string()), c[3].to_string()))
+        .collect();
+    for (_, (conn, src, _, _, class, _, _)) in &pdus {
+        match *class {
+            2 => server.insert(conn.clone(), src.clone()),
+            0 => server.insert(conn.clone(), ports[&(conn.clone(), src.clone())].clone()),
+            _ => None,
+        };
+    }
+    let mut reading = RawReading { links: Links::default(), client_id: BTreeMap::new(), pairs: 0 };
+    let mut open: BTreeMap<OpenKey, Opened> = BTreeMap::new();
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for (frame, (conn, src, time, t, c, id, body)) in &pdus {
+        let (Some(t), Some(class)) = (tnlm_core::TypeCode::from_byte(*t), Class::from_byte(*c)) else { continue };
+        if (t, class) == (tnlm_core::TypeCode::Hello, Class::Indication) && body.len() >= 4 {
+            ids.insert(conn.clone(), u32::from_le_bytes(body[..4].try_into().unwrap()).to_string());
+        }
+        if let Some(client) = ids.get(conn) {
+            reading.client_id.insert(*frame, client.clone());
+        }
+        let from_server = server.get(conn) == Some(src);
+        let id = id.to_string();
+        match class {
+            Class::Request => {
+                open.insert((conn.clone(), false, id), (*frame, *time, t, class));
+            }
+            Class::Indication if id != "0" => {
+                open.insert((conn.clone(), true, id), (*frame, *time, t, class));
+            }
+            Class::Response => {
+                let key = (conn.clone(), !from_server, id);
+                let Some(&(ask, ask_time, at, ac)) = open.get(&key) else { continue };
+                let answers = EXCHANGES.iter().any(|e| e.ask == (at, ac) && e.answer == (t, class))
+                    || ((t, class) == ERROR_ANSWERS && ac == Class::Request);
+                if answers {
+                    open.remove(&key);
+                    reading.pairs += 1;
+                    reading.links.request_in.entry(*frame).or_default().push(ask);
+                    reading.links.response_in.entry(ask).or_default().push(*frame);
+                    reading.links.times.entry(*frame).or_default().push(time - ask_time);
+                }
+            }
+            Class::Indication => {}
+        }
+    }
+    reading.links.unanswered = open.values().map(|v| v.0).collect();
+    reading
+}
+
+/// The dissector's links and connection client ids in a run of tshark with `extra`
+/// options and display filter `filter` ("": none; every packet is printed).
+fn shown_with_filter(file: &Path, extra: &[&str], filter: &str) -> (Links, BTreeMap<u64, String>) {
+    let names = ["frame.number", "tnlm.request_in", "tnlm.response_in", "tnlm.response_time", "_ws.lua.error"];
+    let rows = support::fields_with(extra, file, filter, &[&names[..], &["tnlm.conn.client_id"]].concat()).unwrap();
+    let mut links = Links::default();
+    let mut ids = BTreeMap::new();
+    for r in &rows {
+        assert!(r[4].is_empty(), "Lua error: {:?}", r[4]);
+        let frame = parse_u64(&r[0][0]);
+        if !r[1].is_empty() {
+            links.request_in.insert(frame, r[1].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[2].is_empty() {
+            links.response_in.insert(frame, r[2].iter().map(|s| parse_u64(s)).collect());
+        }
+        if !r[3].is_empty() {
+            links.times.insert(frame, r[3].iter().map(|s| s.parse().unwrap()).collect());
+        }
+        if let Some(id) = r[5].first() {
+            ids.insert(frame, id.clone());
+        }
+    }
+    (links, ids)
+}
+
+#[test]
+fn every_pass_with_or_without_a_filter_links_as_the_raw_bytes_say() {
+    if tshark_missing() {
+        return;
+    }
+    let labs = workspace().join("examples").join("captures").join("labs");
+    let mut files = vec![labs.join("many-clients.pcapng"), labs.join("closing.pcapng"), labs.join("backlog.pcapng")];
+    files.extend(sample_captures());
+    // The hand-made hard cases, but for out-of-order segments (read in capture order,
+    // the raw bytes are out of order too).
+    for name in ["two-servers", "same-text-reordered", "stray-magic", "heuristic-start", "port-reuse"] {
+        files.push(workspace().join("examples").join("captures").join("hard").join(format!("{name}.pcapng")));
+    }
+    let mut pairs = 0;
+    for file in &files {
+        let want = raw_reading(file);
+        pairs += want.pairs;
+        for (extra, filter) in [(&[][..], ""), (&["-2"][..], ""), (&["-2"][..], "tnlm"), (&[][..], "tnlm")] {
+            let what = format!("{} {extra:?} -Y {filter:?}", file.display());
+            let (got, ids) = shown_with_filter(file, extra, filter);
+            assert_eq!(got.request_in, want.links.request_in, "{what}: Request in");
+            if extra.contains(&"-2") {
+                assert_eq!(got.response_in, want.links.response_in, "{what}: Response in");
+            }
+            for (frame, times) in &want.links.times {
+                let shown = &got.times[frame];
+                for (a, b) in shown.iter().zip(times) {
+                    assert!((a - b).abs() < 2e-9, "{what}: frame {frame}: {a} s, the bytes say {b} s");
+                }
+            }
+            for (frame, id) in &want.client_id {
+                assert_eq!(ids.get(frame), Some(id), "{what}: frame {frame}'s connection's client id");
+            }
+        }
+    }
+    let many = raw_reading(&labs.join("many-clients.pcapng"));
+    assert!(many.pairs >= 1000, "many-clients.pcapng: {} pairs", many.pairs);
+    assert!(pairs >= 1100, "{pairs} pairs");
+}
+
+mod hard {
+    //! Hand-made captures of the hard cases (`examples/captures/hard/`, rewritten by
+    //! `TNLM_BLESS=1`): what a live capture on loopback rarely shows.
+    use super::pcap::{Conn, Pcap};
+    use super::*;
+    use tnlm_core::message::{Ack, Delivery, DeliveryStatus, Forwarded, Hello, SendRequest, TimeResponse};
+
+    pub fn hello(id: u32) -> Vec<u8> {
+        encode(&Frame::indication(Hello { client_id: id, server: "hard".into(), version: 1, max_payload: 65536 }))
+    }
+    pub fn send(id: u32, to: u32, text: &str) -> Vec<u8> {
+        encode(&Frame::new(id, SendRequest { to, text: text.into() }))
+    }
+    pub fn forwarded(id: u32, from: u32, port: u16, text: &str) -> Vec<u8> {
+        encode(&Frame::new(id, Forwarded { from, from_ip: [127, 0, 0, 1].into(), from_port: port, text: text.into() }))
+    }
+    pub fn delivered(id: u32, to: u32) -> Vec<u8> {
+        encode(&Frame::new(id, Delivery { to, status: DeliveryStatus::Delivered, reason: "acknowledged".into() }))
+    }
+    pub fn ack(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, Ack))
+    }
+    pub fn time_request(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, TimeRequest))
+    }
+    pub fn time_response(id: u32) -> Vec<u8> {
+        encode(&Frame::new(id, TimeResponse { time: "2026-12-07T12:00:00.000+00:00".into() }))
+    }
+
+    /// Servers A (4579) and B (4580, found by the heuristic) with clients 1 and 2 each;
+    /// both client 1s send "hi" to their client 2, and B forwards first.
+    fn two_servers() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c =
+            [Conn::local(41001, 4579), Conn::local(41002, 4579), Conn::local(41003, 4580), Conn::local(41004, 4580)];
+        for (i, conn) in c.iter_mut().enumerate() {
+            p.open(conn);
+            p.send(conn, true, &hello(i as u32 % 2 + 1));
+        }
+        p.send(&mut c[0], false, &send(1, 2, "hi"));
+        p.send(&mut c[2], false, &send(1, 2, "hi"));
+        p.send(&mut c[3], true, &forwarded(1, 1, 41003, "hi"));
+        p.send(&mut c[1], true, &forwarded(1, 1, 41001, "hi"));
+        p.send(&mut c[3], false, &ack(1));
+        p.send(&mut c[1], false, &ack(1));
+        p.send(&mut c[2], true, &delivered(1, 2));
+        p.send(&mut c[0], true, &delivered(1, 2));
+        p
+    }
+
+    /// One server; clients 1 and 2 send "same" to client 3, forwarded 2's first.
+    fn same_text_reordered() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = [Conn::local(42001, 4579), Conn::local(42002, 4579), Conn::local(42003, 4579)];
+        for (i, conn) in c.iter_mut().enumerate() {
+            p.open(conn);
+            p.send(conn, true, &hello(i as u32 + 1));
+        }
+        p.send(&mut c[0], false, &send(4, 3, "same"));
+        p.send(&mut c[1], false, &send(9, 3, "same"));
+        p.send(&mut c[2], true, &forwarded(1, 2, 42002, "same"));
+        p.send(&mut c[2], true, &forwarded(2, 1, 42001, "same"));
+        p.send(&mut c[2], false, &ack(1));
+        p.send(&mut c[2], false, &ack(2));
+        p.send(&mut c[1], true, &delivered(9, 3));
+        p.send(&mut c[0], true, &delivered(4, 3));
+        p
+    }
+
+    /// A capture that starts inside an M request whose text holds "TNLM" and what
+    /// follows a header's magic; then a T request and its answer.
+    fn stray_magic() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(43001, 4579);
+        let m = send(7, 2, "see: TNLM\u{1}T\u{1} is text, not a header");
+        let mut first = m[m.len() - 32..].to_vec();
+        first.extend(time_request(8));
+        p.send(&mut c, false, &first);
+        p.send(&mut c, true, &delivered(7, 2)[5..]);
+        p.send(&mut c, true, &time_response(8));
+        p
+    }
+
+    /// A hello, then a T request in three segments sent out of order (the last first,
+    /// then the first, then an overlapping middle), and its answer.
+    fn out_of_order() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(44001, 4579);
+        p.open(&mut c);
+        p.send(&mut c, true, &hello(1));
+        let mut two = time_request(1);
+        two.extend(time_request(2));
+        p.send_pieces(&mut c, false, &two, &[(20, 32), (0, 10), (6, 24)]);
+        let mut answers = time_response(1);
+        answers.extend(time_response(2));
+        p.send(&mut c, true, &answers);
+        p
+    }
+
+    /// On ports with no dissector (the heuristic's): a connection whose first segment
+    /// carries 3 bytes of the hello, and a foreign one whose second segment starts with
+    /// a whole TNLM header.
+    fn heuristic_start() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(45001, 47000);
+        p.open(&mut c);
+        let h = hello(3);
+        p.send(&mut c, true, &h[..3]);
+        p.send(&mut c, true, &h[3..]);
+        p.send(&mut c, false, &time_request(1));
+        p.send(&mut c, true, &time_response(1));
+        let mut f = Conn::local(45002, 47001);
+        p.open(&mut f);
+        p.send(&mut f, false, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        p.send(&mut f, false, &time_request(1));
+        p.send(&mut f, true, b"HTTP/1.1 200 OK\r\n\r\n");
+        p
+    }
+
+    /// The same ports used by two connections one after the other (client ids 1 and 5),
+    /// each asking T #1.
+    fn port_reuse() -> Pcap {
+        let mut p = Pcap::default();
+        let mut c = Conn::local(46001, 4579);
+        p.open(&mut c);
+        p.send(&mut c, true, &hello(1));
+        p.send(&mut c, false, &time_request(1));
+        p.close(&mut c);
+        let mut again = c.again();
+        p.open(&mut again);
+        p.send(&mut again, true, &hello(5));
+        p.send(&mut again, false, &time_request(1));
+        p.send(&mut again, true, &time_response(1));
+        p
+    }
+
+    pub fn all() -> Vec<(&'static str, Pcap)> {
+        vec![
+            ("two-servers", two_servers()),
+            ("same-text-reordered", same_text_reordered()),
+            ("stray-magic", stray_magic()),
+            ("out-of-order", out_of_order()),
+            ("heuristic-start", heuristic_start()),
+            ("port-reuse", port_reuse()),
+        ]
+    }
+
+    /// Writes every hard capture as pcapng into `dir` (and, with `TNLM_BLESS`, into
+    /// `examples/captures/hard/`); returns name -> path.
+    pub fn write(dir: &Path) -> BTreeMap<&'static str, PathBuf> {
+        let bless = std::env::var_os("TNLM_BLESS").is_some();
+        let committed = workspace().join("examples").join("captures").join("hard");
+        let mut out = BTreeMap::new();
+        for (name, pcap) in all() {
+            let raw = dir.join(format!("{name}.pcap"));
+            std::fs::write(&raw, pcap.bytes()).unwrap();
+            let file = dir.join(format!("{name}.pcapng"));
+            let (r, f) = (raw.display().to_string(), file.display().to_string());
+            tshark(&["-r", &r, "-F", "pcapng", "-w", &f]).unwrap();
+            if bless {
+                std::fs::create_dir_all(&committed).unwrap();
+                std::fs::copy(&file, committed.join(format!("{name}.pcapng"))).unwrap();
+            }
+            out.insert(name, file);
+        }
+        out
+    }
+}
+
+/// Field values of every TNLM packet in tshark `extra` runs, one string per packet
+/// (occurrences joined by commas), keyed by frame number.
+fn per_frame(file: &Path, extra: &[&str], filter: &str, field: &str) -> BTreeMap<u64, String> {
+    let rows = support::fields_with(extra, file, filter, &["frame.number", field, "_ws.lua.error"]).unwrap();
+    rows.iter()
+        .inspect(|r| assert!(r[2].is_empty(), "Lua error: {:?}", r[2]))
+        .filter(|r| !r[1].is_empty())
+        .map(|r| (parse_u64(&r[0][0]), r[1].join(",")))
+        .collect()
+}
+
+/// Every way of running tshark that must give the same links: one pass, two passes
+/// without and with a display filter.
+const PASSES: [(&[&str], &str); 4] = [(&[], ""), (&[], "tnlm"), (&["-2"], ""), (&["-2"], "tnlm")];
+
+#[test]
+fn hard_captures_trace_and_link_right_in_every_pass() {
+    if tshark_missing() {
+        return;
+    }
+    let dir = temp_dir("hard");
+    let files = hard::write(&dir);
+    let committed = workspace().join("examples").join("captures").join("hard");
+    for (name, made) in &files {
+        let kept = committed.join(format!("{name}.pcapng"));
+        assert!(
+            kept.exists(),
+            "{} is missing: run TNLM_BLESS=1 cargo test -p tnlm-wireshark --test tshark hard",
+            kept.display()
+        );
+        let file = kept.as_path();
+        let _ = made;
+        let trace = |extra: &[&str], filter: &str, field: &str| per_frame(file, extra, filter, field);
+        match *name {
+            "two-servers" | "same-text-reordered" => {
+                // frame -> (key, request frame, indication frame), from the wire.
+                let rows = support::fields(
+                    file,
+                    "tnlm.type == 'M' || tnlm.type == 'A'",
+                    &[
+                        "frame.number",
+                        "tcp.srcport",
+                        "tcp.dstport",
+                        "tnlm.class",
+                        "tnlm.request_id",
+                        "tnlm.msg.from",
+                        "tnlm.msg.to",
+                    ],
+                )
+                .unwrap();
+                assert_eq!(rows.len(), 8, "{name}");
+                for (extra, filter) in PASSES {
+                    let keys = trace(extra, filter, "tnlm.trace.key");
+                    let ind = trace(extra, filter, "tnlm.trace.indication_in");
+                    let req = trace(extra, filter, "tnlm.trace.request_in");
+                    let what = format!("{name} {extra:?} -Y {filter:?}");
+                    // Requests: rows 0 and 1; indications 2 and 3 (forwarded in the other
+                    // order); acks 4, 5; responses 6, 7 (the second request's first).
+                    let frame = |i: usize| parse_u64(&rows[i][0][0]);
+                    let server_port = |i: usize| rows[i][2][0].clone();
+                    let sender =
+                        |i: usize| if *name == "two-servers" { "1".to_string() } else { ["1", "2"][i].to_string() };
+                    for (request, indication, ack, response) in [(0, 3, 5, 7), (1, 2, 4, 6)] {
+                        let key =
+                            format!("{}.{}@127.0.0.1:{}", sender(request), rows[request][4][0], server_port(request));
+                        assert_eq!(rows[indication][5][0], sender(request), "{what}: the wire's own pairing");
+                        for i in [request, indication, ack, response] {
+                            assert_eq!(keys.get(&frame(i)), Some(&key), "{what}: frame {}", frame(i));
+                            if !extra.is_empty() || i >= indication {
+                                assert_eq!(
+                                    ind.get(&frame(i)),
+                                    Some(&frame(indication).to_string()),
+                                    "{what}: frame {}",
+                                    frame(i)
+                                );
+                            }
+                            assert_eq!(
+                                req.get(&frame(i)),
+                                Some(&frame(request).to_string()),
+                                "{what}: frame {}",
+                                frame(i)
+                            );
+                        }
+                    }
+                    let distinct: BTreeSet<&String> = keys.values().collect();
+                    assert_eq!(distinct.len(), 2, "{what}: {keys:?}");
+                }
+            }
+            "stray-magic" => {
+                for (extra, filter) in PASSES {
+                    let info = trace(extra, filter, "_ws.col.Info");
+                    let ids = trace(extra, filter, "tnlm.request_id");
+                    assert_eq!(ids.values().collect::<Vec<_>>(), ["8", "8"], "{extra:?}: {info:?}");
+                    assert!(info.values().all(|i| !i.contains("malformed")), "{info:?}");
+                    assert_eq!(trace(extra, filter, "tnlm.request_in").values().collect::<Vec<_>>(), ["1"]);
+                }
+            }
+            "out-of-order" => {
+                let ooo = ["-o", "tcp.reassemble_out_of_order:TRUE"];
+                for (extra, filter) in PASSES {
+                    let args: Vec<&str> = extra.iter().chain(&ooo).copied().collect();
+                    let ids = trace(&args, filter, "tnlm.request_id");
+                    let all: Vec<&str> = ids.values().flat_map(|v| v.split(',')).collect();
+                    assert_eq!(all, ["0", "1", "2", "1", "2"], "{args:?}: {ids:?}");
+                    assert!(trace(&args, filter, "tnlm.expert.bad_magic").is_empty());
+                    let links = trace(&args, filter, "tnlm.request_in");
+                    assert_eq!(links.len(), 1, "{links:?}");
+                }
+            }
+            "heuristic-start" => {
+                for (extra, filter) in PASSES {
+                    // Frames 1-7: the TNLM connection; 8-13: the foreign one.
+                    let tnlm = trace(extra, filter, "tnlm.type");
+                    assert!(tnlm.keys().all(|f| *f <= 7), "{extra:?}: the foreign connection was claimed: {tnlm:?}");
+                    let ids = trace(extra, filter, "tnlm.conn.client_id");
+                    assert_eq!(ids.len(), 3, "{extra:?}: the hello and the exchange: {ids:?}");
+                    assert!(ids.values().all(|i| i == "3"));
+                    assert_eq!(trace(extra, filter, "tnlm.request_in").len(), 1);
+                }
+            }
+            "port-reuse" => {
+                for (extra, filter) in PASSES {
+                    let ids = trace(extra, filter, "tnlm.conn.client_id");
+                    let ids: Vec<&str> = ids.values().map(String::as_str).collect();
+                    assert_eq!(ids, ["1", "1", "5", "5", "5"], "{extra:?}");
+                    let links = trace(extra, filter, "tnlm.request_in");
+                    assert_eq!(links.len(), 1, "{extra:?}: {links:?}");
+                    let asked = links.values().next().unwrap();
+                    let second = trace(extra, filter, "tnlm.request_id");
+                    assert!(second.keys().any(|f| f.to_string() == *asked), "{second:?}");
+                    assert!(
+                        parse_u64(asked) > *second.keys().next().unwrap() + 3,
+                        "the answer links into the new connection"
+                    );
+                }
+            }
+            other => panic!("no check for {other}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_long_info_column_is_summarised_in_every_pass() {
+    if tshark_missing() {
+        return;
+    }
+    let file = workspace().join("examples").join("captures").join("burst-100.pcapng");
+    for (extra, filter) in PASSES {
+        let info = per_frame(&file, extra, filter, "_ws.col.Info");
+        let responses: Vec<&String> = info.values().filter(|i| i.starts_with("T response")).collect();
+        assert_eq!(responses, ["T response #1 \u{2026} #100, 100 frames"], "{extra:?} -Y {filter:?}");
+        let requests: Vec<&String> = info.values().filter(|i| i.starts_with("T request")).collect();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].matches("T request #").count(), 100, "a list that fits stays a list");
+    }
+}
+
+#[test]
+fn the_installed_profile_colours_tnlm_frames_before_tcp() {
+    if tshark_missing() {
+        return;
+    }
+    let dir = temp_dir("install");
+    let (plugins, config) = (dir.join("plugins"), dir.join("config"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tnlm-wireshark"))
+        .arg("install")
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let (lua, colors) = (plugins.join("tnlm.lua"), config.join("profiles").join("TNLM").join("colorfilters"));
+    assert!(said.contains(&lua.display().to_string()) && said.contains(&colors.display().to_string()), "{said}");
+    assert_eq!(std::fs::read_to_string(&lua).unwrap(), tnlm_wireshark::generate());
+    // The installed profile keeps Wireshark's default rules, after TNLM's.
+    let rules = std::fs::read_to_string(&colors).unwrap();
+    let names: Vec<&str> = rules.lines().filter(|l| l.starts_with('@')).map(|l| l.split('@').nth(1).unwrap()).collect();
+    let tcp = names.iter().position(|n| *n == "TCP");
+    let last_tnlm = names.iter().rposition(|n| n.starts_with("TNLM ")).unwrap();
+    assert!(tcp.is_none_or(|tcp| tcp > last_tnlm), "{names:?}");
+    let colour = |profile: Option<&str>, file: &str| -> BTreeMap<u64, String> {
+        let capture = workspace().join("examples").join("captures").join(file);
+        let mut cmd = Command::new("tshark");
+        cmd.env("WIRESHARK_CONFIG_DIR", &config);
+        if let Some(p) = profile {
+            cmd.args(["-C", p]);
+        }
+        cmd.args(["--color", "-2", "-X"]).arg(format!("lua_script:{}", lua.display())).arg("-r").arg(&capture);
+        cmd.args(["-Y", "tnlm", "-T", "fields", "-e", "frame.number", "-e", "frame.coloring_rule.name"]);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once('\t').unwrap())
+            .map(|(f, n)| (parse_u64(f), n.to_string()))
+            .collect()
+    };
+    let message = colour(Some("TNLM"), "message.pcapng");
+    assert_eq!(message.values().filter(|n| *n == "TNLM indication").count(), 5, "{message:?}");
+    let malformed = colour(Some("TNLM"), "malformed.pcapng");
+    assert_eq!(malformed.values().filter(|n| *n == "TNLM error").count(), 2, "{malformed:?}");
+    let unknown = colour(Some("TNLM"), "message-unknown-id.pcapng");
+    assert_eq!(unknown.values().filter(|n| *n == "TNLM failed delivery").count(), 1, "{unknown:?}");
+    if tcp.is_some() {
+        // Without the profile, Wireshark's "TCP" rule wins: why the profile exists.
+        let plain = colour(None, "message.pcapng");
+        assert!(plain.values().all(|n| !n.starts_with("TNLM")), "{plain:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every capture the tests know: the samples, the lab captures and the hard ones.
+fn every_capture() -> Vec<PathBuf> {
+    let mut files = sample_captures();
+    for sub in ["labs", "hard"] {
+        let dir = workspace().join("examples").join("captures").join(sub);
+        let mut more: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    files
+}
+
+#[test]
+fn the_info_column_is_the_same_with_and_without_a_tree() {
+    // Plain tshark builds no tree (the dissector's fast path); -T fields builds one.
+    if tshark_missing() {
+        return;
+    }
+    let lua = support::lua_arg();
+    for file in every_capture() {
+        let f = file.display().to_string();
+        for extra in [&[][..], &["-2"]] {
+            let mut args = extra.to_vec();
+            args.extend(["-X", &lua, "-r", &f, "-o", "gui.column.format:\"No.\",\"%m\",\"Info\",\"%i\""]);
+            let (plain, problems) = tshark(&args).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            let plain: BTreeMap<u64, String> = plain
+                .lines()
+                .map(|l| l.trim_start().split_once(' ').unwrap())
+                .map(|(n, info)| (parse_u64(n), info.to_string()))
+                .collect();
+            let tree = per_frame(&file, extra, "tnlm", "_ws.col.Info");
+            assert!(!tree.is_empty() || file.to_string_lossy().contains("cable"), "{f}: no TNLM frame");
+            for (frame, info) in &tree {
+                assert_eq!(plain.get(frame), Some(info), "{f} {extra:?}: frame {frame}");
+            }
+        }
+    }
 }

@@ -540,15 +540,12 @@ NSTime = {
   end,
 }
 
--- Field.new: only the fields the TCP dissector provides; values of the packet being dissected.
-local KNOWN_FIELDS = { ["tcp.stream"] = "stream" }
+-- Field.new: refused. A field extractor yields nothing in a pass without a tree (so a
+-- value read from one is wrong there), and its existence alone makes tshark build a
+-- tree for every packet, so the dissector must not use one.
 Field = {
   new = function(name)
-    if KNOWN_FIELDS[name] == nil then fail("Field.new: the mock has no field " .. tostring(name)) end
-    return function()
-      if M.pinfo == nil then fail("a Field can only be read while dissecting") end
-      return { value = M.pinfo._f[KNOWN_FIELDS[name]] }
-    end
+    fail("Field.new(" .. tostring(name) .. "): the dissector must not use field extractors")
   end,
 }
 
@@ -578,6 +575,14 @@ local function new_cols(info, protocol)
   })
 end
 
+-- pinfo.src / pinfo.dst: an Address, whose tostring is its text.
+local ADDRESS = { __class = "Address" }
+ADDRESS.__tostring = function(a) return a.text end
+ADDRESS.__eq = function(a, b) return a.text == b.text end
+local function new_address(text)
+  return setmetatable({ text = text }, ADDRESS)
+end
+
 local PINFO = { __class = "Pinfo" }
 PINFO.__index = function(p, k) return rawget(p, "_f")[k] end
 PINFO.__newindex = function(p, k, v)
@@ -601,6 +606,7 @@ DESEGMENT_ONE_MORE_SEGMENT = M.ONE_MORE_SEGMENT
 
 -- Dissects a sequence of TCP segments as Wireshark does on its first pass.
 -- `segments` is a list of { from_server = bool, data = bytes, stream = n (default 0),
+-- server_port = the server's port for this segment (default opts.server_port),
 -- time = seconds since the capture began (default: the segment number in ms) };
 -- each stream is its own connection. `opts.server_port` (default 4579),
 -- `opts.client_port` (default 50000, plus the stream number), `opts.reassemble`
@@ -612,6 +618,7 @@ DESEGMENT_ONE_MORE_SEGMENT = M.ONE_MORE_SEGMENT
 function M.dissect_stream(segments, opts)
   opts = opts or {}
   local server_port = opts.server_port or 4579
+  local server_addr, client_addr = opts.server_addr or "127.0.0.1", opts.client_addr or "127.0.0.1"
   local reassemble = opts.reassemble ~= false
   local pending = {}
   local records, handed = {}, {}
@@ -623,10 +630,12 @@ function M.dissect_stream(segments, opts)
     local stream = seg.stream or 0
     local dir = seg.from_server and true or false
     local client_port = (opts.client_port or 50000) + stream
+    local server_port = seg.server_port or server_port
     local src, dst = client_port, server_port
     if dir then src, dst = server_port, client_port end
     local f = { number = n, visited = visited, can_desegment = reassemble and 1 or 0, stream = stream,
       rel_ts = seg.time or n / 1000, desegment_offset = 0, desegment_len = 0, src_port = src, dst_port = dst,
+      src = new_address(dir and server_addr or client_addr), dst = new_address(dir and client_addr or server_addr),
       cols = new_cols(src .. " -> " .. dst .. " [PSH, ACK] Len=" .. #seg.data, "TCP") }
     local pinfo = setmetatable({ _f = f }, PINFO)
     M.pinfo = pinfo
