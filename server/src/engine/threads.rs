@@ -308,9 +308,8 @@ impl Slot {
                 Ok(0) => self.with_machine(shared, |m, hub, _| m.write_failed("the socket took nothing", hub)),
                 Ok(_) => {}
                 // The write deadline has passed: the machine cuts the client
-                // off. (On Windows a timed-out send leaves the socket in an
-                // undefined state: it is final.)
-                Err(err) if is_timeout(&err) && cfg!(unix) => self.run_timers(shared, None),
+                // off as a slow consumer.
+                Err(err) if is_timeout(&err) => self.send_timed_out(shared, &err),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => self.with_machine(shared, |m, hub, _| m.write_failed(&err.to_string(), hub)),
             }
@@ -328,6 +327,22 @@ impl Slot {
         if let Some(wakes) = wakes {
             wakes.wake();
         }
+    }
+
+    /// A blocked `send` reached the write deadline: the machine's timers run
+    /// and cut the client off. On Windows a timed-out `send` leaves the
+    /// socket in an undefined state, so it is final even if it returned a
+    /// moment before the deadline.
+    fn send_timed_out(&self, shared: &Shared, err: &io::Error) {
+        self.with_machine(shared, |m, hub, now| {
+            if m.write_deadline().is_some_and(|at| at <= now) {
+                m.handle_timeout(hub, now);
+            } else if cfg!(not(unix)) {
+                let reason = format!("slow consumer: a send stayed blocked ({err})");
+                tracing::warn!(client = m.id(), "disconnecting a {reason}");
+                m.write_failed(&reason, hub);
+            }
+        });
     }
 
     /// The socket took `sent` more bytes; the hub is taken only if what
